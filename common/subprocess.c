@@ -1,0 +1,235 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/subprocess.h"
+
+int subprocess_start(struct subprocess *p, char *const argv[],
+                     const struct subprocess_opts *opts) {
+  struct subprocess_opts defaults = SUBPROCESS_OPTS_INIT;
+  if (opts == NULL)
+    opts = &defaults;
+  int pipefd[2] = {-1, -1};
+  p->pid = 0;
+  p->output_fd = -1;
+
+  if (opts->capture && pipe2(pipefd, O_CLOEXEC) < 0)
+    return -1;
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    if (pipefd[0] >= 0) {
+      close(pipefd[0]);
+      close(pipefd[1]);
+    }
+    errno = e;
+    return -1;
+  }
+  if (pid == 0) {
+    /* Child: only async-signal-safe calls from here on. */
+    setpgid(0, 0);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    int in = opts->stdin_fd;
+    if (in < 0)
+      in = open("/dev/null", O_RDONLY);
+    if (in >= 0 && in != 0) {
+      dup2(in, 0);
+    }
+    if (opts->stdout_fd >= 0) {
+      dup2(opts->stdout_fd, 1);
+      if (opts->capture)
+        dup2(pipefd[1], 2);
+    } else if (opts->capture) {
+      dup2(pipefd[1], 1);
+      dup2(pipefd[1], 2);
+    }
+    if (opts->cwd != NULL && chdir(opts->cwd) < 0)
+      _exit(126);
+    if (opts->envp != NULL)
+      execvpe(argv[0], argv, opts->envp);
+    else
+      execvp(argv[0], argv);
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+  setpgid(pid, pid);  /* also from the parent: no race with kill() */
+  if (pipefd[1] >= 0)
+    close(pipefd[1]);
+  p->pid = pid;
+  p->output_fd = pipefd[0];
+  return 0;
+}
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Split what was read into lines; long lines are cut at the buffer size. */
+static void feed_lines(char *buf, size_t *used, subprocess_line_fn fn,
+                       void *opaque, bool flush) {
+  size_t start = 0;
+  for (size_t i = 0; i < *used; i++) {
+    if (buf[i] == '\n' || buf[i] == '\r') {
+      buf[i] = '\0';
+      if (fn && i > start)
+        fn(opaque, buf + start);
+      start = i + 1;
+    }
+  }
+  if (start < *used && (flush || start == 0)) {
+    if (flush || *used >= 4095) {
+      buf[*used] = '\0';
+      if (fn)
+        fn(opaque, buf + start);
+      start = *used;
+    }
+  }
+  memmove(buf, buf + start, *used - start);
+  *used -= start;
+}
+
+int subprocess_wait(struct subprocess *p, subprocess_line_fn line_fn,
+                    void *line_opaque, subprocess_cancel_fn cancel_fn,
+                    void *cancel_opaque, int timeout_ms, int *status) {
+  char line[4096];
+  size_t used = 0;
+  long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+  int fail_errno = 0;
+
+  while (p->output_fd >= 0) {
+    struct pollfd pfd = {.fd = p->output_fd, .events = POLLIN};
+    int r = poll(&pfd, 1, 200);
+    if (r < 0 && errno != EINTR) {
+      fail_errno = errno;
+      break;
+    }
+    if (r > 0) {
+      ssize_t n = read(p->output_fd, line + used, sizeof line - 1 - used);
+      if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        fail_errno = errno;
+        break;
+      }
+      if (n == 0) {
+        feed_lines(line, &used, line_fn, line_opaque, true);
+        close(p->output_fd);
+        p->output_fd = -1;
+        break;
+      }
+      if (n > 0) {
+        used += (size_t)n;
+        feed_lines(line, &used, line_fn, line_opaque, false);
+      }
+    }
+    if (cancel_fn != NULL && cancel_fn(cancel_opaque)) {
+      fail_errno = ECANCELED;
+      break;
+    }
+    if (deadline && now_ms() > deadline) {
+      fail_errno = ETIMEDOUT;
+      break;
+    }
+  }
+
+  /* Output closed (or never captured): wait for the exit itself. */
+  while (fail_errno == 0) {
+    int st;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+      p->pid = 0;
+      if (status)
+        *status = st;
+      return 0;
+    }
+    if (r < 0 && errno != EINTR) {
+      fail_errno = errno;
+      break;
+    }
+    if (cancel_fn != NULL && cancel_fn(cancel_opaque)) {
+      fail_errno = ECANCELED;
+      break;
+    }
+    if (deadline && now_ms() > deadline) {
+      fail_errno = ETIMEDOUT;
+      break;
+    }
+    struct timespec ts = {0, 50 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  subprocess_kill(p);
+  errno = fail_errno;
+  return -1;
+}
+
+void subprocess_kill(struct subprocess *p) {
+  if (p->output_fd >= 0) {
+    close(p->output_fd);
+    p->output_fd = -1;
+  }
+  if (p->pid <= 0)
+    return;
+  kill(-p->pid, SIGTERM);
+  for (int i = 0; i < 50; i++) {  /* up to 5 s of grace */
+    int st;
+    if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+      kill(-p->pid, SIGKILL);  /* stragglers in the group */
+      p->pid = 0;
+      return;
+    }
+    struct timespec ts = {0, 100 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  kill(-p->pid, SIGKILL);
+  waitpid(p->pid, NULL, 0);
+  p->pid = 0;
+}
+
+void subprocess_describe_status(int status, char *out, size_t len) {
+  if (WIFEXITED(status)) {
+    int code = WEXITSTATUS(status);
+    if (code == 127)
+      snprintf(out, len, "exit status 127 (program not found)");
+    else
+      snprintf(out, len, "exit status %d", code);
+  } else if (WIFSIGNALED(status))
+    snprintf(out, len, "killed by signal %d (%s)", WTERMSIG(status),
+             strsignal(WTERMSIG(status)));
+  else
+    snprintf(out, len, "wait status 0x%x", (unsigned)status);
+}
+
+bool subprocess_have_program(const char *name) {
+  if (strchr(name, '/'))
+    return access(name, X_OK) == 0;
+  const char *path = getenv("PATH");
+  if (path == NULL)
+    path = "/usr/bin:/bin";
+  while (*path) {
+    const char *end = strchr(path, ':');
+    size_t n = end ? (size_t)(end - path) : strlen(path);
+    char full[4096];
+    if (n > 0 && n + strlen(name) + 2 < sizeof full) {
+      memcpy(full, path, n);
+      full[n] = '/';
+      strcpy(full + n + 1, name);
+      struct stat st;
+      if (stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+        return true;
+    }
+    if (end == NULL)
+      break;
+    path = end + 1;
+  }
+  return false;
+}

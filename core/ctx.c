@@ -1,0 +1,279 @@
+/* The error context: diagnostics, cancellation, progress and log hooks. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vab/error.h"
+#include "vab/progress.h"
+#include "vab/vab.h"
+#include "core/ctx-private.h"
+
+struct vab_ctx *vab_ctx_new(void) {
+  struct vab_ctx *ctx = calloc(1, sizeof *ctx);
+  if (ctx == NULL)
+    return NULL;
+  atomic_init(&ctx->cancelled, 0);
+  pthread_mutex_init(&ctx->lock, NULL);
+  return ctx;
+}
+
+static void diag_release(struct vab_diag *d) {
+  free(d->file);
+  free(d->message);
+  free(d->hint);
+  free(d->source_line);
+  memset(d, 0, sizeof *d);
+}
+
+void vab_diag_clear(struct vab_ctx *ctx) {
+  for (size_t i = 0; i < ctx->n_diags; i++)
+    diag_release(&ctx->diags[i]);
+  ctx->n_diags = 0;
+  ctx->n_errors = 0;
+  ctx->n_dropped = 0;
+}
+
+void vab_ctx_free(struct vab_ctx *ctx) {
+  if (ctx == NULL)
+    return;
+  vab_diag_clear(ctx);
+  pthread_mutex_destroy(&ctx->lock);
+  free(ctx);
+}
+
+/* Out of memory while recording a diagnostic: keep a static one so the
+ * user still learns something went wrong. */
+static char nomem_message[] = "out of memory";
+
+static struct vab_diag *diag_push(struct vab_ctx *ctx, enum vab_code code,
+                                  enum vab_severity sev, int errnum,
+                                  const struct vab_mark *mark,
+                                  const char *fmt, va_list ap) {
+  pthread_mutex_lock(&ctx->lock);
+  if (sev == VAB_SEV_ERROR)
+    ctx->n_errors++;
+  if (ctx->n_diags >= VAB_DIAG_MAX) {
+    ctx->n_dropped++;
+    pthread_mutex_unlock(&ctx->lock);
+    return NULL;
+  }
+  struct vab_diag *d = &ctx->diags[ctx->n_diags++];
+  memset(d, 0, sizeof *d);
+  d->code = code;
+  d->severity = sev;
+  d->sys_errno = errnum;
+  if (mark != NULL && mark->file != NULL) {
+    d->file = strdup(mark->file);
+    d->line = mark->line;
+    d->column = mark->column;
+  }
+  if (vasprintf(&d->message, fmt, ap) < 0)
+    d->message = NULL;
+  if (d->message == NULL) {
+    d->code = VAB_E_NOMEM;
+    d->message = strdup(nomem_message);
+  }
+  pthread_mutex_unlock(&ctx->lock);
+  return d;
+}
+
+int vab_verror(struct vab_ctx *ctx, enum vab_code code, const char *fmt,
+               va_list ap) {
+  diag_push(ctx, code, VAB_SEV_ERROR, 0, NULL, fmt, ap);
+  return -1;
+}
+
+int vab_error(struct vab_ctx *ctx, enum vab_code code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_push(ctx, code, VAB_SEV_ERROR, 0, NULL, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+int vab_error_errno(struct vab_ctx *ctx, enum vab_code code, int errnum,
+                    const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_push(ctx, code, VAB_SEV_ERROR, errnum, NULL, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+int vab_error_at(struct vab_ctx *ctx, enum vab_code code,
+                 const struct vab_mark *mark, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_push(ctx, code, VAB_SEV_ERROR, 0, mark, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+void vab_warn_at(struct vab_ctx *ctx, const struct vab_mark *mark,
+                 const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_push(ctx, VAB_OK, VAB_SEV_WARNING, 0, mark, fmt, ap);
+  va_end(ap);
+}
+
+void vab_note_at(struct vab_ctx *ctx, const struct vab_mark *mark,
+                 const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_push(ctx, VAB_OK, VAB_SEV_NOTE, 0, mark, fmt, ap);
+  va_end(ap);
+}
+
+void vab_diag_hint(struct vab_ctx *ctx, const char *fmt, ...) {
+  if (ctx->n_diags == 0 || ctx->n_dropped > 0)
+    return;
+  struct vab_diag *d = &ctx->diags[ctx->n_diags - 1];
+  va_list ap;
+  va_start(ap, fmt);
+  free(d->hint);
+  if (vasprintf(&d->hint, fmt, ap) < 0)
+    d->hint = NULL;
+  va_end(ap);
+}
+
+void vab_diag_source_line(struct vab_ctx *ctx, const char *line, size_t len) {
+  if (ctx->n_diags == 0 || ctx->n_dropped > 0)
+    return;
+  struct vab_diag *d = &ctx->diags[ctx->n_diags - 1];
+  free(d->source_line);
+  d->source_line = strndup(line, len);
+}
+
+size_t vab_diag_count(const struct vab_ctx *ctx) { return ctx->n_diags; }
+
+const struct vab_diag *vab_diag_get(const struct vab_ctx *ctx, size_t i) {
+  return i < ctx->n_diags ? &ctx->diags[i] : NULL;
+}
+
+size_t vab_error_count(const struct vab_ctx *ctx) { return ctx->n_errors; }
+size_t vab_diag_dropped(const struct vab_ctx *ctx) { return ctx->n_dropped; }
+
+const struct vab_diag *vab_last_error(const struct vab_ctx *ctx) {
+  for (size_t i = ctx->n_diags; i > 0; i--)
+    if (ctx->diags[i - 1].severity == VAB_SEV_ERROR)
+      return &ctx->diags[i - 1];
+  return NULL;
+}
+
+const char *vab_code_name(enum vab_code code) {
+  switch (code) {
+  case VAB_OK: return "ok";
+  case VAB_E_NOMEM: return "nomem";
+  case VAB_E_IO: return "io";
+  case VAB_E_USAGE: return "usage";
+  case VAB_E_YAML: return "yaml";
+  case VAB_E_SCHEMA: return "schema";
+  case VAB_E_FORMAT: return "format";
+  case VAB_E_UNSUPPORTED: return "unsupported";
+  case VAB_E_SUBPROCESS: return "subprocess";
+  case VAB_E_GUEST: return "guest";
+  case VAB_E_PROVISION: return "provision";
+  case VAB_E_TEST: return "test";
+  case VAB_E_SIGNATURE: return "signature";
+  case VAB_E_NETWORK: return "network";
+  case VAB_E_CANCELLED: return "cancelled";
+  case VAB_E_INTERNAL: return "internal";
+  case VAB_E_LAST: break;
+  }
+  return "unknown";
+}
+
+/* A switch, not a table, so -Wswitch flags a code without a text. */
+const char *vab_strerror(enum vab_code code) {
+  switch (code) {
+  case VAB_OK: return "success";
+  case VAB_E_NOMEM: return "out of memory";
+  case VAB_E_IO: return "input/output error";
+  case VAB_E_USAGE: return "invalid argument";
+  case VAB_E_YAML: return "malformed YAML";
+  case VAB_E_SCHEMA: return "invalid template";
+  case VAB_E_FORMAT: return "corrupt or invalid disk image";
+  case VAB_E_UNSUPPORTED: return "unsupported feature";
+  case VAB_E_SUBPROCESS: return "helper program failed";
+  case VAB_E_GUEST: return "builder VM failed";
+  case VAB_E_PROVISION: return "provisioning step failed";
+  case VAB_E_TEST: return "boot test failed";
+  case VAB_E_SIGNATURE: return "signature error";
+  case VAB_E_NETWORK: return "network error";
+  case VAB_E_CANCELLED: return "cancelled";
+  case VAB_E_INTERNAL: return "internal error";
+  case VAB_E_LAST: break;
+  }
+  return "unknown error";
+}
+
+void vab_ctx_cancel(struct vab_ctx *ctx) { atomic_store(&ctx->cancelled, 1); }
+
+int vab_cancelled(const struct vab_ctx *ctx) {
+  return atomic_load(&((struct vab_ctx *)ctx)->cancelled);
+}
+
+int vab_check_cancel(struct vab_ctx *ctx) {
+  if (!vab_cancelled(ctx))
+    return 0;
+  return vab_error(ctx, VAB_E_CANCELLED, "interrupted");
+}
+
+/* Progress and logging. */
+
+static const char *const phase_names[VAB_PHASE_LAST] = {
+  [VAB_PHASE_LOAD] = "load",         [VAB_PHASE_PLAN] = "plan",
+  [VAB_PHASE_SOURCE] = "source",     [VAB_PHASE_LAYOUT] = "layout",
+  [VAB_PHASE_PROVISION] = "provision", [VAB_PHASE_SYSPREP] = "sysprep",
+  [VAB_PHASE_TEST] = "test",         [VAB_PHASE_EXPORT] = "export",
+  [VAB_PHASE_SIGN] = "sign",         [VAB_PHASE_PUBLISH] = "publish",
+  [VAB_PHASE_CONVERT] = "convert",
+};
+
+const char *vab_phase_name(enum vab_phase phase) {
+  if ((unsigned)phase < VAB_PHASE_LAST && phase_names[phase] != NULL)
+    return phase_names[phase];
+  return "unknown";
+}
+
+void vab_ctx_set_progress(struct vab_ctx *ctx, vab_progress_fn fn,
+                          void *opaque) {
+  ctx->progress = fn;
+  ctx->progress_opaque = opaque;
+}
+
+void vab_ctx_set_log(struct vab_ctx *ctx, vab_log_fn fn, void *opaque) {
+  ctx->log = fn;
+  ctx->log_opaque = opaque;
+}
+
+int vab_progress(struct vab_ctx *ctx, enum vab_phase phase, const char *step,
+                 uint64_t done, uint64_t total) {
+  if (vab_check_cancel(ctx) < 0)
+    return -1;
+  if (ctx->progress != NULL &&
+      ctx->progress(ctx->progress_opaque, phase, step, done, total) != 0)
+    return vab_error(ctx, VAB_E_CANCELLED, "cancelled by the progress callback");
+  return 0;
+}
+
+void vab_log(struct vab_ctx *ctx, enum vab_log_level level, const char *fmt,
+             ...) {
+  if (ctx->log == NULL)
+    return;
+  char *line = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vasprintf(&line, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  ctx->log(ctx->log_opaque, level, line);
+  free(line);
+}
+
+const char *vab_version(void) { return VAB_VERSION; }

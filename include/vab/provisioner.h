@@ -1,0 +1,49 @@
+/* vab: provisioners.
+ *
+ * A provisioner is one `type:` of step in a template's `provisioners:` list.
+ * Each is a const struct vab_provisioner in provisioners/<name>.c, listed in
+ * provisioners/registry.c.  Lifecycle:
+ *
+ *   config()  read the step's mapping into a typed struct, with marks;
+ *   check()   semantic checks with no side effects (files exist...);
+ *             `vab validate` stops here;
+ *   inputs()  the host files whose bytes the step reads (for step keys);
+ *   run()     do it, inside the builder VM, against the mounted guest;
+ *   free()    always called.
+ */
+#ifndef VAB_PROVISIONER_H
+#define VAB_PROVISIONER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "vab/error.h"
+#include "vab/template.h"
+
+struct vab_guest;   /* builder/guest.h: the libguestfs session */
+
+enum {
+  VAB_PROV_NEEDS_NETWORK = 1u << 0,   /* turn the appliance's network on */
+};
+
+struct vab_provisioner {
+  const char *name;                 /* the `type:` value */
+  const char *summary;              /* one line, for help */
+  const char *const *keys;          /* accepted keys besides `type` */
+  unsigned flags;
+
+  /* template_dir resolves relative paths. */
+  int (*config)(struct vab_ctx *ctx, const struct vab_node *spec,
+                const char *template_dir, void **config);
+  int (*check)(struct vab_ctx *ctx, const void *config);
+  /* Store up to max host paths in paths; return how many there are. */
+  size_t (*inputs)(const void *config, const char **paths, size_t max);
+  int (*run)(struct vab_ctx *ctx, const void *config,
+             struct vab_guest *guest);
+  void (*free)(void *config);
+};
+
+const struct vab_provisioner *vab_provisioner_by_name(const char *name);
+size_t vab_provisioner_count(void);
+const struct vab_provisioner *vab_provisioner_at(size_t i);
+
+#endif

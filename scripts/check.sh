@@ -1,0 +1,76 @@
+#!/bin/bash
+# The README's test command: install what is missing, build, and run the
+# whole test suite, then the same suites under ASan+UBSan, then each fuzz
+# target for a bounded time.  Ends with one "N passed, N failed" line.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+"$top/scripts/install-deps.sh" || exit 1
+
+# libguestfs and qemu tests run under TCG where KVM does not work; vab
+# probes for that itself, this only keeps test runs bounded.
+export LIBGUESTFS_CACHEDIR=${LIBGUESTFS_CACHEDIR:-/var/tmp}
+fuzz_seconds=${VAB_FUZZ_SECONDS:-30}
+
+passed=0
+failed=0
+count_meson() {  # $1 = build dir: add its testlog.json results
+  local log="$1/meson-logs/testlog.json"
+  [ -f "$log" ] || return 0
+  local p f
+  p=$(grep -c '"result": "OK"' "$log" || true)
+  f=$(grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log" || true)
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "build (debugoptimized)"
+[ -f build/build.ninja ] || meson setup build || exit 1
+meson compile -C build || exit 1
+step "tests"
+meson test -C build --print-errorlogs --num-processes 2
+count_meson build
+
+step "build (ASan+UBSan)"
+if [ ! -f build-asan/build.ninja ]; then
+  meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dbuildtype=debug || exit 1
+fi
+meson compile -C build-asan || exit 1
+step "tests under ASan+UBSan (fast suites)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  meson test -C build-asan --print-errorlogs --num-processes 2 \
+    --no-suite slow
+count_meson build-asan
+
+step "fuzz targets (${fuzz_seconds}s each)"
+if [ ! -f build-fuzz/build.ninja ]; then
+  CC=clang meson setup build-fuzz -Dfuzzing=true -Db_lundef=false \
+    -Dbuildtype=debugoptimized || exit 1
+fi
+meson compile -C build-fuzz || exit 1
+for fuzzer in build-fuzz/tests/fuzz/fuzz-*; do
+  [ -x "$fuzzer" ] || continue
+  name=$(basename "$fuzzer")
+  corpus="tests/fuzz/corpus/${name#fuzz-}"
+  work=$(mktemp -d)
+  [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+  echo "--- $name"
+  if "$fuzzer" -max_total_time="$fuzz_seconds" -rss_limit_mb=1024 \
+       -timeout=10 -print_final_stats=1 "$work" 2>"$work.log"; then
+    tail -n 3 "$work.log"
+    passed=$((passed + 1))
+  else
+    tail -n 40 "$work.log"
+    failed=$((failed + 1))
+  fi
+  rm -rf "$work" "$work.log"
+done
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

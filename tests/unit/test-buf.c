@@ -1,0 +1,60 @@
+/* common/buf: growth, cap, detach. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/buf.h"
+
+static void test_append_and_printf(void **state) {
+  (void)state;
+  struct buf b = BUF_INIT;
+  assert_int_equal(buf_puts(&b, "abc"), 0);
+  assert_int_equal(buf_printf(&b, "-%d-", 42), 0);
+  assert_int_equal(buf_putc(&b, 'z'), 0);
+  assert_string_equal(b.data, "abc-42-z");
+  assert_int_equal(b.len, 8);
+  for (int i = 0; i < 1000; i++)
+    assert_int_equal(buf_puts(&b, "0123456789"), 0);
+  assert_int_equal(b.len, 10008);
+  buf_truncate(&b, 3);
+  assert_string_equal(b.data, "abc");
+  char *s = buf_detach(&b);
+  assert_null(b.data);
+  assert_string_equal(s, "abc");
+  free(s);
+  buf_release(&b);
+}
+
+static void test_cap(void **state) {
+  (void)state;
+  struct buf b = BUF_INIT;
+  b.cap = 8;
+  assert_int_equal(buf_puts(&b, "12345678"), 0);
+  errno = 0;
+  assert_int_equal(buf_putc(&b, '9'), -1);
+  assert_int_equal(errno, EFBIG);
+  assert_string_equal(b.data, "12345678");
+  buf_release(&b);
+}
+
+static void test_detach_empty_is_empty_string(void **state) {
+  (void)state;
+  struct buf b = BUF_INIT;
+  char *s = buf_detach(&b);
+  assert_non_null(s);
+  assert_string_equal(s, "");
+  free(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_append_and_printf),
+    cmocka_unit_test(test_cap),
+    cmocka_unit_test(test_detach_empty_is_empty_string),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
