@@ -148,6 +148,15 @@ void vab_diag_source_line(struct vab_ctx *ctx, const char *line, size_t len) {
   d->source_line = strndup(line, len);
 }
 
+void vab_diag_source_line_at(struct vab_ctx *ctx, size_t i, const char *line,
+                             size_t len) {
+  if (i >= ctx->n_diags)
+    return;
+  struct vab_diag *d = &ctx->diags[i];
+  free(d->source_line);
+  d->source_line = strndup(line, len);
+}
+
 size_t vab_diag_count(const struct vab_ctx *ctx) { return ctx->n_diags; }
 
 const struct vab_diag *vab_diag_get(const struct vab_ctx *ctx, size_t i) {

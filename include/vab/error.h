@@ -98,6 +98,9 @@ void vab_note_at(struct vab_ctx *ctx, const struct vab_mark *mark,
 /* Attach a hint or the source line to the most recent diagnostic. */
 void vab_diag_hint(struct vab_ctx *ctx, const char *fmt, ...) VAB_PRINTF(2, 3);
 void vab_diag_source_line(struct vab_ctx *ctx, const char *line, size_t len);
+/* The same for diagnostic i, for code that attaches lines afterwards. */
+void vab_diag_source_line_at(struct vab_ctx *ctx, size_t i, const char *line,
+                             size_t len);
 
 size_t vab_diag_count(const struct vab_ctx *ctx);
 const struct vab_diag *vab_diag_get(const struct vab_ctx *ctx, size_t i);

@@ -67,6 +67,19 @@ int vab_node_string_list(struct vab_ctx *ctx, const struct vab_node *node,
 int vab_node_check_keys(struct vab_ctx *ctx, const struct vab_node *map,
                         const char *what, const char *const *allowed);
 
+/* A string that must be one of allowed (NULL-terminated); a wrong value
+ * gets "did you mean" or the list of allowed values as a hint. */
+int vab_node_enum(struct vab_ctx *ctx, const struct vab_node *node,
+                  const char *what, const char *const *allowed,
+                  const char **out);
+
+/* The candidate closest to word by edit distance, if close enough to be a
+ * likely typo; else NULL. */
+const char *vab_suggest(const char *word, const char *const *candidates);
+
+/* path if absolute, else dir/path; malloc'd, NULL when out of memory. */
+char *vab_path_resolve(const char *dir, const char *path);
+
 /* Parse helpers shared with the CLI ("-o size=4G"). */
 int vab_parse_size(const char *text, uint64_t *out);
 int vab_parse_duration_ms(const char *text, uint64_t *out_ms);
@@ -215,7 +228,21 @@ struct vab_load_opts {
 int vab_template_load(struct vab_ctx *ctx, const char *path,
                       const struct vab_load_opts *opts,
                       struct vab_template **out);
+/* The same for a template held in memory (the fuzzer's entry point).
+ * display_path names it in diagnostics; dir resolves relative paths and
+ * `extends`. */
+int vab_template_load_data(struct vab_ctx *ctx, const char *display_path,
+                           const char *dir, const char *data, size_t len,
+                           const struct vab_load_opts *opts,
+                           struct vab_template **out);
 void vab_template_free(struct vab_template *t);
+
+/* Limits that keep hostile templates cheap (docs/template.md, "Limits"). */
+#define VAB_TEMPLATE_MAX_BYTES (4u << 20)   /* one file */
+#define VAB_TEMPLATE_MAX_DEPTH 64           /* nested collections */
+#define VAB_TEMPLATE_MAX_NODES 100000       /* nodes, counting aliases */
+#define VAB_TEMPLATE_MAX_EXTENDS 16         /* chain of `extends` */
+#define VAB_TEMPLATE_MAX_VALUE (1u << 20)   /* one scalar after variables */
 
 /* The canonical YAML of the expanded template (what --print shows and what
  * step keys hash).  Returns a malloc'd string or NULL with an error. */
