@@ -28,7 +28,7 @@ static void test_marks_hints_and_errno(void **state) {
   struct vab_mark m = {"web.yaml", 3, 7};
   vab_error_at(ctx, VAB_E_SCHEMA, &m, "unknown key '%s'", "pakages");
   vab_diag_hint(ctx, "did you mean '%s'?", "packages");
-  vab_diag_source_line(ctx, "  pakages: [nginx]\nnext", 17);
+  vab_diag_source_line(ctx, "  pakages: [nginx]\nnext", 18);
   vab_error_errno(ctx, VAB_E_IO, ENOENT, "cannot read '%s'", "y");
   vab_warn_at(ctx, NULL, "just a warning");
   assert_int_equal(vab_diag_count(ctx), 3);
