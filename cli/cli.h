@@ -25,6 +25,11 @@ extern const struct cli_command cli_cmd_validate;
 extern const struct cli_command cli_cmd_convert;
 extern const struct cli_command cli_cmd_inspect;
 extern const struct cli_command cli_cmd_build;
+extern const struct cli_command cli_cmd_keygen;
+extern const struct cli_command cli_cmd_sign;
+extern const struct cli_command cli_cmd_verify;
+extern const struct cli_command cli_cmd_publish;
+extern const struct cli_command cli_cmd_pull;
 
 /* Print every diagnostic on ctx to stderr: FILE:LINE:COL: error: msg, the
  * source line with a caret, and the hint.  prefix is "vab validate". */

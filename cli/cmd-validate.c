@@ -29,7 +29,10 @@ const struct cli_command cli_cmd_validate = {
     "  --json            write a JSON result to stdout\n"
     "  -h, --help        show this help\n"
     "\n"
-    "Exit status: 0 valid, 1 invalid, 2 usage error.\n",
+    "Exit status: 0 valid, 1 invalid, 2 usage error.\n"
+    "\n"
+    "The template language, key by key: docs/template.md.  Error codes:\n"
+    "docs/errors.md.\n",
 };
 
 static int run_validate(struct vab_ctx *ctx, int argc, char **argv) {

@@ -12,6 +12,14 @@
 /* Only commands that work are listed. */
 static const struct cli_command *const commands[] = {
   &cli_cmd_validate,
+  &cli_cmd_build,
+  &cli_cmd_convert,
+  &cli_cmd_inspect,
+  &cli_cmd_keygen,
+  &cli_cmd_sign,
+  &cli_cmd_verify,
+  &cli_cmd_publish,
+  &cli_cmd_pull,
 };
 
 static const size_t n_commands = sizeof commands / sizeof commands[0];

@@ -25,6 +25,7 @@ int buf_reserve(struct buf *b, size_t extra) {
   }
   b->data = p;
   b->alloc = alloc;
+  b->data[b->len] = '\0';  /* keep "always NUL-terminated" from the first byte */
   return 0;
 }
 

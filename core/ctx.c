@@ -51,6 +51,12 @@ static char nomem_message[] = "out of memory";
 static struct vab_diag *diag_push(struct vab_ctx *ctx, enum vab_code code,
                                   enum vab_severity sev, int errnum,
                                   const struct vab_mark *mark,
+                                  const char *fmt, va_list ap)
+    VAB_PRINTF(6, 0);
+
+static struct vab_diag *diag_push(struct vab_ctx *ctx, enum vab_code code,
+                                  enum vab_severity sev, int errnum,
+                                  const struct vab_mark *mark,
                                   const char *fmt, va_list ap) {
   pthread_mutex_lock(&ctx->lock);
   if (sev == VAB_SEV_ERROR)

@@ -46,6 +46,10 @@ struct loader {
   const struct vab_load_opts *opts;
   size_t nodes;           /* nodes made so far, aliases counted in full */
   size_t expanded_bytes;  /* scalar bytes written by variable expansion */
+  /* Scalars whose variables could not be expanded: the schema's own
+   * complaints about them would only repeat the problem. */
+  struct vab_mark failed[VAB_DIAG_MAX];
+  size_t n_failed;
 };
 
 /* Node makers (arena-allocated). */

@@ -30,6 +30,10 @@ struct vab_provisioner {
   const char *summary;              /* one line, for help */
   const char *const *keys;          /* accepted keys besides `type` */
   unsigned flags;
+  /* Keys whose values are host paths (NULL-terminated, or NULL): the
+   * loader rewrites them when a step comes from an `extends` parent in
+   * another folder, so they stay relative to the template loaded. */
+  const char *const *path_keys;
 
   /* template_dir resolves relative paths. */
   int (*config)(struct vab_ctx *ctx, const struct vab_node *spec,

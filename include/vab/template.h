@@ -165,6 +165,9 @@ struct vab_output_spec {
   size_t n_options;
 };
 
+/* Every sysprep operation, in the order they run ("default" = all). */
+extern const char *const vab_sysprep_operations[];
+
 struct vab_sysprep {
   struct vab_mark mark;
   bool enabled;

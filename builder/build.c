@@ -1,0 +1,508 @@
+/* vab build: the orchestration (see build.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vab/provisioner.h"
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "builder/boottest.h"
+#include "builder/build.h"
+#include "builder/guest.h"
+#include "builder/layout.h"
+#include "builder/plan.h"
+#include "builder/source.h"
+#include "builder/sysprep.h"
+
+/* Keeps package scripts from starting services inside the builder VM
+ * while apt runs (Debian's policy-rc.d protocol: 101 = not allowed).  A
+ * daemon started there would hold the guest's filesystem busy. */
+#define POLICY_RC_D "/usr/sbin/policy-rc.d"
+static const char policy_rc_d[] =
+  "#!/bin/sh\n"
+  "# Written by vab for the build only: no service starts in the builder.\n"
+  "exit 101\n";
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int mkdir_p(struct vab_ctx *ctx, const char *path) {
+  CLEANUP_FREE char *copy = strdup(path);
+  if (copy == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  for (char *p = copy + 1; *p != '\0'; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+      return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
+    *p = '/';
+  }
+  if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
+  return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void remove_tree(const char *path) {
+  nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void vab_build_free(struct vab_build *b) {
+  if (b == NULL)
+    return;
+  vab_template_free(b->template);
+  vab_artifacts_free(b->artifacts, b->n_artifacts);
+  free(b->output_dir);
+  free(b->log_path);
+  free(b->serial_log_path);
+  free(b->cache_dir);
+  free(b->kept_work_dir);
+  free(b);
+}
+
+int vab_build_load(struct vab_ctx *ctx, const struct vab_build_opts *opts,
+                   struct vab_build **out) {
+  *out = NULL;
+  struct vab_build *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  b->opts = *opts;
+  double start = now_seconds();
+  struct vab_load_opts load = {
+    .vars = opts->vars, .n_vars = opts->n_vars, .use_environment = true,
+  };
+  if (vab_template_load(ctx, opts->template_path, &load, &b->template) < 0) {
+    vab_build_free(b);
+    return -1;
+  }
+  const struct vab_template *t = b->template;
+  CLEANUP_FREE char *log_name = NULL;
+  int r = 0;
+  if (opts->output_dir != NULL)
+    b->output_dir = strdup(opts->output_dir);
+  else if (asprintf(&b->output_dir, "output/%s", t->name) < 0)
+    b->output_dir = NULL;
+  if (b->output_dir == NULL)
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  if (r == 0)
+    r = vab_artifact_name(ctx, t, NULL, "log", &log_name);
+  if (r == 0) {
+    /* NAME-VERSION.log and NAME-VERSION.serial.log */
+    size_t base = strlen(log_name) - strlen(".log");
+    if (asprintf(&b->log_path, "%s/%s", b->output_dir, log_name) < 0 ||
+        asprintf(&b->serial_log_path, "%s/%.*s.serial.log", b->output_dir,
+                 (int)base, log_name) < 0)
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (r == 0) {
+    b->cache_dir = opts->cache_dir != NULL ? strdup(opts->cache_dir)
+                                           : vab_default_cache_dir();
+    if (b->cache_dir == NULL)
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (r == 0)
+    r = mkdir_p(ctx, b->output_dir);
+  if (r < 0) {
+    vab_build_free(b);
+    return -1;
+  }
+  b->phase_seconds[VAB_PHASE_LOAD] = now_seconds() - start;
+  b->phase_ran[VAB_PHASE_LOAD] = true;
+  *out = b;
+  return 0;
+}
+
+/* State of one run, shared by the phases below. */
+struct run {
+  struct vab_ctx *ctx;
+  struct vab_build *b;
+  const struct vab_template *t;
+  struct vab_plan plan;
+  char *work_dir;
+  char *disk_path;
+  struct vab_guest *guest;
+  struct vab_layout layout;
+  double phase_start;
+  enum vab_phase phase;
+  bool exporting;
+};
+
+static void phase_begin(struct run *run, enum vab_phase phase) {
+  run->phase = phase;
+  run->phase_start = now_seconds();
+  run->b->phase_ran[phase] = true;
+}
+
+static void phase_end(struct run *run) {
+  run->b->phase_seconds[run->phase] += now_seconds() - run->phase_start;
+}
+
+/* "step N/M: label", once per plan step (labels name the template
+ * line). */
+static int announce(struct run *run, size_t index, const char *extra) {
+  const struct vab_plan_step *s = &run->plan.steps[index];
+  vab_log(run->ctx, VAB_LOG_INFO, "step %zu/%zu: %s%s", index + 1,
+          run->plan.n_steps, s->label, extra);
+  vab_log(run->ctx, VAB_LOG_DEBUG, "step key %s", s->key);
+  return vab_progress(run->ctx, run->phase, s->label, 0, 0);
+}
+
+static int make_work_dir(struct run *run) {
+  const char *tmp = getenv("TMPDIR");
+  if (tmp == NULL || tmp[0] == '\0')
+    tmp = "/var/tmp";
+  if (asprintf(&run->work_dir, "%s/vab-build-XXXXXX", tmp) < 0) {
+    run->work_dir = NULL;
+    return vab_error(run->ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (mkdtemp(run->work_dir) == NULL) {
+    int e = errno;
+    free(run->work_dir);
+    run->work_dir = NULL;
+    return vab_error_errno(run->ctx, VAB_E_IO, e,
+                           "cannot create a work folder in '%s'", tmp);
+  }
+  if (asprintf(&run->disk_path, "%s/disk.raw", run->work_dir) < 0) {
+    run->disk_path = NULL;
+    return vab_error(run->ctx, VAB_E_NOMEM, "out of memory");
+  }
+  vab_log(run->ctx, VAB_LOG_DEBUG, "work folder %s", run->work_dir);
+  return 0;
+}
+
+static int create_disk(struct run *run) {
+  int fd = open(run->disk_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return vab_error_errno(run->ctx, VAB_E_IO, errno, "cannot create '%s'",
+                           run->disk_path);
+  /* Sparse: only what the guest writes takes space. */
+  int r = 0;
+  if (ftruncate(fd, (off_t)run->t->disk.size) < 0)
+    r = vab_error_errno(run->ctx, VAB_E_IO, errno, "cannot size '%s'",
+                        run->disk_path);
+  close(fd);
+  return r;
+}
+
+static const struct vab_plan_step *plan_find(const struct run *run,
+                                             enum vab_plan_kind kind,
+                                             size_t *index) {
+  for (size_t i = 0; i < run->plan.n_steps; i++)
+    if (run->plan.steps[i].kind == kind) {
+      *index = i;
+      return &run->plan.steps[i];
+    }
+  return NULL;
+}
+
+static int do_source_and_layout(struct run *run) {
+  struct vab_ctx *ctx = run->ctx;
+  size_t index = 0;
+  const struct vab_plan_step *step = plan_find(run, VAB_PLAN_SOURCE, &index);
+  if (step == NULL)
+    return vab_error(ctx, VAB_E_INTERNAL, "the plan has no source step");
+
+  phase_begin(run, VAB_PHASE_SOURCE);
+  int r = announce(run, index, "");
+  struct vab_source_opts sopts = {
+    .cache_dir = run->b->cache_dir, .work_dir = run->work_dir,
+    .key = step->key, .disk_path = run->disk_path,
+  };
+  struct vab_source_result src;
+  memset(&src, 0, sizeof src);
+  if (r == 0)
+    r = vab_source_prepare(ctx, run->t, &sopts, &src);
+  run->b->source_cached = src.cached;
+  if (r == 0 && !src.disk_ready)
+    r = create_disk(run);
+  phase_end(run);
+  if (r < 0) {
+    vab_source_result_release(&src);
+    return -1;
+  }
+
+  phase_begin(run, VAB_PHASE_LAYOUT);
+  if (plan_find(run, VAB_PLAN_LAYOUT, &index) != NULL)
+    r = announce(run, index, "");
+  struct vab_guest_opts gopts = {
+    .disk_path = run->disk_path, .disk_format = "raw",
+    .accel = run->b->accel, .network = false,
+  };
+  if (r == 0)
+    r = vab_guest_launch(ctx, &gopts, &run->guest);
+  if (r == 0 && src.tarball != NULL)
+    r = vab_layout_create(ctx, run->t, run->guest, src.tarball, &run->layout);
+  else if (r == 0)
+    r = vab_layout_adopt(ctx, run->t, run->guest, &run->layout);
+  phase_end(run);
+  vab_source_result_release(&src);
+  return r;
+}
+
+static int run_provisioner(struct run *run, size_t index) {
+  struct vab_ctx *ctx = run->ctx;
+  const struct vab_plan_step *ps = &run->plan.steps[index];
+  const struct vab_step *step = ps->provision;
+  const struct vab_provisioner *p = step->provisioner;
+  bool network = p->flags & VAB_PROV_NEEDS_NETWORK;
+  if (announce(run, index, network ? ", network on" : "") < 0)
+    return -1;
+  if (p->run == NULL)
+    return vab_error_at(ctx, VAB_E_INTERNAL, &step->mark,
+                        "the '%s' provisioner has no run function", step->type);
+  /* The appliance's network is fixed at launch: turning it on relaunches
+   * the builder VM, so it stays on for the steps after. */
+  int r = network ? vab_guest_set_network(run->guest, true) : 0;
+  vab_guest_set_phase(run->guest, VAB_PHASE_PROVISION);
+  if (r == 0)
+    r = p->run(ctx, step->config, run->guest);
+  if (r == 0 || vab_cancelled(ctx))
+    return r;
+  /* Provisioners point at their own keys; anything else (the builder VM
+   * failing under them) gets the step's location here. */
+  const struct vab_diag *last = vab_last_error(ctx);
+  if (last == NULL || last->file == NULL)
+    vab_error_at(ctx, VAB_E_PROVISION, &step->mark, "%s failed", ps->label);
+  return -1;
+}
+
+static int do_provision(struct run *run) {
+  phase_begin(run, VAB_PHASE_PROVISION);
+  int r = 0;
+  bool any = false;
+  for (size_t i = 0; i < run->plan.n_steps && r == 0; i++)
+    any |= run->plan.steps[i].kind == VAB_PLAN_PROVISION;
+  if (any) {
+    r = vab_guest_write(run->guest, POLICY_RC_D, policy_rc_d,
+                        strlen(policy_rc_d));
+    if (r == 0)
+      r = vab_guest_chmod(run->guest, 0755, POLICY_RC_D);
+  }
+  for (size_t i = 0; i < run->plan.n_steps && r == 0; i++)
+    if (run->plan.steps[i].kind == VAB_PLAN_PROVISION)
+      r = run_provisioner(run, i);
+  if (r == 0 && any)
+    r = vab_guest_rm_rf(run->guest, POLICY_RC_D);
+  phase_end(run);
+  return r;
+}
+
+/* The OVF descriptor names the guest's OS type ("debian12"): read it from
+ * os-release, which is one file read where libguestfs's inspection takes
+ * minutes under TCG.  An unknown OS only leaves the type generic. */
+static int guest_os_from_release(struct run *run) {
+  char *text = NULL;
+  bool exists = false;
+  run->b->guest_os[0] = '\0';
+  if (vab_guest_exists(run->guest, "/etc/os-release", &exists) < 0)
+    return -1;
+  if (!exists) {
+    vab_log(run->ctx, VAB_LOG_INFO, "guest OS: not recognised");
+    return 0;
+  }
+  if (vab_guest_read(run->guest, "/etc/os-release", &text, NULL) < 0)
+    return -1;
+  char id[32] = "", version[32] = "";
+  char *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line != NULL;
+       line = strtok_r(NULL, "\n", &save)) {
+    char *target = strncmp(line, "ID=", 3) == 0           ? id
+                   : strncmp(line, "VERSION_ID=", 11) == 0 ? version
+                                                          : NULL;
+    if (target == NULL)
+      continue;
+    const char *value = strchr(line, '=') + 1;
+    size_t n = 0;
+    for (; *value != '\0' && n + 1 < sizeof id; value++)
+      if (*value != '"' && *value != '\'')
+        target[n++] = *value;
+    target[n] = '\0';
+  }
+  free(text);
+  /* VERSION_ID "12" or "22.04": the major number is what OVF types use. */
+  version[strspn(version, "0123456789")] = '\0';
+  snprintf(run->b->guest_os, sizeof run->b->guest_os, "%s%s", id, version);
+  vab_log(run->ctx, VAB_LOG_INFO, "guest OS: %s",
+          run->b->guest_os[0] != '\0' ? run->b->guest_os : "not recognised");
+  return 0;
+}
+
+static int do_sysprep(struct run *run) {
+  struct vab_ctx *ctx = run->ctx;
+  phase_begin(run, VAB_PHASE_SYSPREP);
+  size_t index = 0;
+  int r = 0;
+  if (plan_find(run, VAB_PLAN_SYSPREP, &index) != NULL)
+    r = announce(run, index, "");
+  if (r == 0)
+    r = vab_sysprep_run(ctx, &run->t->sysprep, run->guest);
+  if (r == 0)
+    r = guest_os_from_release(run);
+  if (r == 0)
+    r = vab_layout_finish(ctx, run->guest, &run->layout);
+  if (r == 0) {
+    vab_log(ctx, VAB_LOG_INFO, "stopping the builder VM");
+    r = vab_guest_close(run->guest);
+    run->guest = NULL;
+  }
+  phase_end(run);
+  return r;
+}
+
+static int do_tests(struct run *run) {
+  struct vab_ctx *ctx = run->ctx;
+  phase_begin(run, VAB_PHASE_TEST);
+  int r = 0;
+  for (size_t i = 0; i < run->plan.n_steps && r == 0; i++) {
+    const struct vab_plan_step *s = &run->plan.steps[i];
+    if (s->kind != VAB_PLAN_TEST)
+      continue;
+    if (run->b->opts.no_test) {
+      r = announce(run, i, ": skipped (--no-test)");
+      continue;
+    }
+    r = announce(run, i, "");
+    struct vab_boottest_opts topts = {
+      .disk_path = run->disk_path, .disk_format = "raw",
+      .firmware = run->t->disk.firmware, .accel = run->b->accel,
+      .cpus = run->t->hardware.cpus, .memory = run->t->hardware.memory,
+      .work_dir = run->work_dir, .serial_log_path = run->b->serial_log_path,
+    };
+    struct vab_boottest_result res;
+    memset(&res, 0, sizeof res);
+    if (r == 0)
+      r = vab_boottest_run(ctx, &topts, s->test, &res);
+    if (r == 0) {
+      run->b->tested = true;
+      vab_log(ctx, VAB_LOG_INFO, "boot test passed in %.1f s", res.seconds);
+    } else if (vab_last_error(ctx) == NULL ||
+               vab_last_error(ctx)->code != VAB_E_CANCELLED) {
+      vab_error_at(ctx, VAB_E_TEST, &s->mark, "boot test failed (serial log: %s)",
+                   run->b->serial_log_path);
+    }
+  }
+  phase_end(run);
+  return r;
+}
+
+static int do_export(struct run *run) {
+  struct vab_ctx *ctx = run->ctx;
+  phase_begin(run, VAB_PHASE_EXPORT);
+  size_t first = 0;
+  int r = 0;
+  if (plan_find(run, VAB_PLAN_EXPORT, &first) != NULL) {
+    struct buf names = BUF_INIT;
+    for (size_t i = first; i < run->plan.n_steps; i++)
+      if (run->plan.steps[i].kind == VAB_PLAN_EXPORT &&
+          run->plan.steps[i].output != NULL)
+        buf_printf(&names, "%s%s", names.len > 0 ? ", " : "",
+                   run->plan.steps[i].output->format);
+    vab_log(ctx, VAB_LOG_INFO, "step %zu/%zu: export %s", first + 1,
+            run->plan.n_steps, names.data != NULL ? names.data : "");
+    buf_release(&names);
+    r = vab_progress(ctx, VAB_PHASE_EXPORT, "export", 0, 0);
+  }
+  struct vab_export_opts eopts = {
+    .disk_path = run->disk_path, .disk_format = "raw",
+    .output_dir = run->b->output_dir, .only = run->b->opts.only,
+    .n_only = run->b->opts.n_only,
+    .guest_os = run->b->guest_os[0] != '\0' ? run->b->guest_os : NULL,
+  };
+  run->exporting = true;
+  if (r == 0)
+    r = vab_export_outputs(ctx, run->t, &eopts, &run->b->artifacts,
+                           &run->b->n_artifacts);
+  phase_end(run);
+  return r;
+}
+
+/* After a failed export, outputs that were completed before the failure
+ * must not stay behind under their final names. */
+static void remove_artifacts(struct run *run) {
+  struct vab_build *b = run->b;
+  for (size_t i = 0; i < b->n_artifacts; i++)
+    if (b->artifacts[i].path != NULL)
+      unlink(b->artifacts[i].path);
+  vab_artifacts_free(b->artifacts, b->n_artifacts);
+  b->artifacts = NULL;
+  b->n_artifacts = 0;
+}
+
+int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
+  struct run run;
+  memset(&run, 0, sizeof run);
+  run.ctx = ctx;
+  run.b = b;
+  run.t = b->template;
+  double start = now_seconds();
+
+  phase_begin(&run, VAB_PHASE_PLAN);
+  int r = vab_plan_build(ctx, run.t, &run.plan);
+  if (r == 0)
+    r = vab_accel_resolve(ctx, b->opts.accel, &b->accel, b->accel_reason,
+                          sizeof b->accel_reason);
+  if (r == 0)
+    vab_log(ctx, VAB_LOG_INFO, "%s %s: %zu steps, accelerator %s%s%s%s",
+            run.t->name, run.t->version, run.plan.n_steps,
+            vab_accel_name(b->accel), b->accel_reason[0] ? " (" : "",
+            b->accel_reason, b->accel_reason[0] ? ")" : "");
+  phase_end(&run);
+  if (r == 0)
+    r = make_work_dir(&run);
+  if (r == 0)
+    r = do_source_and_layout(&run);
+  if (r == 0)
+    r = do_provision(&run);
+  if (r == 0)
+    r = do_sysprep(&run);
+  if (r == 0)
+    r = vab_check_cancel(ctx);
+  if (r == 0)
+    r = do_tests(&run);
+  if (r == 0)
+    r = vab_check_cancel(ctx);
+  if (r == 0)
+    r = do_export(&run);
+  if (r == 0)
+    r = vab_check_cancel(ctx);
+
+  if (r < 0) {
+    /* Kills the appliance at once; its disk no longer matters. */
+    vab_guest_abort(run.guest);
+    run.guest = NULL;
+    if (run.exporting)
+      remove_artifacts(&run);
+  }
+  if (run.work_dir != NULL) {
+    if (r < 0 && b->opts.keep_on_error) {
+      b->kept_work_dir = run.work_dir;
+      run.work_dir = NULL;
+      vab_log(ctx, VAB_LOG_INFO, "kept the work folder %s", b->kept_work_dir);
+    } else {
+      remove_tree(run.work_dir);
+    }
+  }
+  free(run.work_dir);
+  free(run.disk_path);
+  vab_plan_release(&run.plan);
+  b->total_seconds = now_seconds() - start + b->phase_seconds[VAB_PHASE_LOAD];
+  return r;
+}

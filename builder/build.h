@@ -1,0 +1,67 @@
+/* vab build: the whole pipeline for one template.
+ *
+ *   load -> plan -> source -> layout -> provision -> sysprep -> test -> export
+ *
+ * Everything between source and export happens in a work folder under
+ * $TMPDIR (default /var/tmp), removed at the end whatever happens unless
+ * keep_on_error is set and the build failed.  Artifacts are written under
+ * temporary names and renamed when complete; a failed or cancelled build
+ * leaves none under a final name.
+ *
+ * Two calls, so that the caller can open the build log (named after the
+ * template) before the long part starts:
+ *
+ *   vab_build_load()   load and check the template, name the outputs
+ *   vab_build_run()    everything else
+ */
+#ifndef VAB_BUILDER_BUILD_H
+#define VAB_BUILDER_BUILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "vab/template.h"
+#include "vab/progress.h"
+#include "builder/accel.h"
+#include "builder/export.h"
+
+struct vab_build_opts {
+  const char *template_path;
+  const struct vab_var *vars;     /* --var overrides */
+  size_t n_vars;
+  const char *output_dir;         /* NULL: ./output/NAME */
+  const char *const *only;        /* --only FORMAT filter, or NULL */
+  size_t n_only;
+  bool no_test;
+  enum vab_accel accel;
+  const char *cache_dir;          /* NULL: vab_default_cache_dir() */
+  bool keep_on_error;
+};
+
+struct vab_build {
+  struct vab_build_opts opts;
+  struct vab_template *template;
+  char *output_dir;               /* created by vab_build_load() */
+  char *log_path;                 /* OUTPUT/NAME-VERSION.log */
+  char *serial_log_path;          /* OUTPUT/NAME-VERSION.serial.log */
+  char *cache_dir;
+
+  /* Filled by vab_build_run(). */
+  double phase_seconds[VAB_PHASE_LAST];
+  bool phase_ran[VAB_PHASE_LAST];
+  double total_seconds;
+  enum vab_accel accel;           /* resolved */
+  char accel_reason[256];         /* why TCG was chosen, or "" */
+  char guest_os[32];              /* "debian12", or "" */
+  bool source_cached;
+  bool tested;
+  struct vab_artifact *artifacts;
+  size_t n_artifacts;
+  char *kept_work_dir;            /* keep_on_error after a failure */
+};
+
+int vab_build_load(struct vab_ctx *ctx, const struct vab_build_opts *opts,
+                   struct vab_build **out);
+int vab_build_run(struct vab_ctx *ctx, struct vab_build *b);
+void vab_build_free(struct vab_build *b);
+
+#endif

@@ -1,0 +1,40 @@
+/* The export stage: write every output of the template from the finished
+ * disk through the format writers, each atomically, each checked, each
+ * hashed. */
+#ifndef VAB_BUILDER_EXPORT_H
+#define VAB_BUILDER_EXPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "vab/template.h"
+
+struct vab_artifact {
+  char *path;          /* final path in the output folder */
+  char *file_name;     /* NAME-VERSION[-TARGET].EXT */
+  char *format;        /* "qcow2", "ova"... */
+  char *target;        /* ova target, or NULL */
+  uint64_t size;       /* bytes */
+  char sha256[65];
+  double seconds;
+};
+
+struct vab_export_opts {
+  const char *disk_path;       /* the finished disk */
+  const char *disk_format;     /* "raw" or "qcow2" */
+  const char *output_dir;      /* created if missing */
+  const char *const *only;     /* --only FORMAT filter, or NULL */
+  size_t n_only;
+  const char *guest_os;        /* detected guest ("debian12"), or NULL */
+};
+
+int vab_export_outputs(struct vab_ctx *ctx, const struct vab_template *t,
+                       const struct vab_export_opts *opts,
+                       struct vab_artifact **artifacts, size_t *n_artifacts);
+void vab_artifacts_free(struct vab_artifact *a, size_t n);
+
+/* NAME-VERSION[-SUFFIX].EXT, refusing anything that is not a plain file
+ * name (a template can never steer a path outside the output folder). */
+int vab_artifact_name(struct vab_ctx *ctx, const struct vab_template *t,
+                      const char *suffix, const char *ext, char **out);
+
+#endif

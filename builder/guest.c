@@ -1,0 +1,827 @@
+/* The guest session on libguestfs (see guest.h).  The only file of vab
+ * that includes guestfs.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <guestfs.h>
+
+#include "vab/progress.h"
+#include "common/buf.h"
+#include "builder/guest.h"
+
+#define MAX_MOUNTS 8
+#define TAIL_LINES 20
+/* The appliance's memory: apt and initramfs rebuilds want more than the
+ * libguestfs default. */
+#define APPLIANCE_MEMORY_MB 1536
+/* Where scripts and their environment are staged inside the guest. */
+#define STAGE_DIR "/tmp/.vab-run"
+
+struct mount_entry {
+  char device[64];
+  char mountpoint[256];
+};
+
+struct vab_guest {
+  struct vab_ctx *ctx;
+  guestfs_h *h;
+  struct vab_guest_opts opts;
+  char *disk_path;
+  char *disk_format;
+  bool network;
+  enum vab_phase phase;            /* for upload progress */
+  char disk[32];                   /* "/dev/sda" */
+  struct mount_entry mounts[MAX_MOUNTS];
+  size_t n_mounts;
+
+  /* Watchdog: kills the appliance's qemu when the build is cancelled. */
+  pthread_t watchdog;
+  bool watchdog_running;
+  atomic_int stop_watchdog;
+  atomic_int qemu_pid;             /* 0 when not running */
+  atomic_int launching;            /* inside guestfs_launch() */
+
+  /* Console output of the appliance, assembled into lines. */
+  struct buf partial;
+  char *tail[TAIL_LINES];          /* ring of the last lines */
+  size_t tail_next;
+  struct buf tail_text;            /* what vab_guest_output_tail() returns */
+  bool capture_tail;
+};
+
+static int guest_error(struct vab_guest *g, enum vab_code code,
+                       const char *what) {
+  const char *detail = g->h != NULL ? guestfs_last_error(g->h) : NULL;
+  if (vab_cancelled(g->ctx))
+    return vab_error(g->ctx, VAB_E_CANCELLED, "interrupted during %s", what);
+  if (detail == NULL || *detail == '\0')
+    return vab_error(g->ctx, code, "builder VM: %s failed", what);
+  return vab_error(g->ctx, code, "builder VM: %s: %s", what, detail);
+}
+
+/* Console lines: logged at debug level and kept in a ring for errors. */
+static void tail_push(struct vab_guest *g, const char *line) {
+  free(g->tail[g->tail_next]);
+  g->tail[g->tail_next] = strdup(line);
+  g->tail_next = (g->tail_next + 1) % TAIL_LINES;
+}
+
+static void tail_reset(struct vab_guest *g) {
+  for (size_t i = 0; i < TAIL_LINES; i++) {
+    free(g->tail[i]);
+    g->tail[i] = NULL;
+  }
+  g->tail_next = 0;
+}
+
+static void console_line(struct vab_guest *g, const char *line) {
+  /* Keep the log plain text: drop carriage returns and terminal colour
+   * sequences (ESC [ ... letter) that systemd and apt print. */
+  size_t len = strlen(line);
+  char *clean = malloc(len + 1);
+  if (clean == NULL)
+    return;
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (line[i] == '\033' && i + 1 < len && line[i + 1] == '[') {
+      i += 2;
+      while (i < len && !(line[i] >= '@' && line[i] <= '~'))
+        i++;
+      continue;
+    }
+    if (line[i] != '\r')
+      clean[n++] = line[i];
+  }
+  clean[n] = '\0';
+  vab_log(g->ctx, VAB_LOG_DEBUG, "guest: %s", clean);
+  if (g->capture_tail)
+    tail_push(g, clean);
+  free(clean);
+}
+
+static void console_flush(struct vab_guest *g) {
+  if (g->partial.len > 0) {
+    console_line(g, g->partial.data);
+    buf_truncate(&g->partial, 0);
+  }
+}
+
+static void console_bytes(struct vab_guest *g, const char *data, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    if (data[i] == '\n') {
+      if (g->partial.len == 0)
+        console_line(g, "");
+      else
+        console_flush(g);
+    } else if (buf_putc(&g->partial, data[i]) < 0) {
+      return;
+    }
+  }
+}
+
+static void on_event(guestfs_h *h, void *opaque, uint64_t event,
+                     int event_handle, int flags, const char *buf,
+                     size_t buf_len, const uint64_t *array,
+                     size_t array_len) {
+  (void)h;
+  (void)event_handle;
+  (void)flags;
+  struct vab_guest *g = opaque;
+  if (event == GUESTFS_EVENT_APPLIANCE) {
+    console_bytes(g, buf, buf_len);
+  } else if (event == GUESTFS_EVENT_PROGRESS && array_len >= 4) {
+    /* array = {proc_nr, serial, position, total}.  A callback that asks
+     * to stop cancels the build; the watchdog then stops the appliance. */
+    if (!vab_cancelled(g->ctx) &&
+        vab_progress(g->ctx, g->phase, "upload", array[2], array[3]) < 0)
+      vab_ctx_cancel(g->ctx);
+  } else {
+    vab_log(g->ctx, VAB_LOG_DEBUG, "libguestfs: %.*s", (int)buf_len, buf);
+  }
+}
+
+/* While guestfs_launch() runs there is no pid to ask for (and the handle
+ * is busy), yet a launch takes a minute under TCG on a loaded host: kill
+ * the qemu children of this process, which libguestfs's direct backend
+ * forks itself. */
+static void kill_launching_qemu(void) {
+  DIR *proc = opendir("/proc");
+  if (proc == NULL)
+    return;
+  pid_t self = getpid();
+  struct dirent *d;
+  while ((d = readdir(proc)) != NULL) {
+    char *end = NULL;
+    long pid = strtol(d->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0')
+      continue;
+    char path[64], stat_line[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+      continue;
+    size_t n = fread(stat_line, 1, sizeof stat_line - 1, f);
+    fclose(f);
+    stat_line[n] = '\0';
+    /* "pid (comm) state ppid ..."; comm may hold spaces, so parse from
+     * the last ')'. */
+    char *comm = strchr(stat_line, '(');
+    char *close_paren = strrchr(stat_line, ')');
+    if (comm == NULL || close_paren == NULL)
+      continue;
+    char state;
+    long ppid = 0;
+    if (sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
+      continue;
+    if (ppid == (long)self && strncmp(comm + 1, "qemu", 4) == 0)
+      kill((pid_t)pid, SIGKILL);
+  }
+  closedir(proc);
+}
+
+static void *watchdog_main(void *opaque) {
+  struct vab_guest *g = opaque;
+  while (!atomic_load(&g->stop_watchdog)) {
+    if (vab_cancelled(g->ctx)) {
+      int pid = atomic_exchange(&g->qemu_pid, 0);
+      if (pid > 0)
+        kill(pid, SIGKILL);
+      else if (atomic_load(&g->launching))
+        kill_launching_qemu();
+    }
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return NULL;
+}
+
+static int launch_handle(struct vab_guest *g) {
+  struct vab_ctx *ctx = g->ctx;
+  if (vab_check_cancel(ctx) < 0)
+    return -1;
+  g->h = guestfs_create_flags(0);
+  if (g->h == NULL)
+    return vab_error(ctx, VAB_E_GUEST, "cannot create a libguestfs handle");
+  guestfs_set_error_handler(g->h, NULL, NULL);
+  if (guestfs_set_event_callback(g->h, on_event,
+                                 GUESTFS_EVENT_APPLIANCE |
+                                     GUESTFS_EVENT_LIBRARY |
+                                     GUESTFS_EVENT_WARNING |
+                                     GUESTFS_EVENT_PROGRESS,
+                                 0, g) == -1)
+    return guest_error(g, VAB_E_GUEST, "set_event_callback");
+  if (guestfs_set_backend(g->h, "direct") == -1)
+    return guest_error(g, VAB_E_GUEST, "set_backend");
+  /* libguestfs would try KVM and hang where nested KVM is broken: the
+   * accelerator was probed once, and TCG is forced when it won. */
+  char force_tcg[] = "force_tcg";
+  char *tcg_settings[] = {force_tcg, NULL};
+  char *no_settings[] = {NULL};
+  if (guestfs_set_backend_settings(
+          g->h, g->opts.accel == VAB_ACCEL_TCG ? tcg_settings : no_settings) ==
+      -1)
+    return guest_error(g, VAB_E_GUEST, "set_backend_settings");
+  guestfs_set_memsize(g->h, APPLIANCE_MEMORY_MB);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  guestfs_set_smp(g->h, cpus >= 2 ? 2 : 1);
+  if (guestfs_set_network(g->h, g->network) == -1)
+    return guest_error(g, VAB_E_GUEST, "set_network");
+  /* The work disk is a scratch file: no need for host flushes, and
+   * discards punch holes so that free space costs nothing. */
+  if (guestfs_add_drive_opts(g->h, g->disk_path,
+                             GUESTFS_ADD_DRIVE_OPTS_FORMAT, g->disk_format,
+                             GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, "unsafe",
+                             GUESTFS_ADD_DRIVE_OPTS_DISCARD, "besteffort",
+                             -1) == -1)
+    return guest_error(g, VAB_E_GUEST, "add_drive");
+  vab_log(ctx, VAB_LOG_INFO, "starting the builder VM (%s%s)",
+          vab_accel_name(g->opts.accel), g->network ? ", network on" : "");
+  atomic_store(&g->launching, 1);
+  int launched = guestfs_launch(g->h);
+  atomic_store(&g->launching, 0);
+  if (launched == -1)
+    return guest_error(g, VAB_E_GUEST, "launch");
+  int pid = guestfs_get_pid(g->h);
+  atomic_store(&g->qemu_pid, pid > 0 ? pid : 0);
+  /* A cancel that came during launch found no pid to kill. */
+  if (vab_cancelled(ctx)) {
+    if (pid > 0)
+      kill(pid, SIGKILL);
+    return vab_check_cancel(ctx);
+  }
+  char **devices = guestfs_list_devices(g->h);
+  if (devices == NULL || devices[0] == NULL) {
+    if (devices != NULL)
+      free(devices);
+    return guest_error(g, VAB_E_GUEST, "list_devices");
+  }
+  snprintf(g->disk, sizeof g->disk, "%s", devices[0]);
+  for (size_t i = 0; devices[i] != NULL; i++)
+    free(devices[i]);
+  free(devices);
+  return 0;
+}
+
+static void close_handle(struct vab_guest *g) {
+  if (g->h == NULL)
+    return;
+  console_flush(g);
+  guestfs_close(g->h);
+  g->h = NULL;
+  atomic_store(&g->qemu_pid, 0);
+}
+
+int vab_guest_launch(struct vab_ctx *ctx, const struct vab_guest_opts *opts,
+                     struct vab_guest **out) {
+  *out = NULL;
+  struct vab_guest *g = calloc(1, sizeof *g);
+  if (g == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  g->ctx = ctx;
+  g->opts = *opts;
+  g->disk_path = strdup(opts->disk_path);
+  g->disk_format = strdup(opts->disk_format);
+  g->network = opts->network;
+  atomic_init(&g->stop_watchdog, 0);
+  atomic_init(&g->qemu_pid, 0);
+  atomic_init(&g->launching, 0);
+  if (g->disk_path == NULL || g->disk_format == NULL) {
+    vab_guest_abort(g);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (pthread_create(&g->watchdog, NULL, watchdog_main, g) != 0) {
+    vab_guest_abort(g);
+    return vab_error(ctx, VAB_E_INTERNAL, "cannot start the watchdog thread");
+  }
+  g->watchdog_running = true;
+  if (launch_handle(g) < 0) {
+    vab_guest_abort(g);
+    return -1;
+  }
+  *out = g;
+  return 0;
+}
+
+static void release(struct vab_guest *g) {
+  if (g->watchdog_running) {
+    atomic_store(&g->stop_watchdog, 1);
+    pthread_join(g->watchdog, NULL);
+  }
+  tail_reset(g);
+  buf_release(&g->partial);
+  buf_release(&g->tail_text);
+  free(g->disk_path);
+  free(g->disk_format);
+  free(g);
+}
+
+void vab_guest_abort(struct vab_guest *g) {
+  if (g == NULL)
+    return;
+  int pid = atomic_exchange(&g->qemu_pid, 0);
+  if (pid > 0)
+    kill(pid, SIGKILL);
+  close_handle(g);
+  release(g);
+}
+
+/* Unmount, flush and stop the appliance, reporting errors. */
+static int shutdown_handle(struct vab_guest *g) {
+  int r = 0;
+  if (guestfs_umount_all(g->h) == -1)
+    r = guest_error(g, VAB_E_GUEST, "umount_all");
+  if (r == 0 && guestfs_shutdown(g->h) == -1)
+    r = guest_error(g, VAB_E_GUEST, "shutdown");
+  close_handle(g);
+  return r;
+}
+
+int vab_guest_close(struct vab_guest *g) {
+  if (g == NULL)
+    return 0;
+  int r = shutdown_handle(g);
+  release(g);
+  return r;
+}
+
+bool vab_guest_has_network(const struct vab_guest *g) { return g->network; }
+
+void vab_guest_set_phase(struct vab_guest *g, enum vab_phase phase) {
+  g->phase = phase;
+}
+
+int vab_guest_set_network(struct vab_guest *g, bool on) {
+  if (g->network == on)
+    return 0;
+  vab_log(g->ctx, VAB_LOG_INFO, "relaunching the builder VM with network %s",
+          on ? "on" : "off");
+  if (shutdown_handle(g) < 0)
+    return -1;
+  g->network = on;
+  if (launch_handle(g) < 0)
+    return -1;
+  /* Redo the mounts in the order they were made. */
+  size_t n = g->n_mounts;
+  g->n_mounts = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct mount_entry m = g->mounts[i];
+    if (vab_guest_mount(g, m.device, m.mountpoint) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+const char *vab_guest_disk(const struct vab_guest *g) { return g->disk; }
+
+int vab_guest_disk_size(struct vab_guest *g, uint64_t *bytes) {
+  int64_t size = guestfs_blockdev_getsize64(g->h, g->disk);
+  if (size < 0)
+    return guest_error(g, VAB_E_GUEST, "blockdev_getsize64");
+  *bytes = (uint64_t)size;
+  return 0;
+}
+
+void vab_guest_partition(const struct vab_guest *g, int n, char *out,
+                         size_t len) {
+  snprintf(out, len, "%s%d", g->disk, n);
+}
+
+int vab_guest_part_init(struct vab_guest *g, const char *table) {
+  if (guestfs_part_init(g->h, g->disk, table) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_init");
+  return 0;
+}
+
+int vab_guest_part_add(struct vab_guest *g, int64_t start, int64_t end) {
+  if (guestfs_part_add(g->h, g->disk, "p", start, end) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_add");
+  return 0;
+}
+
+int vab_guest_part_set_gpt_type(struct vab_guest *g, int n, const char *guid) {
+  if (guestfs_part_set_gpt_type(g->h, g->disk, n, guid) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_set_gpt_type");
+  return 0;
+}
+
+int vab_guest_part_set_mbr_id(struct vab_guest *g, int n, int id) {
+  if (guestfs_part_set_mbr_id(g->h, g->disk, n, id) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_set_mbr_id");
+  return 0;
+}
+
+int vab_guest_part_set_bootable(struct vab_guest *g, int n) {
+  if (guestfs_part_set_bootable(g->h, g->disk, n, 1) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_set_bootable");
+  return 0;
+}
+
+int vab_guest_part_count(struct vab_guest *g, int *n) {
+  struct guestfs_partition_list *parts = guestfs_part_list(g->h, g->disk);
+  if (parts == NULL)
+    return guest_error(g, VAB_E_GUEST, "part_list");
+  int max = 0;
+  for (uint32_t i = 0; i < parts->len; i++)
+    if (parts->val[i].part_num > max)
+      max = parts->val[i].part_num;
+  guestfs_free_partition_list(parts);
+  *n = max;
+  return 0;
+}
+
+int vab_guest_part_grow(struct vab_guest *g, int n) {
+  char *table = guestfs_part_get_parttype(g->h, g->disk);
+  if (table == NULL)
+    return guest_error(g, VAB_E_GUEST, "part_get_parttype");
+  bool gpt = strcmp(table, "gpt") == 0;
+  free(table);
+  /* A grown GPT disk still has its backup header at the old end. */
+  if (gpt && guestfs_part_expand_gpt(g->h, g->disk) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_expand_gpt");
+  /* GPT keeps 33 sectors at the end for the backup table. */
+  int64_t size = guestfs_blockdev_getsz(g->h, g->disk);
+  if (size < 0)
+    return guest_error(g, VAB_E_GUEST, "blockdev_getsz");
+  int64_t end = gpt ? size - 34 : size - 1;
+  /* Keep the end aligned to 1 MiB so tools do not complain. */
+  end = ((end + 1) / 2048) * 2048 - 1;
+  if (guestfs_part_resize(g->h, g->disk, n, end) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_resize");
+  return 0;
+}
+
+int vab_guest_mkfs(struct vab_guest *g, const char *fstype, const char *device,
+                   const char *label) {
+  int r;
+  if (label != NULL)
+    r = guestfs_mkfs_opts(g->h, fstype, device, GUESTFS_MKFS_OPTS_LABEL, label,
+                          -1);
+  else
+    r = guestfs_mkfs_opts(g->h, fstype, device, -1);
+  if (r == -1)
+    return guest_error(g, VAB_E_GUEST, "mkfs");
+  return 0;
+}
+
+int vab_guest_fs_uuid(struct vab_guest *g, const char *device, char *out,
+                      size_t len) {
+  char *uuid = guestfs_vfs_uuid(g->h, device);
+  if (uuid == NULL)
+    return guest_error(g, VAB_E_GUEST, "vfs_uuid");
+  snprintf(out, len, "%s", uuid);
+  free(uuid);
+  if (*out == '\0')
+    return vab_error(g->ctx, VAB_E_GUEST, "%s has no filesystem UUID", device);
+  return 0;
+}
+
+int vab_guest_fs_type(struct vab_guest *g, const char *device, char *out,
+                      size_t len) {
+  char *type = guestfs_vfs_type(g->h, device);
+  if (type == NULL)
+    return guest_error(g, VAB_E_GUEST, "vfs_type");
+  snprintf(out, len, "%s", type);
+  free(type);
+  return 0;
+}
+
+int vab_guest_fs_grow(struct vab_guest *g, const char *fstype,
+                      const char *device, const char *mountpoint) {
+  if (strcmp(fstype, "xfs") == 0) {
+    if (guestfs_xfs_growfs(g->h, mountpoint, -1) == -1)
+      return guest_error(g, VAB_E_GUEST, "xfs_growfs");
+    return 0;
+  }
+  if (strncmp(fstype, "ext", 3) == 0) {
+    if (guestfs_resize2fs(g->h, device) == -1)
+      return guest_error(g, VAB_E_GUEST, "resize2fs");
+    return 0;
+  }
+  return vab_error(g->ctx, VAB_E_UNSUPPORTED,
+                   "cannot grow a %s filesystem (ext2/3/4 and xfs can be)",
+                   fstype);
+}
+
+int vab_guest_fsck(struct vab_guest *g, const char *fstype,
+                   const char *device) {
+  if (strcmp(fstype, "xfs") == 0) {
+    int r = guestfs_xfs_repair(g->h, device, GUESTFS_XFS_REPAIR_NOMODIFY, 1,
+                               -1);
+    if (r == -1)
+      return guest_error(g, VAB_E_GUEST, "xfs_repair");
+    if (r != 0)
+      return vab_error(g->ctx, VAB_E_GUEST,
+                       "the xfs filesystem on %s is not clean", device);
+    return 0;
+  }
+  int r = guestfs_fsck(g->h, fstype, device);
+  if (r == -1)
+    return guest_error(g, VAB_E_GUEST, "fsck");
+  /* fsck exit status: bit 0 = errors corrected; anything else is bad. */
+  if (r & ~1)
+    return vab_error(g->ctx, VAB_E_GUEST,
+                     "the %s filesystem on %s is not clean (fsck status %d)",
+                     fstype, device, r);
+  return 0;
+}
+
+int vab_guest_mount(struct vab_guest *g, const char *device,
+                    const char *mountpoint) {
+  if (g->n_mounts >= MAX_MOUNTS)
+    return vab_error(g->ctx, VAB_E_INTERNAL, "too many guest mounts");
+  if (guestfs_mount(g->h, device, mountpoint) == -1)
+    return guest_error(g, VAB_E_GUEST, "mount");
+  struct mount_entry *m = &g->mounts[g->n_mounts++];
+  snprintf(m->device, sizeof m->device, "%s", device);
+  snprintf(m->mountpoint, sizeof m->mountpoint, "%s", mountpoint);
+  return 0;
+}
+
+int vab_guest_umount_all(struct vab_guest *g) {
+  g->n_mounts = 0;
+  if (guestfs_umount_all(g->h) == -1)
+    return guest_error(g, VAB_E_GUEST, "umount_all");
+  return 0;
+}
+
+int vab_guest_inspect(struct vab_guest *g, char *root, size_t root_len,
+                      char *os, size_t os_len) {
+  char **roots = guestfs_inspect_os(g->h);
+  if (roots == NULL)
+    return guest_error(g, VAB_E_GUEST, "inspect_os");
+  if (roots[0] == NULL) {
+    free(roots);
+    root[0] = '\0';
+    os[0] = '\0';
+    return 0;
+  }
+  snprintf(root, root_len, "%s", roots[0]);
+  char *distro = guestfs_inspect_get_distro(g->h, roots[0]);
+  int major = guestfs_inspect_get_major_version(g->h, roots[0]);
+  for (size_t i = 0; roots[i] != NULL; i++)
+    free(roots[i]);
+  free(roots);
+  if (distro == NULL)
+    return guest_error(g, VAB_E_GUEST, "inspect_get_distro");
+  if (major > 0)
+    snprintf(os, os_len, "%s%d", distro, major);
+  else
+    snprintf(os, os_len, "%s", distro);
+  free(distro);
+  return 0;
+}
+
+int vab_guest_tar_in(struct vab_guest *g, const char *host_tar,
+                     const char *dir) {
+  /* xattrs carry file capabilities (ping's cap_net_raw). */
+  if (guestfs_tar_in_opts(g->h, host_tar, dir, GUESTFS_TAR_IN_OPTS_XATTRS, 1,
+                          -1) == -1)
+    return guest_error(g, VAB_E_GUEST, "tar_in");
+  return 0;
+}
+
+int vab_guest_write(struct vab_guest *g, const char *path, const void *data,
+                    size_t len) {
+  if (guestfs_write(g->h, path, data, len) == -1)
+    return guest_error(g, VAB_E_GUEST, "write");
+  return 0;
+}
+
+int vab_guest_upload(struct vab_guest *g, const char *host_path,
+                     const char *path) {
+  if (guestfs_upload(g->h, host_path, path) == -1)
+    return guest_error(g, VAB_E_GUEST, "upload");
+  return 0;
+}
+
+int vab_guest_copy_in(struct vab_guest *g, const char *host_path,
+                      const char *dir) {
+  if (guestfs_copy_in(g->h, host_path, dir) == -1)
+    return guest_error(g, VAB_E_GUEST, "copy_in");
+  return 0;
+}
+
+int vab_guest_read(struct vab_guest *g, const char *path, char **data,
+                   size_t *len) {
+  size_t n = 0;
+  char *content = guestfs_read_file(g->h, path, &n);
+  if (content == NULL)
+    return guest_error(g, VAB_E_GUEST, "read_file");
+  /* read_file does not promise a terminator. */
+  char *copy = realloc(content, n + 1);
+  if (copy == NULL) {
+    free(content);
+    return vab_error(g->ctx, VAB_E_NOMEM, "out of memory");
+  }
+  copy[n] = '\0';
+  *data = copy;
+  if (len != NULL)
+    *len = n;
+  return 0;
+}
+
+int vab_guest_mkdir_p(struct vab_guest *g, const char *path) {
+  if (guestfs_mkdir_p(g->h, path) == -1)
+    return guest_error(g, VAB_E_GUEST, "mkdir_p");
+  return 0;
+}
+
+int vab_guest_chmod(struct vab_guest *g, unsigned mode, const char *path) {
+  if (guestfs_chmod(g->h, (int)mode, path) == -1)
+    return guest_error(g, VAB_E_GUEST, "chmod");
+  return 0;
+}
+
+int vab_guest_exists(struct vab_guest *g, const char *path, bool *exists) {
+  int r = guestfs_exists(g->h, path);
+  if (r == -1)
+    return guest_error(g, VAB_E_GUEST, "exists");
+  *exists = r == 1;
+  return 0;
+}
+
+int vab_guest_is_dir(struct vab_guest *g, const char *path, bool *is_dir) {
+  int r = guestfs_is_dir(g->h, path);
+  if (r == -1)
+    return guest_error(g, VAB_E_GUEST, "is_dir");
+  *is_dir = r == 1;
+  return 0;
+}
+
+int vab_guest_rm_rf(struct vab_guest *g, const char *path) {
+  if (guestfs_rm_rf(g->h, path) == -1)
+    return guest_error(g, VAB_E_GUEST, "rm_rf");
+  return 0;
+}
+
+int vab_guest_symlink(struct vab_guest *g, const char *target,
+                      const char *linkname) {
+  if (guestfs_ln_sf(g->h, target, linkname) == -1)
+    return guest_error(g, VAB_E_GUEST, "ln_sf");
+  return 0;
+}
+
+int vab_guest_trim(struct vab_guest *g, const char *mountpoint) {
+  if (guestfs_fstrim(g->h, mountpoint, -1) == -1)
+    return guest_error(g, VAB_E_GUEST, "fstrim");
+  return 0;
+}
+
+/* The ring of the last output lines, as one string. */
+static void tail_collect(struct vab_guest *g) {
+  buf_truncate(&g->tail_text, 0);
+  for (size_t i = 0; i < TAIL_LINES; i++) {
+    const char *line = g->tail[(g->tail_next + i) % TAIL_LINES];
+    if (line == NULL)
+      continue;
+    if (g->tail_text.len > 0)
+      buf_putc(&g->tail_text, '\n');
+    buf_puts(&g->tail_text, line);
+  }
+}
+
+const char *vab_guest_output_tail(const struct vab_guest *g) {
+  return g->tail_text.data != NULL ? g->tail_text.data : "";
+}
+
+int vab_shell_quote(struct buf *b, const char *s) {
+  if (buf_putc(b, '\'') < 0)
+    return -1;
+  for (; *s != '\0'; s++) {
+    if (*s == '\'') {
+      if (buf_puts(b, "'\\''") < 0)
+        return -1;
+    } else if (buf_putc(b, *s) < 0) {
+      return -1;
+    }
+  }
+  return buf_putc(b, '\'');
+}
+
+/* Run a staged program with its output on the appliance's console, which
+ * libguestfs hands to the event callback as it comes: that is how the
+ * build log gets the output line by line while the step runs.  stdout of
+ * the wrapper carries only the exit status. */
+static int run_staged(struct vab_guest *g, const char *program, int *status) {
+  struct buf wrapper = BUF_INIT;
+  if (buf_printf(&wrapper,
+                 ". " STAGE_DIR "/env; %s </dev/null >/dev/console 2>&1; "
+                 "echo $?",
+                 program) < 0) {
+    buf_release(&wrapper);
+    return vab_error(g->ctx, VAB_E_NOMEM, "out of memory");
+  }
+  char sh[] = "/bin/sh", dash_c[] = "-c";
+  char *argv[] = {sh, dash_c, wrapper.data, NULL};
+  tail_reset(g);
+  console_flush(g);
+  g->capture_tail = true;
+  char *out = guestfs_command(g->h, argv);
+  console_flush(g);
+  g->capture_tail = false;
+  tail_collect(g);
+  buf_release(&wrapper);
+  if (out == NULL)
+    return guest_error(g, VAB_E_GUEST, "command");
+  char *end = NULL;
+  long code = strtol(out, &end, 10);
+  bool ok = end != out && code >= 0 && code <= 255;
+  free(out);
+  if (!ok)
+    return vab_error(g->ctx, VAB_E_GUEST,
+                     "builder VM: no exit status from the guest command");
+  *status = (int)code;
+  return 0;
+}
+
+static int stage_env(struct vab_guest *g, const char *const *env) {
+  struct buf text = BUF_INIT;
+  int r = 0;
+  /* A predictable environment: apt must never ask questions. */
+  static const char *const base[] = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/root", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", NULL,
+  };
+  for (int pass = 0; pass < 2 && r == 0; pass++) {
+    const char *const *list = pass == 0 ? base : env;
+    for (size_t i = 0; list != NULL && list[i] != NULL && r == 0; i++) {
+      const char *eq = strchr(list[i], '=');
+      if (eq == NULL)
+        continue;
+      if (buf_printf(&text, "export %.*s=", (int)(eq - list[i]), list[i]) < 0 ||
+          vab_shell_quote(&text, eq + 1) < 0 || buf_putc(&text, '\n') < 0)
+        r = vab_error(g->ctx, VAB_E_NOMEM, "out of memory");
+    }
+  }
+  if (r == 0)
+    r = vab_guest_write(g, STAGE_DIR "/env", text.data != NULL ? text.data : "",
+                        text.len);
+  buf_release(&text);
+  return r;
+}
+
+int vab_guest_script(struct vab_guest *g, const char *script,
+                     const char *const *env, int *status) {
+  if (vab_guest_mkdir_p(g, STAGE_DIR) < 0 || stage_env(g, env) < 0 ||
+      vab_guest_write(g, STAGE_DIR "/script", script, strlen(script)) < 0 ||
+      vab_guest_chmod(g, 0700, STAGE_DIR "/script") < 0)
+    return -1;
+  int r = run_staged(g, STAGE_DIR "/script", status);
+  if (r == 0 && vab_guest_rm_rf(g, STAGE_DIR) < 0)
+    r = -1;
+  return r;
+}
+
+int vab_guest_command(struct vab_guest *g, const char *const *argv) {
+  struct buf program = BUF_INIT;
+  int r = 0;
+  for (size_t i = 0; argv[i] != NULL && r == 0; i++)
+    if ((i > 0 && buf_putc(&program, ' ') < 0) ||
+        vab_shell_quote(&program, argv[i]) < 0)
+      r = vab_error(g->ctx, VAB_E_NOMEM, "out of memory");
+  int status = 0;
+  if (r == 0) {
+    vab_log(g->ctx, VAB_LOG_DEBUG, "guest command: %s", program.data);
+    if (vab_guest_mkdir_p(g, STAGE_DIR) < 0 || stage_env(g, NULL) < 0 ||
+        run_staged(g, program.data, &status) < 0 ||
+        vab_guest_rm_rf(g, STAGE_DIR) < 0)
+      r = -1;
+  }
+  buf_release(&program);
+  if (r == 0 && status != 0) {
+    r = vab_error(g->ctx, VAB_E_GUEST, "'%s' failed in the guest (exit status %d)",
+                  argv[0], status);
+    if (*vab_guest_output_tail(g) != '\0')
+      vab_diag_hint(g->ctx, "its last output lines:\n%s",
+                    vab_guest_output_tail(g));
+  }
+  return r;
+}
+
+int vab_guest_script_at(struct vab_guest *g, const char *script,
+                        const char *const *env, const struct vab_mark *mark,
+                        const char *what) {
+  int status = 0;
+  if (vab_guest_script(g, script, env, &status) < 0)
+    return -1;
+  if (status == 0)
+    return 0;
+  vab_error_at(g->ctx, VAB_E_PROVISION, mark,
+               "%s failed in the guest (exit status %d)", what, status);
+  if (*vab_guest_output_tail(g) != '\0')
+    vab_diag_hint(g->ctx, "its last output lines:\n%s",
+                  vab_guest_output_tail(g));
+  return -1;
+}

@@ -1,0 +1,147 @@
+/* The guest session: the builder VM (a libguestfs appliance) with the work
+ * disk attached.  builder/guest.c is the only user of libguestfs; every
+ * other part of vab (layout, sources, provisioners, sysprep) works on the
+ * guest through the calls below.
+ *
+ * Paths named "guest path" are inside the guest's root filesystem, which
+ * the session mounts at "/" (the appliance's /sysroot).  Commands run in a
+ * chroot of that root with /dev, /proc and /sys bound in, so they use the
+ * guest's own programs (its apt, its grub-install).
+ *
+ * Network: libguestfs fixes the appliance's network at launch.  A session
+ * therefore starts without it, and vab_guest_set_network() relaunches the
+ * appliance (about 17 s under TCG) when a step needs it, remounting what was
+ * mounted.  Steps that need no network keep whatever the session has, so a
+ * build relaunches at most when the first networked step comes.
+ *
+ * Cancellation: a watchdog thread polls vab_cancelled() and kills the
+ * appliance's qemu, so that a long call (an upload, apt-get) returns at
+ * once; no qemu outlives the session.
+ */
+#ifndef VAB_BUILDER_GUEST_H
+#define VAB_BUILDER_GUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "vab/error.h"
+#include "vab/progress.h"
+#include "builder/accel.h"
+
+struct vab_guest;
+
+struct vab_guest_opts {
+  const char *disk_path;     /* the work disk */
+  const char *disk_format;   /* "raw" or "qcow2" */
+  enum vab_accel accel;      /* resolved: KVM or TCG */
+  bool network;              /* at launch */
+};
+
+/* Create the handle and launch the appliance. */
+int vab_guest_launch(struct vab_ctx *ctx, const struct vab_guest_opts *opts,
+                     struct vab_guest **out);
+/* Flush and shut the appliance down cleanly; then free.  Returns -1 when
+ * the shutdown failed (the disk may then be incomplete).  NULL is fine. */
+int vab_guest_close(struct vab_guest *g);
+/* Kill the appliance without flushing (error paths).  NULL is fine. */
+void vab_guest_abort(struct vab_guest *g);
+
+bool vab_guest_has_network(const struct vab_guest *g);
+/* The phase that upload progress is reported under. */
+void vab_guest_set_phase(struct vab_guest *g, enum vab_phase phase);
+/* Relaunch with or without network if that differs from now. */
+int vab_guest_set_network(struct vab_guest *g, bool on);
+
+/* The work disk's device in the appliance ("/dev/sda") and its size. */
+const char *vab_guest_disk(const struct vab_guest *g);
+int vab_guest_disk_size(struct vab_guest *g, uint64_t *bytes);
+/* "/dev/sda2" for partition n (1-based) of the work disk. */
+void vab_guest_partition(const struct vab_guest *g, int n, char *out,
+                         size_t len);
+
+/* Partitioning (sectors of 512 bytes; end is inclusive, negative counts
+ * back from the end of the disk).  table is "gpt" or "msdos". */
+int vab_guest_part_init(struct vab_guest *g, const char *table);
+int vab_guest_part_add(struct vab_guest *g, int64_t start, int64_t end);
+int vab_guest_part_set_gpt_type(struct vab_guest *g, int n, const char *guid);
+int vab_guest_part_set_mbr_id(struct vab_guest *g, int n, int id);
+int vab_guest_part_set_bootable(struct vab_guest *g, int n);
+/* Grow partition n to the end of the disk (GPT: move the backup header). */
+int vab_guest_part_grow(struct vab_guest *g, int n);
+int vab_guest_part_count(struct vab_guest *g, int *n);
+
+/* Filesystems on appliance devices. */
+int vab_guest_mkfs(struct vab_guest *g, const char *fstype, const char *device,
+                   const char *label);
+int vab_guest_fs_uuid(struct vab_guest *g, const char *device, char *out,
+                      size_t len);
+int vab_guest_fs_type(struct vab_guest *g, const char *device, char *out,
+                      size_t len);
+/* Grow the filesystem on device (mounted at guest path mountpoint for xfs)
+ * to fill it. */
+int vab_guest_fs_grow(struct vab_guest *g, const char *fstype,
+                      const char *device, const char *mountpoint);
+/* Check a filesystem (unmounted); -1 unless it is clean. */
+int vab_guest_fsck(struct vab_guest *g, const char *fstype, const char *device);
+
+/* Mounts are remembered so that a relaunch can redo them.  mountpoint is a
+ * guest path ("/", "/boot/efi"). */
+int vab_guest_mount(struct vab_guest *g, const char *device,
+                    const char *mountpoint);
+int vab_guest_umount_all(struct vab_guest *g);
+/* Inspect the disk: the root filesystem's device and the OS as
+ * "debian12" (distro + major version); both "" when none is found. */
+int vab_guest_inspect(struct vab_guest *g, char *root, size_t root_len,
+                      char *os, size_t os_len);
+
+/* Upload a host tarball (uncompressed) and unpack it at guest path dir,
+ * reporting progress under phase/label. */
+int vab_guest_tar_in(struct vab_guest *g, const char *host_tar,
+                     const char *dir);
+
+/* Files in the guest. */
+int vab_guest_write(struct vab_guest *g, const char *path, const void *data,
+                    size_t len);
+int vab_guest_upload(struct vab_guest *g, const char *host_path,
+                     const char *path);
+/* Copy a host folder or file into guest folder dir (keeps its name). */
+int vab_guest_copy_in(struct vab_guest *g, const char *host_path,
+                      const char *dir);
+/* Read a whole guest file (at most 16 MiB); malloc'd, NUL-terminated. */
+int vab_guest_read(struct vab_guest *g, const char *path, char **data,
+                   size_t *len);
+int vab_guest_mkdir_p(struct vab_guest *g, const char *path);
+int vab_guest_chmod(struct vab_guest *g, unsigned mode, const char *path);
+int vab_guest_exists(struct vab_guest *g, const char *path, bool *exists);
+int vab_guest_is_dir(struct vab_guest *g, const char *path, bool *is_dir);
+int vab_guest_rm_rf(struct vab_guest *g, const char *path);
+int vab_guest_symlink(struct vab_guest *g, const char *target,
+                      const char *linkname);
+/* Discard the guest's free space (so exports stay small). */
+int vab_guest_trim(struct vab_guest *g, const char *mountpoint);
+
+/* Run argv in the guest's chroot; its output goes to the build log.  A
+ * non-zero exit is an error naming argv[0] and the last lines of output. */
+int vab_guest_command(struct vab_guest *g, const char *const *argv);
+/* Run a shell script in the guest's chroot with env ("NAME=VALUE", NULL-
+ * terminated, may be NULL).  Its output is streamed to the build log line by
+ * line as it runs.  *status gets the exit status (0-255); the call itself
+ * fails only when the session does.  The last output lines are kept for an
+ * error message: vab_guest_output_tail(). */
+int vab_guest_script(struct vab_guest *g, const char *script,
+                     const char *const *env, int *status);
+/* vab_guest_script() for provisioners: a non-zero exit becomes a
+ * VAB_E_PROVISION error at mark, "WHAT failed in the guest (exit status
+ * N)", with the last output lines as its hint. */
+int vab_guest_script_at(struct vab_guest *g, const char *script,
+                        const char *const *env, const struct vab_mark *mark,
+                        const char *what);
+/* The last lines the previous command or script printed ("" if none). */
+const char *vab_guest_output_tail(const struct vab_guest *g);
+
+/* Append s to b quoted for /bin/sh (single quotes); -1 when out of memory.
+ * For provisioners that build scripts from template values. */
+struct buf;
+int vab_shell_quote(struct buf *b, const char *s);
+
+#endif

@@ -1,0 +1,444 @@
+/* The source stage (see source.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <archive.h>
+
+#include "vab/format.h"
+#include "vab/progress.h"
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "common/subprocess.h"
+#include "signing/digest.h"
+#include "builder/source.h"
+
+/* Changing this list changes what a bootstrap produces: it is part of the
+ * cache key below. */
+const char *const vab_bootstrap_base_packages[] = {
+  "linux-image-amd64",    /* the kernel and its initramfs */
+  "grub-pc-bin",          /* GRUB for BIOS */
+  "grub-efi-amd64-bin",   /* GRUB for UEFI */
+  "grub2-common",         /* grub-install, update-grub */
+  "systemd-sysv",         /* systemd as init */
+  "systemd-resolved",     /* DNS for the DHCP that systemd-networkd does */
+  NULL,
+};
+
+#define TAIL_LINES 12
+
+char *vab_default_cache_dir(void) {
+  const char *xdg = getenv("XDG_CACHE_HOME");
+  char *out = NULL;
+  if (xdg != NULL && xdg[0] == '/') {
+    if (asprintf(&out, "%s/vab", xdg) < 0)
+      return NULL;
+    return out;
+  }
+  const char *home = getenv("HOME");
+  if (home == NULL || home[0] != '/')
+    home = "/var/tmp";
+  if (asprintf(&out, "%s/.cache/vab", home) < 0)
+    return NULL;
+  return out;
+}
+
+void vab_source_result_release(struct vab_source_result *result) {
+  free(result->tarball);
+  result->tarball = NULL;
+}
+
+static int mkdir_p(struct vab_ctx *ctx, const char *path) {
+  CLEANUP_FREE char *copy = strdup(path);
+  if (copy == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  for (char *p = copy + 1; *p != '\0'; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+      return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
+    *p = '/';
+  }
+  if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
+  return 0;
+}
+
+/* "sha256:<64 hex>" against the file's digest. */
+static int verify_checksum(struct vab_ctx *ctx, const struct vab_source *src,
+                           const char *what) {
+  if (src->checksum == NULL) {
+    vab_warn_at(ctx, &src->mark, "%s '%s' has no checksum: not verified", what,
+                src->path);
+    return 0;
+  }
+  if (strncmp(src->checksum, "sha256:", 7) != 0 ||
+      strlen(src->checksum + 7) != 64)
+    return vab_error_at(ctx, VAB_E_SCHEMA, &src->mark,
+                        "checksum must be 'sha256:' and 64 hex digits");
+  vab_log(ctx, VAB_LOG_INFO, "verifying the checksum of %s", src->path);
+  uint8_t digest[32];
+  char hex[65];
+  if (vab_sha256_file(ctx, src->path, digest) < 0)
+    return -1;
+  vab_hex(digest, sizeof digest, hex);
+  if (strcasecmp(hex, src->checksum + 7) != 0) {
+    vab_error_at(ctx, VAB_E_FORMAT, &src->mark,
+                 "checksum mismatch for %s '%s'", what, src->path);
+    vab_diag_hint(ctx, "expected sha256:%s, the file has sha256:%s",
+                  src->checksum + 7, hex);
+    return -1;
+  }
+  return 0;
+}
+
+/* mmdebstrap's output: everything to the log, the last lines kept for an
+ * error, and its "I: ..." milestones as progress. */
+struct bootstrap_watch {
+  struct vab_ctx *ctx;
+  char *tail[TAIL_LINES];
+  size_t next;
+};
+
+static void bootstrap_line(void *opaque, const char *line) {
+  struct bootstrap_watch *w = opaque;
+  vab_log(w->ctx, VAB_LOG_DEBUG, "mmdebstrap: %s", line);
+  free(w->tail[w->next]);
+  w->tail[w->next] = strdup(line);
+  w->next = (w->next + 1) % TAIL_LINES;
+  if (strncmp(line, "I: ", 3) == 0 && !vab_cancelled(w->ctx) &&
+      vab_progress(w->ctx, VAB_PHASE_SOURCE, line + 3, 0, 0) < 0)
+    vab_ctx_cancel(w->ctx);
+}
+
+static int bootstrap_cancel(void *opaque) {
+  return vab_cancelled(opaque);
+}
+
+static void watch_release(struct bootstrap_watch *w, struct buf *tail) {
+  for (size_t i = 0; i < TAIL_LINES; i++) {
+    const char *line = w->tail[(w->next + i) % TAIL_LINES];
+    if (line != NULL && tail != NULL) {
+      if (tail->len > 0)
+        buf_putc(tail, '\n');
+      buf_puts(tail, line);
+    }
+  }
+  for (size_t i = 0; i < TAIL_LINES; i++)
+    free(w->tail[i]);
+}
+
+/* The cache key: the plan's source key plus what vab itself adds. */
+static int bootstrap_key(struct vab_ctx *ctx, const char *plan_key,
+                         char out[65]) {
+  struct vab_sha256 *h = vab_sha256_new(ctx);
+  if (h == NULL)
+    return -1;
+  static const char tag[] = "vab-bootstrap-1";
+  if (vab_sha256_update(h, tag, sizeof tag) < 0 ||
+      vab_sha256_update(h, plan_key, strlen(plan_key) + 1) < 0) {
+    vab_sha256_free(h);
+    return -1;
+  }
+  for (size_t i = 0; vab_bootstrap_base_packages[i] != NULL; i++) {
+    const char *p = vab_bootstrap_base_packages[i];
+    if (vab_sha256_update(h, p, strlen(p) + 1) < 0) {
+      vab_sha256_free(h);
+      return -1;
+    }
+  }
+  uint8_t digest[32];
+  if (vab_sha256_final(h, digest) < 0)
+    return -1;
+  vab_hex(digest, sizeof digest, out);
+  return 0;
+}
+
+/* Wait for the cache entry's lock, polling so that Ctrl-C still works
+ * while another build holds it. */
+static int lock_entry(struct vab_ctx *ctx, const char *lock_path, int *fd_out) {
+  int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", lock_path);
+  bool told = false;
+  while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    if (errno != EWOULDBLOCK) {
+      int e = errno;
+      close(fd);
+      return vab_error_errno(ctx, VAB_E_IO, e, "cannot lock '%s'", lock_path);
+    }
+    if (!told) {
+      vab_log(ctx, VAB_LOG_INFO,
+              "waiting for another build bootstrapping the same source");
+      told = true;
+    }
+    if (vab_check_cancel(ctx) < 0) {
+      close(fd);
+      return -1;
+    }
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  *fd_out = fd;
+  return 0;
+}
+
+/* Append "a,b,c": vab's packages, then the template's. */
+static int join_packages(struct buf *b, const struct vab_source *src) {
+  for (size_t i = 0; vab_bootstrap_base_packages[i] != NULL; i++)
+    if ((i > 0 && buf_putc(b, ',') < 0) ||
+        buf_puts(b, vab_bootstrap_base_packages[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < src->n_packages; i++)
+    if (buf_putc(b, ',') < 0 || buf_puts(b, src->packages[i]) < 0)
+      return -1;
+  return 0;
+}
+
+static int run_mmdebstrap(struct vab_ctx *ctx, const struct vab_source *src,
+                          const char *target) {
+  if (!subprocess_have_program("mmdebstrap"))
+    return vab_error_at(ctx, VAB_E_SUBPROCESS, &src->mark,
+                        "the bootstrap source needs mmdebstrap; install the "
+                        "'mmdebstrap' package");
+  struct buf variant = BUF_INIT, include = BUF_INIT;
+  int r = 0;
+  if (buf_printf(&variant, "--variant=%s",
+                 src->variant != NULL ? src->variant : "minbase") < 0 ||
+      buf_puts(&include, "--include=") < 0 || join_packages(&include, src) < 0)
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  const char *suite = src->suite != NULL ? src->suite : "bookworm";
+  const char *mirror =
+      src->mirror != NULL ? src->mirror : "http://deb.debian.org/debian";
+  char *argv[] = {
+    (char *)"mmdebstrap", variant.data, include.data, (char *)"--format=tar",
+    (char *)"--aptopt=Acquire::Retries \"3\"", (char *)suite, (char *)target,
+    (char *)mirror, NULL,
+  };
+  struct bootstrap_watch watch = {.ctx = ctx};
+  int status = 0;
+  if (r == 0) {
+    vab_log(ctx, VAB_LOG_DEBUG, "running: mmdebstrap %s %s --format=tar %s %s %s",
+            variant.data, include.data, suite, target, mirror);
+    struct subprocess p;
+    struct subprocess_opts opts = SUBPROCESS_OPTS_INIT;
+    if (subprocess_start(&p, argv, &opts) < 0)
+      r = vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
+                          "cannot start mmdebstrap");
+    else if (subprocess_wait(&p, bootstrap_line, &watch, bootstrap_cancel, ctx,
+                             0, &status) < 0)
+      r = errno == ECANCELED
+              ? vab_error(ctx, VAB_E_CANCELLED, "interrupted during bootstrap")
+              : vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
+                                "waiting for mmdebstrap");
+  }
+  struct buf tail = BUF_INIT;
+  watch_release(&watch, &tail);
+  if (r == 0 && vab_check_cancel(ctx) < 0)
+    r = -1;
+  if (r == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    char how[64];
+    subprocess_describe_status(status, how, sizeof how);
+    r = vab_error_at(ctx, VAB_E_SUBPROCESS, &src->mark,
+                     "bootstrap of %s from %s failed: mmdebstrap %s", suite,
+                     mirror, how);
+    if (tail.len > 0)
+      vab_diag_hint(ctx, "mmdebstrap's last lines:\n%s", tail.data);
+  }
+  buf_release(&tail);
+  buf_release(&variant);
+  buf_release(&include);
+  return r;
+}
+
+static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
+                             const struct vab_source_opts *opts,
+                             struct vab_source_result *result) {
+  const struct vab_source *src = &t->source;
+  if (src->distro != NULL && strcmp(src->distro, "debian") != 0)
+    return vab_error_at(ctx, VAB_E_UNSUPPORTED, &src->mark,
+                        "bootstrap supports distro 'debian', not '%s'",
+                        src->distro);
+  char key[65];
+  if (bootstrap_key(ctx, opts->key, key) < 0)
+    return -1;
+  CLEANUP_FREE char *dir = NULL, *tar = NULL, *partial = NULL, *lock = NULL;
+  if (asprintf(&dir, "%s/bootstrap", opts->cache_dir) < 0 ||
+      asprintf(&tar, "%s/%s.tar", dir, key) < 0 ||
+      asprintf(&partial, "%s/%s.%d.partial.tar", dir, key, (int)getpid()) < 0 ||
+      asprintf(&lock, "%s/%s.lock", dir, key) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  if (mkdir_p(ctx, dir) < 0)
+    return -1;
+  int lock_fd = -1;
+  if (lock_entry(ctx, lock, &lock_fd) < 0)
+    return -1;
+  int r = 0;
+  if (access(tar, R_OK) == 0) {
+    vab_log(ctx, VAB_LOG_INFO, "bootstrap: using the cached rootfs %s", tar);
+    result->cached = true;
+  } else {
+    vab_log(ctx, VAB_LOG_INFO, "bootstrap: mmdebstrap %s (%s)",
+            src->suite != NULL ? src->suite : "bookworm",
+            src->variant != NULL ? src->variant : "minbase");
+    r = run_mmdebstrap(ctx, src, partial);
+    if (r == 0 && rename(partial, tar) < 0)
+      r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s'", partial);
+    if (r < 0)
+      unlink(partial);
+  }
+  close(lock_fd);   /* releases the lock */
+  if (r < 0)
+    return -1;
+  result->tarball = strdup(tar);
+  if (result->tarball == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  return 0;
+}
+
+/* Decompress a tarball on the host into out_path (gzip, xz, zstd, bzip2:
+ * whatever libarchive's filters know).  An uncompressed tar is used as is
+ * and *used_as_is is set. */
+static int decompress_tarball(struct vab_ctx *ctx, const char *path,
+                              const char *out_path, bool *used_as_is) {
+  struct archive *a = archive_read_new();
+  if (a == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  archive_read_support_filter_all(a);
+  archive_read_support_format_raw(a);
+  struct archive_entry *entry;
+  int r = 0;
+  if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK ||
+      archive_read_next_header(a, &entry) != ARCHIVE_OK) {
+    r = vab_error(ctx, VAB_E_FORMAT, "cannot read '%s': %s", path,
+                  archive_error_string(a));
+    archive_read_free(a);
+    return r;
+  }
+  if (archive_filter_count(a) <= 1 ||
+      archive_filter_code(a, 0) == ARCHIVE_FILTER_NONE) {
+    archive_read_free(a);
+    *used_as_is = true;
+    return 0;
+  }
+  *used_as_is = false;
+  vab_log(ctx, VAB_LOG_INFO, "decompressing %s (%s)", path,
+          archive_filter_name(a, 0));
+  int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    archive_read_free(a);
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'",
+                           out_path);
+  }
+  size_t block_size = 1 << 20;
+  char *block = malloc(block_size);
+  if (block == NULL) {
+    close(fd);
+    archive_read_free(a);
+    unlink(out_path);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  uint64_t total = 0;
+  for (;;) {
+    la_ssize_t n = archive_read_data(a, block, block_size);
+    if (n == 0)
+      break;
+    if (n < 0) {
+      r = vab_error(ctx, VAB_E_FORMAT, "cannot decompress '%s': %s", path,
+                    archive_error_string(a));
+      break;
+    }
+    if (write(fd, block, (size_t)n) != n) {
+      r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", out_path);
+      break;
+    }
+    total += (uint64_t)n;
+    if (vab_progress(ctx, VAB_PHASE_SOURCE, "decompress", total, 0) < 0) {
+      r = -1;
+      break;
+    }
+  }
+  free(block);
+  archive_read_free(a);
+  if (close(fd) < 0 && r == 0)
+    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", out_path);
+  if (r < 0)
+    unlink(out_path);
+  return r;
+}
+
+static int prepare_rootfs(struct vab_ctx *ctx, const struct vab_template *t,
+                          const struct vab_source_opts *opts,
+                          struct vab_source_result *result) {
+  const struct vab_source *src = &t->source;
+  if (verify_checksum(ctx, src, "rootfs") < 0)
+    return -1;
+  CLEANUP_FREE char *out = NULL;
+  if (asprintf(&out, "%s/rootfs.tar", opts->work_dir) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  bool as_is = false;
+  if (decompress_tarball(ctx, src->path, out, &as_is) < 0) {
+    vab_error_at(ctx, VAB_E_FORMAT, &src->mark, "unusable rootfs '%s'",
+                 src->path);
+    return -1;
+  }
+  result->tarball = strdup(as_is ? src->path : out);
+  if (result->tarball == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  return 0;
+}
+
+static int prepare_image(struct vab_ctx *ctx, const struct vab_template *t,
+                         const struct vab_source_opts *opts,
+                         struct vab_source_result *result) {
+  const struct vab_source *src = &t->source;
+  if (verify_checksum(ctx, src, "image") < 0)
+    return -1;
+  vab_log(ctx, VAB_LOG_INFO, "converting %s to the work disk", src->path);
+  struct vab_convert_opts copts = {
+    .src_format = src->format, .dst_format = "raw",
+  };
+  struct vab_convert_result cres;
+  memset(&cres, 0, sizeof cres);
+  if (vab_convert(ctx, src->path, opts->disk_path, &copts, &cres) < 0) {
+    vab_error_at(ctx, VAB_E_FORMAT, &src->mark, "cannot use image '%s'",
+                 src->path);
+    return -1;
+  }
+  if (cres.virtual_size > t->disk.size)
+    return vab_error_at(ctx, VAB_E_USAGE, &t->disk.mark,
+                        "disk.size (%llu bytes) is smaller than the source "
+                        "image (%llu bytes)",
+                        (unsigned long long)t->disk.size,
+                        (unsigned long long)cres.virtual_size);
+  /* Grow the raw disk; the layout stage grows the partition and the
+   * filesystem into the new space. */
+  if (truncate(opts->disk_path, (off_t)t->disk.size) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot grow '%s'",
+                           opts->disk_path);
+  result->disk_ready = true;
+  return 0;
+}
+
+int vab_source_prepare(struct vab_ctx *ctx, const struct vab_template *t,
+                       const struct vab_source_opts *opts,
+                       struct vab_source_result *result) {
+  memset(result, 0, sizeof *result);
+  switch (t->source.kind) {
+  case VAB_SOURCE_BOOTSTRAP:
+    return prepare_bootstrap(ctx, t, opts, result);
+  case VAB_SOURCE_ROOTFS:
+    return prepare_rootfs(ctx, t, opts, result);
+  case VAB_SOURCE_IMAGE:
+    return prepare_image(ctx, t, opts, result);
+  }
+  return vab_error(ctx, VAB_E_INTERNAL, "unknown source kind");
+}

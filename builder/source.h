@@ -1,0 +1,48 @@
+/* The source stage: where the guest's operating system comes from.
+ *
+ *   bootstrap  mmdebstrap runs as a host subprocess and writes a rootfs
+ *              tarball.  vab adds what every appliance needs: the kernel,
+ *              GRUB for BIOS and UEFI, systemd as init and systemd-resolved
+ *              (systemd-networkd, part of systemd, gets its config in the
+ *              layout stage).  The tarball is kept in the cache folder
+ *              under a key of the source's spec, behind a lock, so the next
+ *              build, or one running at the same time, reuses it.
+ *   rootfs     a tarball the user gives (tar, tar.gz, tar.xz, tar.zst),
+ *              checksum verified, decompressed on the host.
+ *   image      a qcow2, raw or vmdk disk, checksum verified, converted to
+ *              the raw work disk and grown to disk.size (the layout stage
+ *              grows its root filesystem).
+ *
+ * The host side happens here, before the builder VM starts; the tarball is
+ * unpacked inside the VM by the layout stage. */
+#ifndef VAB_BUILDER_SOURCE_H
+#define VAB_BUILDER_SOURCE_H
+
+#include <stdbool.h>
+#include "vab/template.h"
+
+struct vab_source_opts {
+  const char *cache_dir;     /* bootstrap tarballs live here */
+  const char *work_dir;      /* the build's temporary folder */
+  const char *key;           /* the source step's plan key */
+  const char *disk_path;     /* image: the work disk to write */
+};
+
+struct vab_source_result {
+  char *tarball;             /* an uncompressed tar to unpack, or NULL */
+  bool disk_ready;           /* image: disk_path holds the guest */
+  bool cached;               /* bootstrap: the cache had it */
+};
+
+/* What vab installs besides the template's packages (NULL-terminated). */
+extern const char *const vab_bootstrap_base_packages[];
+
+int vab_source_prepare(struct vab_ctx *ctx, const struct vab_template *t,
+                       const struct vab_source_opts *opts,
+                       struct vab_source_result *result);
+void vab_source_result_release(struct vab_source_result *result);
+
+/* The default cache folder: $XDG_CACHE_HOME/vab or ~/.cache/vab. */
+char *vab_default_cache_dir(void);
+
+#endif

@@ -1,0 +1,503 @@
+/* vab_convert: the pipeline from any reader to any writer.
+ *
+ * The calling thread reads the source block by block (asking the reader
+ * which ranges are holes, so those are never read), hands data blocks to
+ * worker threads that run the writer's encode(), and calls put() on each
+ * block in ascending order.  Blocks live in a fixed ring of slots, so the
+ * memory in flight is bounded whatever the image size:
+ *
+ *   read (this thread) -> slot -> encode() (workers) -> put() (this thread)
+ *
+ * The output goes to a temporary file next to DST that is synced and
+ * renamed when complete, and unlinked on any error or cancel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vab/format.h"
+#include "vab/progress.h"
+#include "formats/image.h"
+
+/* Bytes of slot buffers the pipeline may hold, whatever the block size. */
+#define PIPELINE_MEMORY (48u << 20)
+#define MAX_THREADS 256
+/* Report progress at most once per this many guest bytes. */
+#define PROGRESS_STEP (8u << 20)
+
+enum slot_state { SLOT_FREE, SLOT_READY, SLOT_ENCODING, SLOT_DONE };
+
+struct slot {
+  struct vab_block block;
+  uint8_t *data;
+  enum slot_state state;
+  int failed;
+};
+
+struct pipeline {
+  pthread_mutex_t lock;
+  pthread_cond_t work;      /* a slot became READY, or stop */
+  pthread_cond_t done;      /* a slot became DONE */
+  struct slot *slots;
+  size_t n_slots;
+  uint64_t first;           /* sequence number of the oldest slot in use */
+  uint64_t filled;          /* slots handed out so far (sequence numbers) */
+  uint64_t next_encode;     /* lowest sequence number a worker may take */
+  bool stop;
+  struct vab_writer *writer;
+  pthread_t *threads;
+  unsigned n_threads;
+};
+
+bool vab_buffer_is_zero(const void *buf, size_t len) {
+  const uint8_t *p = buf;
+  /* Word-at-a-time over the aligned middle; memcmp against itself
+   * shifted by 16 bytes would read each byte twice. */
+  while (len > 0 && ((uintptr_t)p & 7) != 0) {
+    if (*p)
+      return false;
+    p++;
+    len--;
+  }
+  const uint64_t *w = (const uint64_t *)(const void *)p;
+  while (len >= 64) {
+    if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0)
+      return false;
+    w += 8;
+    len -= 64;
+  }
+  p = (const uint8_t *)w;
+  while (len > 0) {
+    if (*p)
+      return false;
+    p++;
+    len--;
+  }
+  return true;
+}
+
+static struct slot *slot_of(struct pipeline *pl, uint64_t seq) {
+  return &pl->slots[seq % pl->n_slots];
+}
+
+static void *worker_main(void *arg) {
+  struct pipeline *pl = arg;
+  struct vab_writer *w = pl->writer;
+  pthread_mutex_lock(&pl->lock);
+  for (;;) {
+    if (pl->next_encode < pl->first)
+      pl->next_encode = pl->first;
+    while (pl->next_encode < pl->filled &&
+           slot_of(pl, pl->next_encode)->state != SLOT_READY)
+      pl->next_encode++;
+    if (pl->stop)
+      break;
+    if (pl->next_encode == pl->filled) {
+      pthread_cond_wait(&pl->work, &pl->lock);
+      continue;
+    }
+    struct slot *s = slot_of(pl, pl->next_encode++);
+    s->state = SLOT_ENCODING;
+    pthread_mutex_unlock(&pl->lock);
+    int r = w->format->encode(w, &s->block);
+    pthread_mutex_lock(&pl->lock);
+    s->failed = r < 0;
+    s->state = SLOT_DONE;
+    pthread_cond_broadcast(&pl->done);
+  }
+  pthread_mutex_unlock(&pl->lock);
+  return NULL;
+}
+
+static void pipeline_stop(struct pipeline *pl) {
+  pthread_mutex_lock(&pl->lock);
+  pl->stop = true;
+  pthread_cond_broadcast(&pl->work);
+  pthread_mutex_unlock(&pl->lock);
+  for (unsigned i = 0; i < pl->n_threads; i++)
+    pthread_join(pl->threads[i], NULL);
+  pl->n_threads = 0;
+}
+
+static void pipeline_free(struct pipeline *pl) {
+  pipeline_stop(pl);
+  for (size_t i = 0; pl->slots != NULL && i < pl->n_slots; i++) {
+    free(pl->slots[i].data);
+    free(pl->slots[i].block.out);
+  }
+  free(pl->slots);
+  free(pl->threads);
+  pthread_mutex_destroy(&pl->lock);
+  pthread_cond_destroy(&pl->work);
+  pthread_cond_destroy(&pl->done);
+}
+
+static int pipeline_init(struct pipeline *pl, struct vab_writer *w) {
+  struct vab_ctx *ctx = w->ctx;
+  memset(pl, 0, sizeof *pl);
+  pthread_mutex_init(&pl->lock, NULL);
+  pthread_cond_init(&pl->work, NULL);
+  pthread_cond_init(&pl->done, NULL);
+  pl->writer = w;
+  bool encodes = w->format->encode != NULL;
+  size_t out_capacity = encodes ? 2 * (size_t)w->block_size + 4096 : 0;
+  size_t per_slot = w->block_size + out_capacity;
+  size_t n = PIPELINE_MEMORY / per_slot;
+  size_t want = encodes ? 4 * (size_t)w->threads + 4 : 4;
+  if (n > want)
+    n = want;
+  if (n < 2)
+    n = 2;
+  pl->n_slots = n;
+  pl->slots = calloc(n, sizeof *pl->slots);
+  if (pl->slots == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    pl->slots[i].data = malloc(w->block_size);
+    if (encodes)
+      pl->slots[i].block.out = malloc(out_capacity);
+    if (pl->slots[i].data == NULL ||
+        (encodes && pl->slots[i].block.out == NULL))
+      return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    pl->slots[i].block.out_capacity = out_capacity;
+  }
+  if (!encodes)
+    return 0;
+  pl->threads = calloc(w->threads, sizeof *pl->threads);
+  if (pl->threads == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  for (unsigned i = 0; i < w->threads; i++) {
+    int e = pthread_create(&pl->threads[i], NULL, worker_main, pl);
+    if (e != 0)
+      return vab_error_errno(ctx, VAB_E_IO, e, "cannot start a thread");
+    pl->n_threads++;
+  }
+  return 0;
+}
+
+/* Wait for the oldest slot, put() it and free it. */
+static int pipeline_put_oldest(struct pipeline *pl) {
+  struct vab_writer *w = pl->writer;
+  struct slot *s = slot_of(pl, pl->first);
+  pthread_mutex_lock(&pl->lock);
+  while (s->state != SLOT_DONE)
+    pthread_cond_wait(&pl->done, &pl->lock);
+  pthread_mutex_unlock(&pl->lock);
+  if (s->failed)
+    return -1;
+  int r = w->format->put(w, &s->block);
+  pthread_mutex_lock(&pl->lock);
+  s->state = SLOT_FREE;
+  pl->first++;
+  pthread_mutex_unlock(&pl->lock);
+  return r;
+}
+
+/* Which part of the source is known to be holes, so a block inside one is
+ * zero without reading it. */
+struct status_cache {
+  uint64_t start, end;
+  bool zero;
+};
+
+static int block_may_have_data(struct vab_reader *src,
+                               struct status_cache *sc, uint64_t offset,
+                               uint64_t len, bool *data) {
+  uint64_t pos = offset, end = offset + len;
+  *data = false;
+  while (pos < end) {
+    if (pos < sc->start || pos >= sc->end) {
+      uint64_t run;
+      bool zero;
+      uint64_t left = src->info.virtual_size - pos;
+      if (vab_image_block_status(src, pos, left, &run, &zero) < 0)
+        return -1;
+      sc->start = pos;
+      sc->end = pos + run;
+      sc->zero = zero;
+    }
+    if (!sc->zero) {
+      *data = true;
+      return 0;
+    }
+    pos = sc->end;
+  }
+  return 0;
+}
+
+static int report_progress(struct vab_ctx *ctx, const char *step,
+                           uint64_t done, uint64_t total, uint64_t *last) {
+  if (done != total && done - *last < PROGRESS_STEP)
+    return vab_check_cancel(ctx);
+  *last = done;
+  return vab_progress(ctx, VAB_PHASE_CONVERT, step, done, total);
+}
+
+static int run_pipeline(struct vab_writer *w, struct vab_reader *src,
+                        struct vab_convert_result *res) {
+  struct vab_ctx *ctx = w->ctx;
+  struct pipeline pl;
+  int rc = pipeline_init(&pl, w);
+  uint64_t size = w->virtual_size;
+  struct status_cache sc = {0, 0, false};
+  uint64_t last_progress = 0;
+  const char *step = w->format->name;
+  bool encodes = w->format->encode != NULL;
+  for (uint64_t off = 0; rc == 0 && off < size; off += w->block_size) {
+    uint32_t len = size - off < w->block_size ? (uint32_t)(size - off)
+                                              : w->block_size;
+    bool data;
+    if (block_may_have_data(src, &sc, off, len, &data) < 0) {
+      rc = -1;
+      break;
+    }
+    if (!data && pl.first == pl.filled) {
+      /* Nothing in flight: a hole goes straight to put(). */
+      struct vab_block b = {.offset = off, .len = len, .is_zero = true};
+      res->zero_bytes += len;
+      rc = w->format->put(w, &b);
+    } else {
+      if (pl.filled - pl.first == pl.n_slots &&
+          pipeline_put_oldest(&pl) < 0) {
+        rc = -1;
+        break;
+      }
+      struct slot *s = slot_of(&pl, pl.filled);
+      struct vab_block *b = &s->block;
+      b->offset = off;
+      b->len = len;
+      b->out_len = 0;
+      b->is_zero = !data;
+      b->data = NULL;
+      if (data) {
+        if (vab_image_pread(src, s->data, len, off) < 0) {
+          rc = -1;
+          break;
+        }
+        b->is_zero = vab_buffer_is_zero(s->data, len);
+        b->data = b->is_zero ? NULL : s->data;
+      }
+      if (b->is_zero)
+        res->zero_bytes += len;
+      else
+        res->data_bytes += len;
+      s->failed = 0;
+      pthread_mutex_lock(&pl.lock);
+      s->state = (encodes && !b->is_zero) ? SLOT_READY : SLOT_DONE;
+      pl.filled++;
+      if (s->state == SLOT_READY)
+        pthread_cond_signal(&pl.work);
+      pthread_mutex_unlock(&pl.lock);
+    }
+    if (rc == 0)
+      rc = report_progress(ctx, step, off + len, size, &last_progress);
+  }
+  while (rc == 0 && pl.first < pl.filled)
+    rc = pipeline_put_oldest(&pl);
+  pipeline_free(&pl);
+  return rc;
+}
+
+static unsigned default_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1)
+    return 1;
+  return n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
+}
+
+static int parse_threads(struct vab_ctx *ctx, const char *value,
+                         unsigned *out) {
+  char *end;
+  errno = 0;
+  unsigned long n = strtoul(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || n < 1 ||
+      n > MAX_THREADS || value[0] == '-')
+    return vab_error(ctx, VAB_E_USAGE,
+                     "threads must be a number from 1 to %d, not '%s'",
+                     MAX_THREADS, value);
+  *out = (unsigned)n;
+  return 0;
+}
+
+/* ".NAME.vab-XXXXXX" in DST's folder, so rename() stays on one file
+ * system. */
+static char *temp_path_for(const char *dst) {
+  const char *slash = strrchr(dst, '/');
+  size_t dir_len = slash ? (size_t)(slash - dst) + 1 : 0;
+  const char *base = dst + dir_len;
+  size_t len = dir_len + 1 + strlen(base) + sizeof ".vab-XXXXXX";
+  char *tmp = malloc(len);
+  if (tmp == NULL)
+    return NULL;
+  snprintf(tmp, len, "%.*s.%s.vab-XXXXXX", (int)dir_len, dst, base);
+  return tmp;
+}
+
+static int sync_folder_of(struct vab_ctx *ctx, const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? strndup(path, (size_t)(slash - path) + 1) : strdup(".");
+  if (dir == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r = 0;
+  if (fd < 0 || fsync(fd) < 0)
+    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync folder '%s'", dir);
+  if (fd >= 0)
+    close(fd);
+  free(dir);
+  return r;
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Hand each -o option to the core (threads) or the writer. */
+static int apply_options(struct vab_writer *w,
+                         const struct vab_convert_opts *opts) {
+  for (size_t i = 0; i < opts->n_options; i++) {
+    const struct vab_option *o = &opts->options[i];
+    if (strcmp(o->key, "threads") == 0) {
+      if (parse_threads(w->ctx, o->value, &w->threads) < 0)
+        return -1;
+      continue;
+    }
+    if (w->format->set_option == NULL)
+      return vab_error(w->ctx, VAB_E_USAGE, "format %s has no option '%s'",
+                       w->format->name, o->key);
+    if (w->format->set_option(w, o->key, o->value) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int write_image(struct vab_writer *w, struct vab_reader *src,
+                       const char *src_path, int fd, const char *tmp,
+                       struct vab_convert_result *res) {
+  struct vab_ctx *ctx = w->ctx;
+  if (w->format->caps & VAB_FMT_EXTERNAL) {
+    if (w->format->convert_file(w, src_path, src->format->name, tmp) < 0)
+      return -1;
+    res->data_bytes = src->info.allocated_bytes;
+    return 0;
+  }
+  if (w->format->open(w) < 0)
+    return -1;
+  if (w->block_size == 0 || w->block_size > (64u << 20))
+    return vab_error(ctx, VAB_E_INTERNAL, "%s writer set block size %u",
+                     w->format->name, w->block_size);
+  if (run_pipeline(w, src, res) < 0)
+    return -1;
+  if (w->format->close(w) < 0)
+    return -1;
+  struct stat st;
+  if (fstat(fd, &st) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot stat '%s'", tmp);
+  /* Holes at the end exist only once the file is that long. */
+  if ((uint64_t)st.st_size < w->sink->offset &&
+      ftruncate(fd, (off_t)w->sink->offset) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot extend '%s'", tmp);
+  return 0;
+}
+
+int vab_convert(struct vab_ctx *ctx, const char *src_path,
+                const char *dst_path, const struct vab_convert_opts *opts,
+                struct vab_convert_result *result) {
+  struct vab_convert_result res;
+  memset(&res, 0, sizeof res);
+  double start = now_seconds();
+  const struct vab_format *format = vab_format_by_name(opts->dst_format);
+  if (format == NULL)
+    return vab_error(ctx, VAB_E_USAGE, "unknown output format '%s'",
+                     opts->dst_format ? opts->dst_format : "(none)");
+  if (!(format->caps & VAB_FMT_WRITE))
+    return vab_error(ctx, VAB_E_UNSUPPORTED, "vab cannot write %s images",
+                     format->name);
+
+  struct vab_sink sink;
+  struct vab_writer w;
+  memset(&w, 0, sizeof w);
+  w.format = format;
+  w.ctx = ctx;
+  w.sink = &sink;
+  w.path = dst_path;
+  w.threads = opts->threads ? opts->threads : default_threads();
+  vab_sink_init_fd(&sink, ctx, -1);
+
+  struct vab_reader *src = NULL;
+  char *tmp = NULL;
+  int fd = -1;
+  int rc = -1;
+  if (apply_options(&w, opts) < 0)
+    goto out;
+  if (vab_image_open(ctx, src_path, opts->src_format, 0, &src) < 0)
+    goto out;
+  w.virtual_size = src->info.virtual_size;
+  res.virtual_size = w.virtual_size;
+  tmp = temp_path_for(dst_path);
+  if (tmp == NULL) {
+    vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    goto out;
+  }
+  fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot create a file next to '%s'",
+                    dst_path);
+    free(tmp);
+    tmp = NULL;
+    goto out;
+  }
+  fchmod(fd, 0644);
+  sink.fd = fd;
+  if (write_image(&w, src, src_path, fd, tmp, &res) < 0)
+    goto out;
+  if (vab_check_cancel(ctx) < 0)
+    goto out;
+  struct stat st;
+  if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync '%s'", tmp);
+    goto out;
+  }
+  res.file_size = (uint64_t)st.st_size;
+  if (close(fd) < 0) {
+    fd = -1;
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot close '%s'", tmp);
+    goto out;
+  }
+  fd = -1;
+  if (rename(tmp, dst_path) < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s' to '%s'", tmp,
+                    dst_path);
+    goto out;
+  }
+  free(tmp);
+  tmp = NULL;
+  if (sync_folder_of(ctx, dst_path) < 0)
+    goto out;
+  rc = 0;
+out:
+  if (w.format->free != NULL)
+    w.format->free(&w);
+  if (fd >= 0)
+    close(fd);
+  if (tmp != NULL) {
+    unlink(tmp);
+    free(tmp);
+  }
+  vab_image_close(src);
+  res.stored_bytes = w.stored_bytes;
+  res.dedup_bytes = w.dedup_bytes;
+  res.seconds = now_seconds() - start;
+  if (result != NULL)
+    *result = res;
+  return rc;
+}

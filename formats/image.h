@@ -1,0 +1,20 @@
+/* Helpers of formats/ that are not public API. */
+#ifndef VAB_FORMATS_IMAGE_H
+#define VAB_FORMATS_IMAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "vab/format.h"
+
+/* block_status() through the vtable, checking the run the reader gives. */
+int vab_image_block_status(struct vab_reader *r, uint64_t offset,
+                           uint64_t len, uint64_t *run, bool *is_zero);
+
+/* A backing file name as qemu resolves it: relative names are relative to
+ * the folder of the image that names them.  malloc'd, NULL if no memory. */
+char *vab_image_relative_path(const char *image_path, const char *name);
+
+/* True if all len bytes are zero. */
+bool vab_buffer_is_zero(const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,38 @@
+/* OVA: an OVF 1.0 descriptor, its .mf manifest and a streamOptimized VMDK
+ * in one ustar archive, for VMware (vmx) or VirtualBox importers.
+ * formats/ova/ is, with builder/source.c, the only user of libarchive. */
+#ifndef VAB_FORMATS_OVA_H
+#define VAB_FORMATS_OVA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "vab/format.h"
+#include "vab/template.h"
+
+struct vab_ova_opts {
+  const char *disk_path;        /* the finished disk */
+  const char *disk_format;      /* its format, or NULL to probe */
+  const char *name;             /* VirtualSystem name, and the members'
+                                   base name (a plain file name) */
+  const char *target;           /* "vmware" or "virtualbox" */
+  const struct vab_hardware *hardware;
+  enum vab_firmware firmware;
+  const char *guest_os;         /* detected ("debian12"), or NULL */
+  const struct vab_option *vmdk_options;  /* for the VMDK writer */
+  size_t n_vmdk_options;
+  unsigned threads;             /* 0: online cores */
+};
+
+/* The OVF descriptor alone, for a disk of capacity bytes whose VMDK file
+ * is vmdk_size bytes long with populated bytes of data.  Returns a
+ * malloc'd string, or NULL with an error. */
+char *vab_ova_descriptor(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
+                         const char *vmdk_name, uint64_t vmdk_size,
+                         uint64_t capacity, uint64_t populated);
+
+/* Write dst_path (written under a temporary name and renamed when
+ * complete; nothing is left on failure).  result may be NULL. */
+int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
+                  const char *dst_path, struct vab_convert_result *result);
+
+#endif

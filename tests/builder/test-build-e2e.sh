@@ -1,0 +1,132 @@
+#!/bin/bash
+# End to end on a small appliance: every provisioner and the default
+# sysprep, checked in the exported image with guestfish (an independent
+# reader), and a boot test that fetches a page the firstboot script wrote.
+. "$(dirname "$0")/build-test-lib.sh"
+require_tools
+setup_area e2e
+
+"$VAB" build "$SRCDIR/tests/builder/data/e2e.yaml" -o "$AREA/out" \
+  --cache-dir "$VAB_TEST_CACHE" 2>"$AREA/stderr"
+status=$?
+cat "$AREA/stderr"
+check "vab build e2e.yaml exits 0" [ "$status" -eq 0 ]
+[ "$status" -eq 0 ] || finish
+
+img=$AREA/out/e2e-1.qcow2
+log=$AREA/out/e2e-1.log
+check "qemu-img check" qemu-img check -q "$img"
+check "boot test fetched the firstboot page" grep -q "boot test passed" "$log"
+
+# One guestfish run (each launch costs a VM boot); each answer follows its
+# label on the lines after it.  guestfish prints st_mode in decimal.
+answers=$(guestfish --ro -a "$img" -i <<'EOF_GF'
+echo hostname=
+cat /etc/hostname
+echo localtime=
+readlink /etc/localtime
+echo timezone=
+cat /etc/timezone
+echo index=
+cat /var/www/html/index.html
+echo site=
+cat /srv/site/index.html
+echo site-css=
+cat /srv/site/css/site.css
+echo site-owner=
+lstatns /srv/site/css/site.css | grep -E '^st_(uid|gid)'
+echo greeting=
+cat /srv/shell/greeting
+echo sudo-bin=
+exists /usr/bin/sudo
+echo passwd=
+grep "^admin:" /etc/passwd
+echo shadow-admin=
+grep "^admin:" /etc/shadow | cut -c1-9
+echo shadow-root=
+grep "^root:" /etc/shadow | cut -c1-6
+echo groups=
+grep "^sudo:" /etc/group
+echo keys=
+cat /home/admin/.ssh/authorized_keys
+echo keys-mode=
+lstatns /home/admin/.ssh/authorized_keys | grep st_mode
+echo sudoers=
+cat /etc/sudoers.d/vab-admin
+echo masked=
+readlink /etc/systemd/system/apt-daily.timer
+echo nginx-enabled=
+exists /etc/systemd/system/multi-user.target.wants/nginx.service
+echo firstboot-script=
+exists /var/lib/vab/firstboot/001
+echo firstboot-enabled=
+exists /etc/systemd/system/multi-user.target.wants/vab-firstboot.service
+echo machine-id-size=
+filesize /etc/machine-id
+echo apt-lists=
+ls /var/lib/apt/lists
+echo policy-rc=
+exists /usr/sbin/policy-rc.d
+echo tmp=
+ls /tmp
+echo network=
+cat /etc/systemd/network/80-vab-dhcp.network
+echo fstab=
+cat /etc/fstab
+echo grub=
+grep "console=ttyS0,115200n8" /boot/grub/grub.cfg
+echo efi=
+exists /boot/efi/EFI/BOOT/BOOTX64.EFI
+echo end=
+EOF_GF
+)
+echo "$answers"
+# value LABEL: the lines between "LABEL=" and the next label.
+value() { awk -v l="$1=" '$0 == l {on=1; next} /^[a-z-]+=$/ {on=0} on' <<<"$answers"; }
+expect() {  # expect LABEL EXPECTED
+  local got
+  got=$(value "$1")
+  if [ "$got" = "$2" ]; then pass "$1"; else fail "$1: expected '$2', got '$got'"; fi
+}
+expect_match() {  # expect_match LABEL REGEX
+  local got
+  got=$(value "$1")
+  if grep -Eq "$2" <<<"$got"; then pass "$1"; else fail "$1: '$got' does not match /$2/"; fi
+}
+
+expect hostname "e2e-host"
+expect localtime "/usr/share/zoneinfo/Europe/Madrid"
+expect timezone "Europe/Madrid"
+expect index "<html><body>vab e2e page</body></html>"
+expect site "<html><body>a folder copied by the file provisioner</body></html>"
+expect site-css "body { font-family: sans-serif; }"
+expect site-owner "$(printf 'st_uid: 33\nst_gid: 33')"
+expect greeting "hello"
+expect sudo-bin "true"
+expect_match passwd "^admin:x:[0-9]+:[0-9]+::/home/admin:/bin/bash$"
+expect shadow-admin "admin:\$6\$"
+expect_match shadow-root '^root:!'
+expect_match groups "^sudo:x:27:admin$"
+expect keys "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJm5fG8d8m2H1vQe3cU0b7fX8y5rN7h1xY0u2wQk9Lq4 e2e@vab"
+expect keys-mode "st_mode: 33152"  # 0100600: a regular file, 0600
+expect sudoers "admin ALL=(ALL) NOPASSWD:ALL"
+expect masked "/dev/null"
+expect nginx-enabled "true"
+expect firstboot-script "true"
+expect firstboot-enabled "true"
+expect machine-id-size "0"
+expect apt-lists "partial"
+expect policy-rc "false"
+expect tmp ""
+expect_match network "^Name=en\* eth\*$"
+expect_match fstab "^UUID=[0-9a-f-]{36} / ext4 errors=remount-ro 0 1$"
+expect_match fstab "^UUID=[0-9A-F]{4}-[0-9A-F]{4} /boot/efi vfat umask=0077 0 2$"
+expect_match grub "linux.*root=UUID=[0-9a-f-]{36} .*console=ttyS0,115200n8"
+expect efi "true"
+
+check "the shell step's output is in the build log" grep -q "shell-output-hello" "$log"
+check "the password is not in the build log" bash -c "! grep -q 'e2e-Secret-Passw0rd' '$log'"
+check "no password hash in the build log" bash -c "! grep -q '\\\$6\\\$' '$log'"
+check "no temporary file left" tmp_is_empty
+check "no qemu left" no_qemu_left
+finish

@@ -1,0 +1,59 @@
+/* libFuzzer target: the VMDK reader.  The input is a VMDK file; it is
+ * opened, its block status walked, its data read and its metadata
+ * checked.  Any crash, leak, hang or sanitizer report is a bug: hostile
+ * images must only ever produce diagnostics. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vab/format.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Bounds per input, so a huge (valid) capacity cannot make a run slow. */
+#define MAX_RUNS 4096
+#define MAX_READ (8u << 20)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  int fd = memfd_create("fuzz.vmdk", 0);
+  if (fd < 0)
+    return 0;
+  if (write(fd, data, size) != (ssize_t)size) {
+    close(fd);
+    return 0;
+  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  struct vab_ctx *ctx = vab_ctx_new();
+  struct vab_reader *r = NULL;
+  if (ctx != NULL && vab_image_open(ctx, path, "vmdk", 0, &r) == 0) {
+    static uint8_t buf[1u << 20];
+    uint64_t offset = 0, read_total = 0;
+    for (int runs = 0; runs < MAX_RUNS && offset < r->info.virtual_size;
+         runs++) {
+      uint64_t run;
+      bool is_zero;
+      if (r->format->block_status(r, offset, r->info.virtual_size - offset,
+                                  &run, &is_zero) < 0)
+        break;
+      if (run == 0)
+        abort();  /* no progress: the walk would never end */
+      if (!is_zero && read_total < MAX_READ) {
+        size_t n = run < sizeof buf ? (size_t)run : sizeof buf;
+        if (vab_image_pread(r, buf, n, offset) < 0)
+          break;
+        read_total += n;
+      }
+      offset += run;
+    }
+    struct vab_check_result result;
+    r->format->check(r, &result);
+  }
+  vab_image_close(r);
+  vab_ctx_free(ctx);
+  close(fd);
+  return 0;
+}

@@ -1,0 +1,156 @@
+# Shared by the publish tests: a docker-registry on 127.0.0.1 with TLS from
+# a CA made here and htpasswd Basic auth, always stopped on exit.
+# Needs $VAB and $MAKE_MANIFEST; skips (77) without docker-registry,
+# htpasswd or openssl.
+for tool in docker-registry htpasswd openssl curl; do
+  command -v "$tool" >/dev/null || { echo "SKIP: no $tool"; exit 77; }
+done
+work=$(mktemp -d /var/tmp/vab-publish-test.XXXXXX)
+registry_pid=
+token_pid=
+stop_registry() {
+  if [ -n "$registry_pid" ]; then
+    kill -9 "$registry_pid" 2>/dev/null
+    wait "$registry_pid" 2>/dev/null
+    registry_pid=
+  fi
+}
+stop_token_server() {
+  if [ -n "$token_pid" ]; then
+    kill "$token_pid" 2>/dev/null
+    wait "$token_pid" 2>/dev/null
+    token_pid=
+  fi
+}
+trap 'stop_registry; stop_token_server; rm -rf "$work"' EXIT
+failures=0
+n=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+finish() {
+  if [ "$failures" -ne 0 ]; then
+    echo "$failures check(s) failed"
+    exit 1
+  fi
+  echo "all $n checks passed"
+  exit 0
+}
+check() {  # NAME CMD...: the command must succeed
+  local name=$1; shift
+  n=$((n + 1))
+  if ! "$@" >"$work/$n.log" 2>&1; then
+    fail "$name: exit $?"; cat "$work/$n.log"
+    return 1
+  fi
+}
+expect_fail() {  # NAME MESSAGE CMD...: exit 1 and MESSAGE in the output
+  local name=$1 msg=$2; shift 2
+  n=$((n + 1))
+  "$@" >"$work/$n.log" 2>&1
+  local got=$?
+  [ "$got" = 1 ] || fail "$name: exit $got, wanted 1"
+  grep -qF -- "$msg" "$work/$n.log" || { fail "$name: no '$msg' in:"; cat "$work/$n.log"; }
+}
+
+# A CA, and a server certificate for 127.0.0.1 signed by it.
+make_tls() {
+  mkdir -p "$work/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$work/tls/ca.key" -out "$work/tls/ca.crt" -days 2 \
+    -subj "/CN=vab test CA" 2>/dev/null || return 1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$work/tls/server.key" -out "$work/tls/server.csr" \
+    -subj "/CN=127.0.0.1" 2>/dev/null || return 1
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$work/tls/ext"
+  openssl x509 -req -in "$work/tls/server.csr" -CA "$work/tls/ca.crt" \
+    -CAkey "$work/tls/ca.key" -CAcreateserial -days 2 \
+    -extfile "$work/tls/ext" -out "$work/tls/server.crt" 2>/dev/null
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# write the config once; start_registry may run again after a kill.
+setup_registry() {  # USER PASSWORD
+  make_tls || { echo "cannot make TLS files"; exit 1; }
+  htpasswd -Bbn "$1" "$2" >"$work/htpasswd"
+  port=$(free_port)
+  host="127.0.0.1:$port"
+  cat >"$work/registry.yml" <<YAML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $work/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+  secret: vab-test-secret-that-survives-restarts
+  tls:
+    certificate: $work/tls/server.crt
+    key: $work/tls/server.key
+auth:
+  htpasswd:
+    realm: vab-test
+    path: $work/htpasswd
+YAML
+}
+
+# The same registry with Bearer token auth: a token server (token-server.py)
+# on another port issues ES256 tokens to USER:PASSWORD.
+setup_token_registry() {  # USER PASSWORD
+  make_tls || { echo "cannot make TLS files"; exit 1; }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$work/tls/token.key" -out "$work/tls/token.crt" -days 2 \
+    -subj "/CN=vab test token signer" 2>/dev/null || exit 1
+  port=$(free_port)
+  host="127.0.0.1:$port"
+  token_port=$(free_port)
+  cat >"$work/registry.yml" <<YAML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $work/storage
+http:
+  addr: 127.0.0.1:$port
+  secret: vab-test-secret-that-survives-restarts
+  tls:
+    certificate: $work/tls/server.crt
+    key: $work/tls/server.key
+auth:
+  token:
+    realm: https://127.0.0.1:$token_port/token
+    service: vab-test-registry
+    issuer: vab-test-issuer
+    rootcertbundle: $work/tls/token.crt
+YAML
+  python3 "$SRCDIR/tests/publish/token-server.py" "$token_port" \
+    "$work/tls/server.crt" "$work/tls/server.key" "$work/tls/token.key" \
+    "$work/tls/token.crt" "$1" "$2" "$work/token.log" \
+    >"$work/token-server.out" 2>&1 &
+  token_pid=$!
+  local i
+  for i in $(seq 1 100); do
+    curl -s -o /dev/null --cacert "$work/tls/ca.crt" \
+      "https://127.0.0.1:$token_port/" && return 0
+    sleep 0.1
+  done
+  echo "token server did not start:"; cat "$work/token-server.out"
+  exit 1
+}
+
+start_registry() {
+  docker-registry serve "$work/registry.yml" >>"$work/registry.log" 2>&1 &
+  registry_pid=$!
+  local i
+  for i in $(seq 1 100); do
+    curl -s -o /dev/null --cacert "$work/tls/ca.crt" "https://$host/v2/" && return 0
+    sleep 0.1
+  done
+  echo "registry did not start:"; tail -20 "$work/registry.log"
+  exit 1
+}
