@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vab/provisioner.h"
+#include "vab/vab.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "builder/boottest.h"
@@ -19,6 +20,10 @@
 #include "builder/plan.h"
 #include "builder/source.h"
 #include "builder/sysprep.h"
+#include "publish/publish.h"
+#include "signing/digest.h"
+#include "signing/manifest.h"
+#include "signing/signing.h"
 
 /* Keeps package scripts from starting services inside the builder VM
  * while apt runs (Debian's policy-rc.d protocol: 101 = not allowed).  A
@@ -70,6 +75,8 @@ void vab_build_free(struct vab_build *b) {
     return;
   vab_template_free(b->template);
   vab_artifacts_free(b->artifacts, b->n_artifacts);
+  free(b->manifest_path);
+  free(b->signature_path);
   free(b->output_dir);
   free(b->log_path);
   free(b->serial_log_path);
@@ -434,10 +441,139 @@ static int do_export(struct run *run) {
   return r;
 }
 
+/* The build manifest lists every artifact; the template digest ties it to
+ * the exact expanded template (what `vab validate --print` shows). */
+static int write_manifest(struct run *run) {
+  struct vab_ctx *ctx = run->ctx;
+  struct vab_build *b = run->b;
+  char *yaml = vab_template_to_yaml(ctx, run->t);
+  if (yaml == NULL)
+    return -1;
+  uint8_t digest[32];
+  char hex[65];
+  struct vab_sha256 *h = vab_sha256_new(ctx);
+  int r = h == NULL ? -1 : vab_sha256_update(h, yaml, strlen(yaml));
+  if (r == 0)
+    r = vab_sha256_final(h, digest);
+  else
+    vab_sha256_free(h);
+  free(yaml);
+  if (r < 0)
+    return -1;
+  vab_hex(digest, sizeof digest, hex);
+  snprintf(b->template_digest, sizeof b->template_digest, "sha256:%s", hex);
+
+  struct vab_manifest m;
+  memset(&m, 0, sizeof m);
+  m.name = (char *)run->t->name;
+  m.version = (char *)run->t->version;
+  m.vab_version = (char *)vab_version();
+  m.template_digest = b->template_digest;
+  if (vab_build_time(ctx, &m.build_time) < 0)
+    return -1;
+  m.n_artifacts = b->n_artifacts;
+  m.artifacts = calloc(b->n_artifacts + 1, sizeof *m.artifacts);
+  if (m.artifacts == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  for (size_t i = 0; i < b->n_artifacts; i++) {
+    const struct vab_artifact *a = &b->artifacts[i];
+    m.artifacts[i].name = a->file_name;
+    m.artifacts[i].format = a->format;
+    m.artifacts[i].target = a->target;
+    m.artifacts[i].size = a->size;
+    memcpy(m.artifacts[i].sha256, a->sha256, sizeof a->sha256);
+  }
+  char *name = NULL;
+  r = vab_artifact_name(ctx, run->t, NULL, "manifest.json", &name);
+  if (r == 0 && asprintf(&b->manifest_path, "%s/%s", b->output_dir, name) < 0) {
+    b->manifest_path = NULL;
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  free(name);
+  if (r == 0)
+    r = vab_manifest_write(ctx, b->manifest_path, &m);
+  free(m.artifacts);
+  if (r == 0)
+    vab_log(ctx, VAB_LOG_INFO, "wrote %s", b->manifest_path);
+  return r;
+}
+
+/* `sign:` signs the manifest with the template's key.  An encrypted key's
+ * passphrase comes from VAB_SIGN_PASSPHRASE: a template never holds it. */
+static int load_signer(struct run *run, struct vab_signer **signer) {
+  const struct vab_sign_spec *spec = run->t->sign;
+  *signer = NULL;
+  if (spec == NULL)
+    return 0;
+  const char *pass = getenv("VAB_SIGN_PASSPHRASE");
+  if (vab_signer_load(run->ctx, spec->key, spec->cert,
+                      pass != NULL && *pass != '\0' ? pass : NULL, signer) < 0)
+    return vab_error_at(run->ctx, VAB_E_SIGNATURE, &spec->mark,
+                        "cannot sign the build with '%s'", spec->key);
+  return 0;
+}
+
+static int do_sign(struct run *run, struct vab_signer *signer) {
+  struct vab_build *b = run->b;
+  phase_begin(run, VAB_PHASE_SIGN);
+  int r = write_manifest(run);
+  if (r == 0 && signer != NULL) {
+    if (asprintf(&b->signature_path, "%s.sig", b->manifest_path) < 0) {
+      b->signature_path = NULL;
+      r = vab_error(run->ctx, VAB_E_NOMEM, "out of memory");
+    }
+    if (r == 0)
+      r = vab_sign_file(run->ctx, signer, b->manifest_path, b->signature_path);
+    if (r == 0)
+      vab_log(run->ctx, VAB_LOG_INFO, "signed: %s", b->signature_path);
+  }
+  phase_end(run);
+  return r;
+}
+
+/* `publish:` pushes the finished build.  A failed push keeps the build:
+ * it is complete and signed, and `vab publish DIR REF` can push it later. */
+static int do_publish(struct run *run, struct vab_signer *signer) {
+  struct vab_ctx *ctx = run->ctx;
+  struct vab_build *b = run->b;
+  if (run->t->n_publish == 0)
+    return 0;
+  phase_begin(run, VAB_PHASE_PUBLISH);
+  int r = 0;
+  for (size_t i = 0; i < run->t->n_publish && r == 0; i++) {
+    const struct vab_publish_spec *spec = &run->t->publish[i];
+    struct vab_publish_opts popts;
+    memset(&popts, 0, sizeof popts);
+    popts.tags = spec->tags;
+    popts.n_tags = spec->n_tags;
+    popts.signer = signer;
+    struct vab_publish_result res;
+    vab_log(ctx, VAB_LOG_INFO, "publish %s", spec->ref);
+    r = vab_publish_dir(ctx, b->manifest_path, spec->ref, &popts, &res);
+    if (r < 0) {
+      vab_error_at(ctx, VAB_E_NETWORK, &spec->mark,
+                   "publishing to '%s' failed; the build is kept in %s",
+                   spec->ref, b->output_dir);
+      break;
+    }
+    b->n_published++;
+    memcpy(b->published_digest, res.digest, sizeof b->published_digest);
+    vab_log(ctx, VAB_LOG_INFO, "published %s@%s (%zu blobs uploaded, %zu "
+            "already there)", spec->ref, res.digest, res.blobs_uploaded,
+            res.blobs_skipped);
+  }
+  phase_end(run);
+  return r;
+}
+
 /* After a failed export, outputs that were completed before the failure
  * must not stay behind under their final names. */
 static void remove_artifacts(struct run *run) {
   struct vab_build *b = run->b;
+  if (b->signature_path != NULL)
+    unlink(b->signature_path);
+  if (b->manifest_path != NULL)
+    unlink(b->manifest_path);
   for (size_t i = 0; i < b->n_artifacts; i++)
     if (b->artifacts[i].path != NULL)
       unlink(b->artifacts[i].path);
@@ -465,6 +601,10 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
             vab_accel_name(b->accel), b->accel_reason[0] ? " (" : "",
             b->accel_reason, b->accel_reason[0] ? ")" : "");
   phase_end(&run);
+  /* A key that cannot be used fails the build before hours of work. */
+  struct vab_signer *signer = NULL;
+  if (r == 0)
+    r = load_signer(&run, &signer);
   if (r == 0)
     r = make_work_dir(&run);
   if (r == 0)
@@ -483,12 +623,20 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
     r = do_export(&run);
   if (r == 0)
     r = vab_check_cancel(ctx);
+  if (r == 0)
+    r = do_sign(&run, signer);
+  if (r == 0)
+    r = vab_check_cancel(ctx);
+  bool built = r == 0;
+  if (r == 0)
+    r = do_publish(&run, signer);
+  vab_signer_free(signer);
 
   if (r < 0) {
     /* Kills the appliance at once; its disk no longer matters. */
     vab_guest_abort(run.guest);
     run.guest = NULL;
-    if (run.exporting)
+    if (run.exporting && !built)
       remove_artifacts(&run);
   }
   if (run.work_dir != NULL) {

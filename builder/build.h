@@ -1,6 +1,7 @@
 /* vab build: the whole pipeline for one template.
  *
  *   load -> plan -> source -> layout -> provision -> sysprep -> test -> export
+ *   -> manifest (always) -> sign (with `sign:`) -> publish (with `publish:`)
  *
  * Everything between source and export happens in a work folder under
  * $TMPDIR (default /var/tmp), removed at the end whatever happens unless
@@ -56,6 +57,11 @@ struct vab_build {
   bool tested;
   struct vab_artifact *artifacts;
   size_t n_artifacts;
+  char *manifest_path;            /* OUTPUT/NAME-VERSION.manifest.json */
+  char *signature_path;           /* MANIFEST.sig when the build signed */
+  char template_digest[72];       /* "sha256:<hex>" of the canonical YAML */
+  size_t n_published;             /* publish: entries pushed */
+  char published_digest[72];      /* of the last push, or "" */
   char *kept_work_dir;            /* keep_on_error after a failure */
 };
 

@@ -165,6 +165,11 @@ static void print_summary(const struct vab_build *b) {
     fprintf(stderr, "  %s  %s  sha256:%s\n", b->artifacts[i].path, size,
             b->artifacts[i].sha256);
   }
+  if (b->manifest_path != NULL)
+    fprintf(stderr, "  manifest: %s%s\n", b->manifest_path,
+            b->signature_path != NULL ? " (signed)" : "");
+  if (b->n_published > 0)
+    fprintf(stderr, "  published: %s\n", b->published_digest);
   fprintf(stderr, "  log: %s\n", b->log_path);
   if (b->tested)
     fprintf(stderr, "  serial log: %s\n", b->serial_log_path);
@@ -228,6 +233,19 @@ static void print_json(struct vab_ctx *ctx, const char *path,
               (unsigned long long)a->size, a->sha256, a->seconds);
     }
     fputc(']', stdout);
+    fputs(",\"manifest\":", stdout);
+    if (b->manifest_path != NULL)
+      cli_json_string(stdout, b->manifest_path);
+    else
+      fputs("null", stdout);
+    fputs(",\"signature\":", stdout);
+    if (b->signature_path != NULL)
+      cli_json_string(stdout, b->signature_path);
+    else
+      fputs("null", stdout);
+    fputs(",\"template_digest\":", stdout);
+    cli_json_string(stdout, b->template_digest);
+    fprintf(stdout, ",\"published\":%zu", b->n_published);
     if (b->kept_work_dir != NULL) {
       fputs(",\"work_dir\":", stdout);
       cli_json_string(stdout, b->kept_work_dir);

@@ -150,7 +150,9 @@ static int pipeline_init(struct pipeline *pl, struct vab_writer *w) {
   size_t out_capacity = encodes ? 2 * (size_t)w->block_size + 4096 : 0;
   size_t per_slot = w->block_size + out_capacity;
   size_t n = PIPELINE_MEMORY / per_slot;
-  size_t want = encodes ? 4 * (size_t)w->threads + 4 : 4;
+  /* A deep queue keeps the workers busy while this thread waits for a
+   * CPU on a loaded machine, and absorbs uneven compression times. */
+  size_t want = encodes ? 32 * (size_t)w->threads + 8 : 4;
   if (n > want)
     n = want;
   if (n < 2)

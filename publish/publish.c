@@ -167,7 +167,7 @@ static int open_artifacts(struct publish_run *run, const char *dir) {
     run->fds[i] = -1;
   for (size_t i = 0; i < run->build.n_artifacts; i++) {
     const struct vab_manifest_artifact *a = &run->build.artifacts[i];
-    char path[4096];
+    char path[4096 + 260];  /* dir + "/" + a file name */
     snprintf(path, sizeof path, "%s/%s", dir, a->name);
     if (!oci_title_valid(a->name))
       return vab_error(ctx, VAB_E_USAGE,
@@ -458,7 +458,15 @@ int vab_publish_dir(struct vab_ctx *ctx, const char *dir, const char *ref,
                   "so none is pushed",
                   vab_key_type_name(vab_signer_type(opts->signer)));
   }
-  if (open_artifacts(&run, dir) < 0 ||
+  /* Artifacts sit beside the manifest, whether dir named a folder or the
+   * manifest itself. */
+  char artifacts_dir[4096];
+  snprintf(artifacts_dir, sizeof artifacts_dir, "%.*s",
+           (int)(base_name(run.manifest_path) - run.manifest_path),
+           run.manifest_path);
+  if (artifacts_dir[0] == '\0')
+    snprintf(artifacts_dir, sizeof artifacts_dir, ".");
+  if (open_artifacts(&run, artifacts_dir) < 0 ||
       registry_open(ctx, run.ref.host, run.ref.repo, &opts->registry, true,
                     &run.reg) < 0)
     goto out;

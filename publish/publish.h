@@ -50,9 +50,10 @@ struct vab_publish_result {
   uint64_t bytes_uploaded;       /* blob bytes sent, retries included */
 };
 
-/* Publish the build in dir (a folder with one NAME-VERSION.manifest.json,
- * its .sig and its artifacts) to ref, "host[:port]/repo[:tag]".  Without a
- * tag in ref, the build's version is the tag.  result may be NULL. */
+/* Publish a build to ref, "host[:port]/repo[:tag]".  dir is a folder with
+ * one NAME-VERSION.manifest.json, or that manifest itself; its .sig and its
+ * artifacts sit beside it.  Without a tag in ref, the build's version is
+ * the tag.  result may be NULL. */
 int vab_publish_dir(struct vab_ctx *ctx, const char *dir, const char *ref,
                     const struct vab_publish_opts *opts,
                     struct vab_publish_result *result);

@@ -69,6 +69,9 @@ struct qcow2_writer {
   uint64_t refcount_alloc;
 
   uint64_t end;             /* bytes of the file so far (logical end) */
+  uint8_t *pack;            /* the host cluster compressed data fills */
+  uint64_t pack_host;       /* its offset, 0 = none open */
+  size_t pack_len;          /* bytes used in it */
   uint8_t *wbuf;            /* pending appends, at end - wbuf_len */
   size_t wbuf_len;
 
@@ -254,10 +257,11 @@ static int qcow2_open(struct vab_writer *w) {
   q->l2 = calloc(q->l2_entries, sizeof *q->l2);
   q->wbuf = malloc(WRITE_BUFFER_SIZE);
   q->pad_buf = calloc(1, cs);
+  q->pack = malloc(cs);
   q->refcount_alloc = 1024;
   q->refcounts = calloc(q->refcount_alloc, sizeof *q->refcounts);
   if (q->l1 == NULL || q->l2 == NULL || q->wbuf == NULL ||
-      q->pad_buf == NULL || q->refcounts == NULL)
+      q->pad_buf == NULL || q->pack == NULL || q->refcounts == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
   if (q->dedup) {
     q->dedup_slots = 4096;
@@ -434,22 +438,72 @@ static int store_plain(struct vab_writer *w, const void *data, size_t len,
   return 0;
 }
 
-/* Append compressed bytes right after the previous ones; 0 in *entry if
- * they cannot be described (then the caller stores the cluster plain). */
+/* Reserve the next cluster of the file for compressed data, as a hole
+ * for now: it is written when full (or at close). */
+static int reserve_pack_cluster(struct vab_writer *w) {
+  struct qcow2_writer *q = w->priv;
+  if (align_end(w) < 0 || flush_wbuf(w) < 0 ||
+      vab_sink_skip(w->sink, q->cluster_size) < 0)
+    return -1;
+  q->pack_host = q->end;
+  q->pack_len = 0;
+  q->end += q->cluster_size;
+  return 0;
+}
+
+static int flush_pack(struct vab_writer *w) {
+  struct qcow2_writer *q = w->priv;
+  if (q->pack_host == 0)
+    return 0;
+  uint64_t host = q->pack_host;
+  q->pack_host = 0;
+  if (q->pack_len == 0)
+    return 0;
+  return vab_sink_pwrite(w->sink, q->pack, q->pack_len, host);
+}
+
+/* Pack compressed bytes after the previous ones, in the host cluster kept
+ * open for them, as qemu does: plain clusters and L2 tables written in
+ * between go after it, and a later payload that still fits fills it up.
+ * A payload may continue into the next host cluster only if that cluster
+ * is the next one in the file.  *entry is 0 if the payload cannot be
+ * described (then the caller stores the cluster plain). */
 static int store_compressed(struct vab_writer *w, const void *data,
                             size_t len, uint64_t *entry) {
   struct qcow2_writer *q = w->priv;
+  uint64_t cs = q->cluster_size;
   *entry = 0;
-  /* A host cluster already at the refcount limit takes no more pieces. */
-  if (!refs_below_max(q, q->end, 1) && align_end(w) < 0)
+  /* A host cluster at the refcount limit takes no more pieces. */
+  if (q->pack_host != 0 && !refs_below_max(q, q->pack_host, 1) &&
+      flush_pack(w) < 0)
     return -1;
-  uint64_t host = q->end;
+  if (q->pack_host != 0 && q->pack_len + len > cs &&
+      q->pack_host + cs != q->end && flush_pack(w) < 0)
+    return -1;
+  if (q->pack_host == 0 && reserve_pack_cluster(w) < 0)
+    return -1;
+  uint64_t host = q->pack_host + q->pack_len;
   if (!qcow2_compressed_entry(host, len, q->cluster_bits, entry)) {
     *entry = 0;
     return 0;
   }
-  if (append(w, data, len) < 0 || add_refs(w, host, len) < 0)
+  if (add_refs(w, host, len) < 0)
     return -1;
+  const uint8_t *p = data;
+  size_t first = cs - q->pack_len < len ? (size_t)(cs - q->pack_len) : len;
+  memcpy(q->pack + q->pack_len, p, first);
+  q->pack_len += first;
+  if (q->pack_len == cs) {
+    if (flush_pack(w) < 0)
+      return -1;
+    if (first < len) {
+      /* The spill: the cluster right after, which is the file's end. */
+      if (reserve_pack_cluster(w) < 0)
+        return -1;
+      memcpy(q->pack, p + first, len - first);
+      q->pack_len = len - first;
+    }
+  }
   return 0;
 }
 
@@ -700,7 +754,7 @@ static int write_header(struct vab_writer *w, uint64_t l1_offset,
 static int qcow2_close(struct vab_writer *w) {
   struct qcow2_writer *q = w->priv;
   uint64_t cs = q->cluster_size;
-  if (flush_l2(w) < 0 || align_end(w) < 0)
+  if (flush_l2(w) < 0 || flush_pack(w) < 0 || align_end(w) < 0)
     return -1;
 
   /* L1 table. */
@@ -779,6 +833,7 @@ static void qcow2_free(struct vab_writer *w) {
   free(q->refcounts);
   free(q->wbuf);
   free(q->pad_buf);
+  free(q->pack);
   free(q->dedup_table);
   free(q);
   w->priv = NULL;

@@ -6,7 +6,10 @@
 require_tools
 setup_area e2e
 
+# The template signs the build with this key (sign: in e2e.yaml).
+"$VAB" keygen --type ecdsa-p256 -o "$AREA/release" || fail "vab keygen"
 "$VAB" build "$SRCDIR/tests/builder/data/e2e.yaml" -o "$AREA/out" \
+  --var "sign_key=$AREA/release.key" \
   --cache-dir "$VAB_TEST_CACHE" 2>"$AREA/stderr"
 status=$?
 cat "$AREA/stderr"
@@ -124,6 +127,14 @@ expect_match fstab "^UUID=[0-9A-F]{4}-[0-9A-F]{4} /boot/efi vfat umask=0077 0 2$
 expect_match grub "linux.*root=UUID=[0-9a-f-]{36} .*console=ttyS0,115200n8"
 expect efi "true"
 
+manifest=$AREA/out/e2e-1.manifest.json
+check "the build wrote its manifest" [ -f "$manifest" ]
+check "the build signed its manifest" [ -f "$manifest.sig" ]
+check "vab verify accepts the build" "$VAB" verify --pubkey "$AREA/release.pub" "$AREA/out"
+check "openssl accepts the manifest signature" openssl dgst -sha256 \
+  -verify "$AREA/release.pub" -signature "$manifest.sig" "$manifest"
+check "the manifest lists the qcow2 with its sha256" \
+  grep -q "\"sha256\": \"$(sha256sum "$img" | cut -d' ' -f1)\"" "$manifest"
 check "the shell step's output is in the build log" grep -q "shell-output-hello" "$log"
 check "the password is not in the build log" bash -c "! grep -q 'e2e-Secret-Passw0rd' '$log'"
 check "no password hash in the build log" bash -c "! grep -q '\\\$6\\\$' '$log'"
