@@ -39,6 +39,44 @@ check "virt-inspector: debian" grep -q "<distro>debian</distro>" <<<"$inspector"
 check "virt-inspector: major version 12" grep -q "<major_version>12</major_version>" <<<"$inspector"
 check "the page is in the image" \
   bash -c "guestfish --ro -a '$out/web-1.0.1.qcow2' -i cat /var/www/html/index.html | grep -q 'Welcome to vab'"
+check "the build wrote its manifest" [ -s "$out/web-1.0.1.manifest.json" ]
+
+# Sign the build, publish it to a registry on 127.0.0.1 (plain HTTP is
+# allowed for loopback) and pull it back: byte-identical, verified.
+if command -v docker-registry >/dev/null; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$AREA/registry.yml" <<YAML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $AREA/registry
+http:
+  addr: 127.0.0.1:$port
+YAML
+  docker-registry serve "$AREA/registry.yml" >"$AREA/registry.log" 2>&1 &
+  registry_pid=$!
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
+    sleep 0.1
+  done
+  check "vab keygen" "$VAB" keygen --type ecdsa-p256 -o "$AREA/release"
+  check "vab sign the build" "$VAB" sign --key "$AREA/release.key" "$out"
+  check "vab publish the build" "$VAB" publish "$out" "127.0.0.1:$port/appliances/web" \
+    --key "$AREA/release.key"
+  check "vab pull it back" "$VAB" pull "127.0.0.1:$port/appliances/web:1.0.1" \
+    -o "$AREA/pulled" --pubkey "$AREA/release.pub"
+  for f in web-1.0.1.qcow2 web-1.0.1.vmdk web-1.0.1.ova web-1.0.1.manifest.json \
+           web-1.0.1.manifest.json.sig; do
+    check "pulled $f is byte-identical" cmp "$out/$f" "$AREA/pulled/$f"
+  done
+  check "vab verify accepts the pulled build" \
+    "$VAB" verify --pubkey "$AREA/release.pub" "$AREA/pulled"
+  kill "$registry_pid" 2>/dev/null
+  wait "$registry_pid" 2>/dev/null
+else
+  fail "docker-registry is not installed (scripts/packages.txt has it)"
+fi
+
 check "no temporary file left" tmp_is_empty
 check "no qemu left" no_qemu_left
 finish
