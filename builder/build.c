@@ -12,6 +12,7 @@
 #include "vab/provisioner.h"
 #include "vab/vab.h"
 #include "common/buf.h"
+#include "common/fsutil.h"
 #include "common/cleanup.h"
 #include "builder/boottest.h"
 #include "builder/build.h"
@@ -40,35 +41,7 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int mkdir_p(struct vab_ctx *ctx, const char *path) {
-  CLEANUP_FREE char *copy = strdup(path);
-  if (copy == NULL)
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  for (char *p = copy + 1; *p != '\0'; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-      return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
-    *p = '/';
-  }
-  if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
-  return 0;
-}
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
-}
-
-static void remove_tree(const char *path) {
-  nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 void vab_build_free(struct vab_build *b) {
   if (b == NULL)
@@ -125,8 +98,9 @@ int vab_build_load(struct vab_ctx *ctx, const struct vab_build_opts *opts,
     if (b->cache_dir == NULL)
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
-  if (r == 0)
-    r = mkdir_p(ctx, b->output_dir);
+  char failed[4096];
+  if (r == 0 && mkdir_p(b->output_dir, 0755, failed, sizeof failed) < 0)
+    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", failed);
   if (r < 0) {
     vab_build_free(b);
     return -1;

@@ -15,6 +15,7 @@
 #include "vab/format.h"
 #include "vab/progress.h"
 #include "common/buf.h"
+#include "common/fsutil.h"
 #include "common/cleanup.h"
 #include "common/subprocess.h"
 #include "signing/digest.h"
@@ -55,22 +56,6 @@ void vab_source_result_release(struct vab_source_result *result) {
   result->tarball = NULL;
 }
 
-static int mkdir_p(struct vab_ctx *ctx, const char *path) {
-  CLEANUP_FREE char *copy = strdup(path);
-  if (copy == NULL)
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  for (char *p = copy + 1; *p != '\0'; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-      return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
-    *p = '/';
-  }
-  if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
-  return 0;
-}
 
 /* "sha256:<64 hex>" against the file's digest. */
 static int verify_checksum(struct vab_ctx *ctx, const struct vab_source *src,
@@ -276,8 +261,9 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
       asprintf(&partial, "%s/%s.%d.partial.tar", dir, key, (int)getpid()) < 0 ||
       asprintf(&lock, "%s/%s.lock", dir, key) < 0)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  if (mkdir_p(ctx, dir) < 0)
-    return -1;
+  char failed[4096];
+  if (mkdir_p(dir, 0755, failed, sizeof failed) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", failed);
   int lock_fd = -1;
   if (lock_entry(ctx, lock, &lock_fd) < 0)
     return -1;

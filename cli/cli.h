@@ -47,6 +47,9 @@ int cli_help(const struct cli_command *cmd);
 /* True when argv[i] is -h or --help. */
 bool cli_is_help(const char *arg);
 
+/* "1.5 GiB" */
+void cli_human_size(uint64_t n, char *out, size_t len);
+
 /* Progress on a TTY: a bar redrawn at most 10 times a second on stderr.
  * Installs itself on ctx; a no-op when stderr is not a terminal. */
 void cli_progress_attach(struct vab_ctx *ctx, bool quiet);

@@ -145,23 +145,13 @@ static void log_close(struct build_log *log) {
   free(log->held);
 }
 
-static void human_size(uint64_t n, char *out, size_t len) {
-  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = (double)n;
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    u++;
-  }
-  snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-}
 
 static void print_summary(const struct vab_build *b) {
   fprintf(stderr, "built %s %s in %.1f s:\n", b->template->name,
           b->template->version, b->total_seconds);
   for (size_t i = 0; i < b->n_artifacts; i++) {
     char size[32];
-    human_size(b->artifacts[i].size, size, sizeof size);
+    cli_human_size(b->artifacts[i].size, size, sizeof size);
     fprintf(stderr, "  %s  %s  sha256:%s\n", b->artifacts[i].path, size,
             b->artifacts[i].sha256);
   }

@@ -127,7 +127,7 @@ static double elapsed(const struct timespec *a, const struct timespec *b) {
   return (double)(b->tv_sec - a->tv_sec) + (b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-static void human_size(uint64_t n, char *out, size_t len) {
+void cli_human_size(uint64_t n, char *out, size_t len) {
   const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = (double)n;
   int u = 0;
@@ -149,10 +149,10 @@ static int draw_progress(void *opaque, enum vab_phase phase, const char *step,
   bar.last = now;
   bar.drawn = true;
   char d[32], t[32];
-  human_size(done, d, sizeof d);
+  cli_human_size(done, d, sizeof d);
   double secs = elapsed(&bar.start, &now);
   if (total > 0) {
-    human_size(total, t, sizeof t);
+    cli_human_size(total, t, sizeof t);
     int width = 30;
     int fill = (int)((double)done / (double)total * width);
     if (fill > width)
@@ -162,9 +162,13 @@ static int draw_progress(void *opaque, enum vab_phase phase, const char *step,
       fputc(i < fill ? '#' : '.', stderr);
     fprintf(stderr, "] %3d%% %s/%s %.0fs", (int)(100.0 * done / total), d, t,
             secs);
-  } else {
+  } else if (done > 0) {
     fprintf(stderr, "\r\033[K%s %s %s %.0fs", vab_phase_name(phase),
             step ? step : "", d, secs);
+  } else {
+    /* A step with no byte count: just what runs and for how long. */
+    fprintf(stderr, "\r\033[K%s %s %.0fs", vab_phase_name(phase),
+            step ? step : "", secs);
   }
   fflush(stderr);
   return 0;

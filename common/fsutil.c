@@ -1,0 +1,50 @@
+#include <errno.h>
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+
+int mkdir_p(const char *path, mode_t mode, char *failed, size_t failed_len) {
+  char *copy = strdup(path);
+  if (copy == NULL)
+    return -1;
+  int r = 0;
+  /* Each prefix ending at a '/' in turn, then the whole path. */
+  for (char *p = copy + 1;; p++) {
+    bool last = *p == '\0';
+    if (!last && *p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(copy, mode) < 0 && errno != EEXIST) {
+      if (failed != NULL)
+        snprintf(failed, failed_len, "%s", copy);
+      r = -1;
+      break;
+    }
+    if (last)
+      break;
+    *p = '/';
+  }
+  int saved = errno;
+  free(copy);
+  errno = saved;
+  return r;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  remove(path);  /* a file, or a folder already emptied (FTW_DEPTH) */
+  return 0;
+}
+
+void remove_tree(const char *path) {
+  nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}

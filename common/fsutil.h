@@ -1,0 +1,15 @@
+/* Small file-system helpers with no vab dependency. */
+#ifndef VAB_COMMON_FSUTIL_H
+#define VAB_COMMON_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* mkdir -p.  On failure returns -1 with errno set, and copies the folder
+ * that could not be made into failed (if not NULL). */
+int mkdir_p(const char *path, mode_t mode, char *failed, size_t failed_len);
+
+/* rm -rf, without following symbolic links.  Best effort. */
+void remove_tree(const char *path);
+
+#endif
