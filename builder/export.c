@@ -17,6 +17,9 @@
 
 #include "builder/export.h"
 #include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "builder/vmdef.h"
+#include "signing/signing.h"
 #include "formats/ova/ova.h"
 #include "signing/digest.h"
 #include "vab/format.h"
@@ -153,23 +156,12 @@ static int check_only(struct vab_ctx *ctx, const struct vab_template *t,
 }
 
 static int make_folder(struct vab_ctx *ctx, const char *path) {
-  CLEANUP_FREE char *copy = strdup(path);
-  if (copy == NULL)
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  for (char *p = copy + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-      return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'",
-                             copy);
-    *p = '/';
-  }
-  if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", copy);
+  char failed[4096];
+  if (mkdir_p(path, 0755, failed, sizeof failed) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", failed);
   struct stat st;
-  if (stat(copy, &st) < 0 || !S_ISDIR(st.st_mode))
-    return vab_error(ctx, VAB_E_IO, "'%s' is not a folder", copy);
+  if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+    return vab_error(ctx, VAB_E_IO, "'%s' is not a folder", path);
   return 0;
 }
 
@@ -220,9 +212,15 @@ static int convert_output(struct vab_ctx *ctx, const struct vab_template *t,
     if (options == NULL)
       return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
+  /* `vm` is the export stage's own (a definition beside the disk), not
+   * the format writer's. */
+  size_t n_options = 0;
   for (size_t i = 0; i < o->n_options; i++) {
-    options[i].key = o->options[i].key;
-    options[i].value = o->options[i].value;
+    if (strcmp(o->options[i].key, "vm") == 0)
+      continue;
+    options[n_options].key = o->options[i].key;
+    options[n_options].value = o->options[i].value;
+    n_options++;
   }
   int r;
   if (strcmp(o->format, "ova") == 0) {
@@ -235,7 +233,7 @@ static int convert_output(struct vab_ctx *ctx, const struct vab_template *t,
         .firmware = t->disk.firmware,
         .guest_os = opts->guest_os,
         .vmdk_options = options,
-        .n_vmdk_options = o->n_options,
+        .n_vmdk_options = n_options,
     };
     r = vab_ova_write(ctx, &ova, path, res);
   } else {
@@ -243,11 +241,88 @@ static int convert_output(struct vab_ctx *ctx, const struct vab_template *t,
         .src_format = opts->disk_format,
         .dst_format = o->format,
         .options = options,
-        .n_options = o->n_options,
+        .n_options = n_options,
     };
     r = vab_convert(ctx, opts->disk_path, path, &copts, res);
   }
   free(options);
+  return r;
+}
+
+/* The `vm` definition an output asks for, or NULL. */
+static const char *vm_kind(const struct vab_output_spec *o) {
+  const char *vm = output_option(o, "vm");
+  return vm != NULL && strcmp(vm, "none") != 0 ? vm : NULL;
+}
+
+/* Workstation opens monolithicSparse disks, not streamOptimized ones. */
+static int check_vm_definition(struct vab_ctx *ctx,
+                               const struct vab_output_spec *o) {
+  const char *vm = vm_kind(o);
+  const char *sub = output_option(o, "subformat");
+  if (vm != NULL && strcmp(vm, "vmx") == 0 &&
+      (sub == NULL || strcmp(sub, "monolithicSparse") != 0))
+    return vab_error_at(ctx, VAB_E_SCHEMA, &o->mark,
+                        "'vm: vmx' needs 'subformat: monolithicSparse': VMware "
+                        "Workstation does not open streamOptimized disks");
+  return 0;
+}
+
+/* Write the VM definition of disk artifact `disk` as artifact `def`. */
+static int write_vm_definition(struct vab_ctx *ctx,
+                               const struct vab_template *t,
+                               const struct vab_export_opts *opts,
+                               const struct vab_output_spec *o,
+                               const struct vab_artifact *disk,
+                               struct vab_artifact *def) {
+  const char *vm = vm_kind(o);
+  const char *hw = output_option(o, "hwversion");
+  struct vab_vmdef_input in = {
+    .t = t, .disk_path = disk->path, .disk_format = o->format,
+    .guest_os = opts->guest_os, .hwversion = hw ? (unsigned)atoi(hw) : 0,
+  };
+  char *text = NULL;
+  const char *ext;
+  int r;
+  if (strcmp(vm, "libvirt") == 0) {
+    ext = "xml";
+    r = vab_vmdef_libvirt(ctx, &in, &text);
+  } else if (strcmp(vm, "vmx") == 0) {
+    ext = "vmx";
+    r = vab_vmdef_vmx(ctx, &in, &text);
+  } else {
+    ext = "hyperv.md";
+    r = vab_vmdef_hyperv(ctx, &in, &text);
+  }
+  if (r < 0)
+    return -1;
+  /* Beside its disk, named like it: web-1.0.vmdk -> web-1.0.vmx. */
+  const char *dot = strrchr(disk->file_name, '.');
+  size_t stem = dot ? (size_t)(dot - disk->file_name) : strlen(disk->file_name);
+  if (asprintf(&def->file_name, "%.*s.%s", (int)stem, disk->file_name, ext) < 0 ||
+      asprintf(&def->path, "%s/%s", opts->output_dir, def->file_name) < 0 ||
+      (def->format = strdup(vm)) == NULL) {
+    free(text);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  size_t len = strlen(text);
+  r = vab_write_file_atomic(ctx, def->path, text, len, 0644);
+  if (r == 0) {
+    uint8_t sum[32];
+    struct vab_sha256 *h = vab_sha256_new(ctx);
+    r = h == NULL ? -1 : vab_sha256_update(h, text, len);
+    if (r == 0)
+      r = vab_sha256_final(h, sum);
+    else
+      vab_sha256_free(h);
+    if (r == 0) {
+      vab_hex(sum, 32, def->sha256);
+      def->size = len;
+      vab_log(ctx, VAB_LOG_INFO, "export: %s (%s definition)", def->file_name,
+              vm);
+    }
+  }
+  free(text);
   return r;
 }
 
@@ -265,6 +340,8 @@ static int export_one(struct vab_ctx *ctx, const struct vab_template *t,
     a->path = NULL;
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
+  if (check_vm_definition(ctx, o) < 0)
+    return -1;
   a->format = strdup(o->format);
   a->target = o->target ? strdup(o->target) : NULL;
   if (a->format == NULL || (o->target != NULL && a->target == NULL))
@@ -319,7 +396,8 @@ int vab_export_outputs(struct vab_ctx *ctx, const struct vab_template *t,
   uint64_t virtual_size = src->info.virtual_size;
   vab_image_close(src);
 
-  struct vab_artifact *list = calloc(t->n_outputs ? t->n_outputs : 1,
+  /* Room for each output and its VM definition. */
+  struct vab_artifact *list = calloc(t->n_outputs ? 2 * t->n_outputs : 1,
                                      sizeof *list);
   if (list == NULL)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
@@ -345,6 +423,20 @@ int vab_export_outputs(struct vab_ctx *ctx, const struct vab_template *t,
       free(a->format);
       free(a->target);
       memset(a, 0, sizeof *a);
+    }
+    if (r == 0 && vm_kind(&t->outputs[i]) != NULL) {
+      struct vab_artifact *def = &list[n];
+      if (write_vm_definition(ctx, t, opts, &t->outputs[i], a, def) < 0) {
+        failed = true;
+        if (def->path != NULL)
+          unlink(def->path);
+        free(def->path);
+        free(def->file_name);
+        free(def->format);
+        memset(def, 0, sizeof *def);
+      } else {
+        n++;
+      }
     }
   }
   if (failed) {

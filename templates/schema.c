@@ -947,12 +947,17 @@ static const char *const ova_targets[] = {"vmware", "virtualbox", NULL};
 /* vab writes fixed VHDs only (what Azure takes); qemu-img writes VHDX. */
 static const char *const vhd_subformats[] = {"fixed", NULL};
 static const char *const vhdx_subformats[] = {"dynamic", "fixed", NULL};
+/* `vm`: a VM definition beside the disk (builder/vmdef.h). */
+static const char *const qcow2_vms[] = {"none", "libvirt", NULL};
+static const char *const vmdk_vms[] = {"none", "vmx", NULL};
+static const char *const hyperv_vms[] = {"none", "hyperv", NULL};
 
 static const struct opt_spec qcow2_opts[] = {
   {"compression", OPT_ENUM, qcow2_compressions, 0, 0},
   {"level", OPT_UINT, NULL, 1, 22},
   {"dedup", OPT_BOOL, NULL, 0, 0},
   {"cluster_size", OPT_SIZE, NULL, 512, 2u << 20},
+  {"vm", OPT_ENUM, qcow2_vms, 0, 0},
   {NULL, OPT_ENUM, NULL, 0, 0},
 };
 static const struct opt_spec vmdk_opts[] = {
@@ -960,6 +965,7 @@ static const struct opt_spec vmdk_opts[] = {
   {"adapter_type", OPT_ENUM, vmdk_adapters, 0, 0},
   {"hwversion", OPT_UINT, NULL, 4, 22},
   {"level", OPT_UINT, NULL, 1, 12},
+  {"vm", OPT_ENUM, vmdk_vms, 0, 0},
   {NULL, OPT_ENUM, NULL, 0, 0},
 };
 static const struct opt_spec ova_opts[] = {
@@ -973,10 +979,12 @@ static const struct opt_spec raw_opts[] = {
 };
 static const struct opt_spec vhd_opts[] = {
   {"subformat", OPT_ENUM, vhd_subformats, 0, 0},
+  {"vm", OPT_ENUM, hyperv_vms, 0, 0},
   {NULL, OPT_ENUM, NULL, 0, 0},
 };
 static const struct opt_spec vhdx_opts[] = {
   {"subformat", OPT_ENUM, vhdx_subformats, 0, 0},
+  {"vm", OPT_ENUM, hyperv_vms, 0, 0},
   {NULL, OPT_ENUM, NULL, 0, 0},
 };
 

@@ -438,6 +438,50 @@ static void test_ova(void **state) {
   vab_ctx_free(ctx);
 }
 
+/* `vm:` writes a VM definition beside its disk, listed and hashed like any
+ * artifact; a .vmx for a streamOptimized disk is refused at its mark. */
+static void test_vm_definitions(void **state) {
+  (void)state;
+  struct vab_ctx *ctx = vab_ctx_new();
+  struct vab_template *t = load(ctx,
+      "  - {format: qcow2, vm: libvirt}\n"
+      "  - {format: vmdk, subformat: monolithicSparse, vm: vmx}\n"
+      "  - {format: vhd, vm: hyperv}\n");
+  char out[128];
+  new_out_dir(out, sizeof out, "vm");
+  struct vab_artifact *a = NULL;
+  size_t n = 0;
+  if (export(ctx, t, out, NULL, 0, &a, &n) < 0)
+    fail_msg("export: %s", vab_last_error(ctx)->message);
+  assert_int_equal(n, 6);
+  assert_string_equal(a[1].file_name, "web-1.0.xml");
+  assert_string_equal(a[1].format, "libvirt");
+  assert_string_equal(a[3].file_name, "web-1.0.vmx");
+  assert_string_equal(a[5].file_name, "web-1.0.hyperv.md");
+  for (size_t i = 0; i < n; i++)
+    expect_sha256sum(&a[i]);
+  if (subprocess_have_program("virt-xml-validate"))
+    assert_int_equal(run("virt-xml-validate '%s' domain >/dev/null 2>&1", a[1].path), 0);
+  assert_int_equal(run("grep -q 'scsi0:0.fileName = \"web-1.0.vmdk\"' '%s'",
+                       a[3].path), 0);
+  assert_int_equal(files_in(out), 6);
+  vab_artifacts_free(a, n);
+  vab_template_free(t);
+
+  t = load(ctx, "  - {format: qcow2}\n  - {format: vmdk, vm: vmx}\n");
+  new_out_dir(out, sizeof out, "vm-bad");
+  assert_int_equal(export(ctx, t, out, NULL, 0, &a, &n), -1);
+  const struct vab_diag *d = vab_diag_get(ctx, 0);
+  assert_non_null(d);
+  assert_string_equal(d->message,
+                      "'vm: vmx' needs 'subformat: monolithicSparse': VMware "
+                      "Workstation does not open streamOptimized disks");
+  assert_int_equal(d->line, 10);  /* the vmdk output */
+  assert_int_equal(files_in(out), 0);   /* the qcow2 written first is gone */
+  vab_template_free(t);
+  vab_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_artifact_names),
@@ -446,6 +490,7 @@ int main(void) {
       cmocka_unit_test(test_duplicate_formats),
       cmocka_unit_test(test_failure_removes_artifacts),
       cmocka_unit_test(test_ova),
+      cmocka_unit_test(test_vm_definitions),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
