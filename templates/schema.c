@@ -1152,15 +1152,27 @@ static struct vab_node *schema_outputs(struct schema *s,
     struct vab_node *oc = schema_output(s, item, out);
     if (oc == NULL)
       continue;
-    /* Each format names one artifact: two of a kind would overwrite. */
+    /* Each format names one artifact: two of a kind would overwrite.  OVAs
+     * are the exception, one per target: their names carry the target
+     * (NAME-VERSION-vmware.ova). */
     bool duplicate = false;
+    bool is_ova = strcmp(out->format, "ova") == 0;
     for (size_t j = 0; j < t->n_outputs && !duplicate; j++) {
       if (strcmp(t->outputs[j].format, out->format) != 0)
         continue;
+      if (is_ova && strcmp(t->outputs[j].target, out->target) != 0)
+        continue;
       duplicate = true;
-      vab_error_at(s->ctx, VAB_E_SCHEMA, &item->mark,
-                   "a second '%.200s' output: each format is written once",
-                   out->format);
+      if (is_ova)
+        vab_error_at(s->ctx, VAB_E_SCHEMA, &item->mark,
+                     "a second 'ova' output for target '%.200s': each target "
+                     "is written once",
+                     out->target);
+      else
+        vab_error_at(s->ctx, VAB_E_SCHEMA, &item->mark,
+                     "a second '%.200s' output: each format is written once "
+                     "(only 'ova' may repeat, once per target)",
+                     out->format);
       vab_note_at(s->ctx, &t->outputs[j].mark, "the first '%.200s' output is here",
                   out->format);
       fail(s);

@@ -188,12 +188,13 @@ static const struct diag_case cases[] = {
    "did you mean 'streamOptimized'?"},
   {HEAD "outputs: [{format: vhd, compression: zstd}]\n", 4, 25,
    "unknown key 'compression' in 'vhd' output",
-   "expected one of: format, subformat"},
+   "expected one of: format, subformat, vm"},
   {HEAD "outputs: [qcow2]\n", 4, 11,
    "an output must be a mapping, not a single value",
    "write '- format: qcow2'"},
   {HEAD "outputs: [{format: raw}, {format: raw, compression: zstd}]\n", 4, 26,
-   "a second 'raw' output: each format is written once", ""},
+   "a second 'raw' output: each format is written once "
+   "(only 'ova' may repeat, once per target)", ""},
   {HEAD "sign: {cert: c.pem}\n", 4, 7, "sign needs 'key'",
    "for example: key: keys/release.key"},
   {HEAD "publish: [{ref: \"Reg/Web\"}]\n", 4, 17,
@@ -273,11 +274,27 @@ static void test_output_after_a_duplicate(void **state) {
       "  - {format: ova}\n", NULL));
   assert_int_equal(vab_error_count(ctx), 1);
   expect_diag(ctx, 0, VAB_SEV_ERROR, "t.yaml", 6, 5,
-              "a second 'vmdk' output: each format is written once", "");
+              "a second 'vmdk' output: each format is written once "
+   "(only 'ova' may repeat, once per target)", "");
   expect_diag(ctx, 1, VAB_SEV_NOTE, "t.yaml", 5, 5,
               "the first 'vmdk' output is here", "");
   vab_diag_clear(ctx);
+  /* One OVA per target is allowed; a second OVA for one target is not. */
   struct vab_template *t = load_text(ctx, HEAD
+      "outputs:\n  - {format: ova, target: vmware}\n"
+      "  - {format: ova, target: virtualbox}\n", NULL);
+  assert_non_null(t);
+  assert_int_equal(t->n_outputs, 2);
+  assert_string_equal(t->outputs[1].target, "virtualbox");
+  vab_template_free(t);
+  assert_null(load_text(ctx, HEAD
+      "outputs:\n  - {format: ova}\n  - {format: ova, target: vmware}\n",
+      NULL));
+  expect_diag(ctx, 0, VAB_SEV_ERROR, "t.yaml", 6, 5,
+              "a second 'ova' output for target 'vmware': each target is "
+              "written once", "");
+  vab_diag_clear(ctx);
+  t = load_text(ctx, HEAD
       "outputs: [{format: qcow2, compression: zstd, level: 3, dedup: on}, "
       "{format: raw}]\n", NULL);
   assert_non_null(t);
