@@ -124,6 +124,7 @@ struct run {
   double phase_start;
   enum vab_phase phase;
   bool exporting;
+  struct vab_signer *signer;   /* `sign:`, loaded before the build starts */
 };
 
 static void phase_begin(struct run *run, enum vab_phase phase) {
@@ -406,6 +407,7 @@ static int do_export(struct run *run) {
     .output_dir = run->b->output_dir, .only = run->b->opts.only,
     .n_only = run->b->opts.n_only,
     .guest_os = run->b->guest_os[0] != '\0' ? run->b->guest_os : NULL,
+    .signer = run->signer,
   };
   run->exporting = true;
   if (r == 0)
@@ -576,9 +578,8 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
             b->accel_reason, b->accel_reason[0] ? ")" : "");
   phase_end(&run);
   /* A key that cannot be used fails the build before hours of work. */
-  struct vab_signer *signer = NULL;
   if (r == 0)
-    r = load_signer(&run, &signer);
+    r = load_signer(&run, &run.signer);
   if (r == 0)
     r = make_work_dir(&run);
   if (r == 0)
@@ -598,13 +599,13 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   if (r == 0)
     r = vab_check_cancel(ctx);
   if (r == 0)
-    r = do_sign(&run, signer);
+    r = do_sign(&run, run.signer);
   if (r == 0)
     r = vab_check_cancel(ctx);
   bool built = r == 0;
   if (r == 0)
-    r = do_publish(&run, signer);
-  vab_signer_free(signer);
+    r = do_publish(&run, run.signer);
+  vab_signer_free(run.signer);
 
   if (r < 0) {
     /* Kills the appliance at once; its disk no longer matters. */

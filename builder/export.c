@@ -202,6 +202,12 @@ static int verify_artifact(struct vab_ctx *ctx, const char *path,
   return rc;
 }
 
+/* formats/ova asks for its .cert through this; signing/ makes it. */
+static int make_ova_cert(void *opaque, struct vab_ctx *ctx, const char *mf_name,
+                         const char *mf, size_t mf_len, char **cert) {
+  return vab_signer_ova_cert(ctx, opaque, mf_name, mf, mf_len, cert);
+}
+
 static int convert_output(struct vab_ctx *ctx, const struct vab_template *t,
                           const struct vab_export_opts *opts,
                           const struct vab_output_spec *o, const char *path,
@@ -234,6 +240,8 @@ static int convert_output(struct vab_ctx *ctx, const struct vab_template *t,
         .guest_os = opts->guest_os,
         .vmdk_options = options,
         .n_vmdk_options = n_options,
+        .make_cert = opts->signer != NULL ? make_ova_cert : NULL,
+        .cert_opaque = opts->signer,
     };
     r = vab_ova_write(ctx, &ova, path, res);
   } else {

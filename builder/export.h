@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include "vab/template.h"
 
+struct vab_signer;
+
 struct vab_artifact {
   char *path;          /* final path in the output folder */
   char *file_name;     /* NAME-VERSION[-TARGET].EXT */
@@ -25,6 +27,7 @@ struct vab_export_opts {
   const char *const *only;     /* --only FORMAT filter, or NULL */
   size_t n_only;
   const char *guest_os;        /* detected guest ("debian12"), or NULL */
+  struct vab_signer *signer;   /* `sign:`: OVAs get a .cert, or NULL */
 };
 
 int vab_export_outputs(struct vab_ctx *ctx, const struct vab_template *t,

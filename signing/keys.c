@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "signing/signing.h"
+#include "vab/progress.h"
 
 /* Keys and certificates are small; anything larger is not one. */
 #define KEY_FILE_MAX (64u * 1024)
@@ -474,6 +475,38 @@ int vab_sign_buffer(struct vab_ctx *ctx, struct vab_signer *s,
   EVP_MD_CTX_free(md);
   *sig = out;
   *sig_len = n;
+  return 0;
+}
+
+int vab_signer_ova_cert(struct vab_ctx *ctx, struct vab_signer *s,
+                        const char *mf_name, const void *mf, size_t len,
+                        char **text) {
+  *text = NULL;
+  if (s->cert == NULL || s->type == VAB_KEY_ED25519) {
+    vab_log(ctx, VAB_LOG_WARNING,
+            "no .cert in the OVA: %s", s->cert == NULL
+                ? "sign: has no cert"
+                : "OVA consumers do not verify Ed25519 signatures");
+    return 0;
+  }
+  uint8_t *sig = NULL;
+  size_t sig_len = 0;
+  if (vab_sign_buffer(ctx, s, mf, len, &sig, &sig_len) < 0)
+    return -1;
+  BIO *bio = BIO_new(BIO_s_mem());
+  int ok = bio != NULL && BIO_printf(bio, "SHA256(%s)= ", mf_name) > 0;
+  /* Hex, not base64, as ovftool writes it. */
+  for (size_t i = 0; ok && i < sig_len; i++)
+    ok = BIO_printf(bio, "%02x", sig[i]) == 2;
+  ok = ok && BIO_printf(bio, "\n") == 1 && PEM_write_bio_X509(bio, s->cert);
+  free(sig);
+  char *data = NULL;
+  long n = ok ? BIO_get_mem_data(bio, &data) : 0;
+  if (n > 0)
+    *text = strndup(data, (size_t)n);
+  BIO_free(bio);
+  if (*text == NULL)
+    return ssl_error(ctx, "cannot write the OVA certificate");
   return 0;
 }
 

@@ -54,6 +54,14 @@ int vab_sign_buffer(struct vab_ctx *ctx, struct vab_signer *s,
 int vab_sign_file(struct vab_ctx *ctx, struct vab_signer *s,
                   const char *path, const char *sig_path);
 
+/* The OVF-standard .cert text for an OVA: "SHA256(MF_NAME)= <hex
+ * signature of the .mf bytes>" and the signer's PEM certificate.  *text is
+ * NULL (and a warning logged) when the signer has no certificate or is an
+ * Ed25519 key, which OVA consumers do not verify. */
+int vab_signer_ova_cert(struct vab_ctx *ctx, struct vab_signer *s,
+                        const char *mf_name, const void *mf, size_t len,
+                        char **text);
+
 struct vab_verifier;  /* a public key, from a .pub or a .crt */
 
 int vab_verifier_load(struct vab_ctx *ctx, const char *pubkey_path,

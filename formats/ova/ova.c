@@ -413,15 +413,16 @@ static time_t archive_time(void) {
 
 static int write_archive(struct vab_ctx *ctx, const char *tmp, int fd,
                          const char *base, const char *ovf, const char *mf,
-                         const char *vmdk_name, const char *vmdk_path,
-                         uint64_t vmdk_size) {
+                         const char *cert, const char *vmdk_name,
+                         const char *vmdk_path, uint64_t vmdk_size) {
   struct tar t = {ctx, archive_write_new(), archive_time(), tmp};
   if (t.a == NULL)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   int r = -1;
-  char ovf_name[512], mf_name[512];
+  char ovf_name[512], mf_name[512], cert_name[512];
   snprintf(ovf_name, sizeof ovf_name, "%s.ovf", base);
   snprintf(mf_name, sizeof mf_name, "%s.mf", base);
+  snprintf(cert_name, sizeof cert_name, "%s.cert", base);
   int fr = vmdk_size > USTAR_MAX_MEMBER ? archive_write_set_format_gnutar(t.a)
                                         : archive_write_set_format_ustar(t.a);
   /* Whole 10 KiB records are tar's convention; libarchive pads the last. */
@@ -430,7 +431,9 @@ static int write_archive(struct vab_ctx *ctx, const char *tmp, int fd,
     tar_failed(&t, "the archive header");
     goto out;
   }
+  /* DSP0243: the .mf and .cert right after the .ovf, then the disks. */
   if (tar_text(&t, ovf_name, ovf) < 0 || tar_text(&t, mf_name, mf) < 0 ||
+      (cert != NULL && tar_text(&t, cert_name, cert) < 0) ||
       tar_file(&t, vmdk_name, vmdk_path, vmdk_size) < 0)
     goto out;
   if (archive_write_close(t.a) != ARCHIVE_OK) {
@@ -516,9 +519,10 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   int r = -1;
   bool tmp_created = false;
   char *ovf = NULL;
+  char *cert = NULL;
   struct buf mf = BUF_INIT;
 
-  size_t n_options = opts->n_vmdk_options + 2;
+  size_t n_options = opts->n_vmdk_options + 3;
   struct vab_option *options = calloc(n_options, sizeof *options);
   if (options == NULL) {
     vab_error(ctx, VAB_E_NOMEM, "out of memory");
@@ -528,8 +532,11 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   options[0].value = "streamOptimized";
   options[1].key = "adapter_type";
   options[1].value = dev.vmdk_adapter;
+  /* The descriptor names the member, not the temporary file. */
+  options[2].key = "extent_file";
+  options[2].value = vmdk_name;
   for (size_t i = 0; i < opts->n_vmdk_options; i++)
-    options[i + 2] = opts->vmdk_options[i];
+    options[i + 3] = opts->vmdk_options[i];
   struct vab_convert_opts copts = {
       .src_format = opts->disk_format,
       .dst_format = "vmdk",
@@ -568,6 +575,14 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
     goto out;
   }
 
+  if (opts->make_cert != NULL) {
+    char mf_name[512];
+    snprintf(mf_name, sizeof mf_name, "%s.mf", base);
+    if (opts->make_cert(opts->cert_opaque, ctx, mf_name, mf.data, mf.len,
+                        &cert) < 0)
+      goto out;
+  }
+
   fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0) {
     vab_error_errno(ctx, VAB_E_IO, errno, "cannot create a file in '%s'",
@@ -576,8 +591,8 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   }
   tmp_created = true;
   fchmod(fd, 0644);
-  if (write_archive(ctx, tmp, fd, base, ovf, mf.data, vmdk_name, vmdk_path,
-                    vmdk_size) < 0)
+  if (write_archive(ctx, tmp, fd, base, ovf, mf.data, cert, vmdk_name,
+                    vmdk_path, vmdk_size) < 0)
     goto out;
   if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
     vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", tmp);
@@ -612,6 +627,7 @@ out:
     unlink(tmp);
   unlink(vmdk_path);
   free(ovf);
+  free(cert);
   buf_release(&mf);
   if (r == 0 && result != NULL)
     *result = res;

@@ -1,5 +1,6 @@
-/* OVA: an OVF 1.0 descriptor, its .mf manifest and a streamOptimized VMDK
- * in one ustar archive, for VMware (vmx) or VirtualBox importers.
+/* OVA: an OVF 1.0 descriptor, its .mf manifest, an optional .cert and a
+ * streamOptimized VMDK in one ustar archive, for VMware (vmx) or VirtualBox
+ * importers.
  * formats/ova/ is, with builder/source.c, the only user of libarchive. */
 #ifndef VAB_FORMATS_OVA_H
 #define VAB_FORMATS_OVA_H
@@ -21,6 +22,13 @@ struct vab_ova_opts {
   const struct vab_option *vmdk_options;  /* for the VMDK writer */
   size_t n_vmdk_options;
   unsigned threads;             /* 0: online cores */
+  /* With a signer: make the NAME.cert member (the OVF signature of the
+   * .mf plus the PEM certificate).  formats/ does not sign by itself:
+   * signing/ (OpenSSL) does, through this callback.  It returns 0 and a
+   * malloc'd text, or 0 and NULL when the signer cannot make one. */
+  int (*make_cert)(void *opaque, struct vab_ctx *ctx, const char *mf_name,
+                   const char *mf, size_t mf_len, char **cert);
+  void *cert_opaque;
 };
 
 /* The OVF descriptor alone, for a disk of capacity bytes whose VMDK file

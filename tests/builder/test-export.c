@@ -18,6 +18,7 @@
 #include "builder/export.h"
 #include "common/subprocess.h"
 #include "formats/ova/ova.h"
+#include "signing/signing.h"
 #include "vab/vab.h"
 
 static char work[64];
@@ -438,6 +439,66 @@ static void test_ova(void **state) {
   vab_ctx_free(ctx);
 }
 
+/* With a signer, each OVA carries NAME.cert right after its .mf: the hex
+ * RSA signature of the .mf and the certificate, which plain openssl
+ * checks. */
+static void test_signed_ova(void **state) {
+  (void)state;
+  struct vab_ctx *ctx = vab_ctx_new();
+  char keys[200];
+  snprintf(keys, sizeof keys, "%s/release", work);
+  struct vab_keygen_opts kopts = {.type = VAB_KEY_RSA_3072,
+                                  .cert_subject = "/CN=vab ova test"};
+  assert_int_equal(vab_keygen(ctx, keys, &kopts), 0);
+  char key[256], crt[256];
+  snprintf(key, sizeof key, "%s.key", keys);
+  snprintf(crt, sizeof crt, "%s.crt", keys);
+  struct vab_signer *signer = NULL;
+  assert_int_equal(vab_signer_load(ctx, key, crt, NULL, &signer), 0);
+  struct vab_template *t = load(ctx, "  - {format: ova, target: vmware}\n");
+  char out[128];
+  new_out_dir(out, sizeof out, "ova-signed");
+  struct vab_export_opts opts = {
+      .disk_path = disk, .disk_format = "raw", .output_dir = out,
+      .guest_os = "debian12", .signer = signer,
+  };
+  struct vab_artifact *a = NULL;
+  size_t n = 0;
+  if (vab_export_outputs(ctx, t, &opts, &a, &n) < 0)
+    fail_msg("export: %s", vab_last_error(ctx)->message);
+  assert_int_equal(n, 1);
+  char list[512];
+  capture(list, sizeof list, "tar -tf '%s' | tr '\\n' ' '", a[0].path);
+  assert_string_equal(list, "web-1.0.ovf web-1.0.mf web-1.0.cert "
+                            "web-1.0-disk1.vmdk ");
+  char x[256];
+  snprintf(x, sizeof x, "%s/x-signed", work);
+  assert_int_equal(run("rm -rf %s && mkdir %s && tar -xf '%s' -C %s", x, x,
+                       a[0].path, x), 0);
+  char first[1024];
+  capture(first, sizeof first, "head -1 %s/web-1.0.cert", x);
+  assert_int_equal(strncmp(first, "SHA256(web-1.0.mf)= ", 20), 0);
+  assert_int_equal(strlen(first), 20 + 2 * 384);  /* RSA-3072: 384 bytes */
+  assert_int_equal(run("cd %s && head -1 web-1.0.cert | "
+                       "perl -ne 'print pack(\"H*\", $1) if /= ([0-9a-f]+)$/' "
+                       "> sig.bin && "
+                       "openssl x509 -in web-1.0.cert -pubkey -noout > pub.pem && "
+                       "openssl dgst -sha256 -verify pub.pem -signature sig.bin "
+                       "web-1.0.mf >/dev/null", x), 0);
+  /* The certificate in the .cert is the signer's. */
+  assert_int_equal(run("[ \"$(openssl x509 -in %s/web-1.0.cert -noout "
+                       "-fingerprint)\" = \"$(openssl x509 -in %s -noout "
+                       "-fingerprint)\" ]", x, crt), 0);
+  /* A changed .mf no longer matches the signature. */
+  assert_int_not_equal(run("cd %s && echo >> web-1.0.mf && openssl dgst "
+                           "-sha256 -verify pub.pem -signature sig.bin "
+                           "web-1.0.mf >/dev/null 2>&1", x), 0);
+  vab_artifacts_free(a, n);
+  vab_template_free(t);
+  vab_signer_free(signer);
+  vab_ctx_free(ctx);
+}
+
 /* `vm:` writes a VM definition beside its disk, listed and hashed like any
  * artifact; a .vmx for a streamOptimized disk is refused at its mark. */
 static void test_vm_definitions(void **state) {
@@ -491,6 +552,7 @@ int main(void) {
       cmocka_unit_test(test_failure_removes_artifacts),
       cmocka_unit_test(test_ova),
       cmocka_unit_test(test_vm_definitions),
+      cmocka_unit_test(test_signed_ova),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
