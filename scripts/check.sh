@@ -15,14 +15,17 @@ fuzz_seconds=${VAB_FUZZ_SECONDS:-30}
 
 passed=0
 failed=0
+skipped=0
 count_meson() {  # $1 = build dir: add its testlog.json results
   local log="$1/meson-logs/testlog.json"
   [ -f "$log" ] || return 0
-  local p f
+  local p f s
   p=$(grep -c '"result": "OK"' "$log" || true)
-  f=$(grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log" || true)
+  f=$(grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS|INTERRUPT)"' "$log" || true)
+  s=$(grep -c '"result": "SKIP"' "$log" || true)
   passed=$((passed + p))
   failed=$((failed + f))
+  skipped=$((skipped + s))
 }
 
 step() { printf '\n=== %s ===\n' "$*"; }
@@ -72,5 +75,5 @@ for fuzzer in build-fuzz/tests/fuzz/fuzz-*; do
 done
 
 echo
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
