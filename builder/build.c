@@ -321,7 +321,9 @@ static int guest_os_from_release(struct run *run) {
   free(text);
   /* VERSION_ID "12" or "22.04": the major number is what OVF types use. */
   version[strspn(version, "0123456789")] = '\0';
-  snprintf(run->b->guest_os, sizeof run->b->guest_os, "%s%s", id, version);
+  /* At most 16 + 15 characters: the field holds 31 and a NUL. */
+  snprintf(run->b->guest_os, sizeof run->b->guest_os, "%.16s%.15s", id,
+           version);
   vab_log(run->ctx, VAB_LOG_INFO, "guest OS: %s",
           run->b->guest_os[0] != '\0' ? run->b->guest_os : "not recognised");
   return 0;

@@ -102,7 +102,7 @@ int containerdisk_tar(struct vab_ctx *ctx, const char *file_name,
   ustar_header(h, "disk/", '5', 0555, 0, mtime);
   uint8_t *p = h + BLOCK;
   char short_name[USTAR_NAME_MAX + 1];
-  snprintf(short_name, sizeof short_name, "%s", path);
+  snprintf(short_name, sizeof short_name, "%.*s", USTAR_NAME_MAX, path);
   if (pax.len > 0) {
     ustar_header(p, "disk/PaxHeader", 'x', 0444, pax.len, mtime);
     memcpy(p + BLOCK, pax.data, pax.len);
