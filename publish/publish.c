@@ -204,13 +204,26 @@ static int annotate_manifest(struct publish_run *run, struct oci_manifest *m,
   return r ? nomem(run->ctx) : 0;
 }
 
+/* Annotate m, and push it under every tag with suffix ("", or
+ * "-containerdisk"). */
+static int push_manifest(struct publish_run *run, struct oci_manifest *m,
+                         const char *suffix, char digest[72]) {
+  if (annotate_manifest(run, m, true) < 0)
+    return -1;
+  char *json = oci_manifest_to_json(m);
+  if (json == NULL)
+    return nomem(run->ctx);
+  int r = put_tagged(run, json, suffix, digest);
+  free(json);
+  return r;
+}
+
 /* The artifact: empty config, one layer per artifact, then the build
  * manifest and its signature. */
 static int publish_artifact(struct publish_run *run, char digest[72]) {
   struct vab_ctx *ctx = run->ctx;
   struct oci_manifest m = {0};
   char config_digest[72], manifest_digest[72], sig_digest[72];
-  char *json = NULL;
   int r = -1;
   if (push_memory(run, "{}", 2, "empty config", config_digest) < 0)
     goto out;
@@ -268,16 +281,8 @@ static int publish_artifact(struct publish_run *run, char digest[72]) {
       goto out;
     }
   }
-  if (annotate_manifest(run, &m, true) < 0)
-    goto out;
-  json = oci_manifest_to_json(&m);
-  if (json == NULL) {
-    nomem(ctx);
-    goto out;
-  }
-  r = put_tagged(run, json, "", digest);
+  r = push_manifest(run, &m, "", digest);
 out:
-  free(json);
   oci_manifest_release(&m);
   return r;
 }
@@ -301,7 +306,7 @@ static int publish_containerdisk(struct publish_run *run, char digest[72]) {
   const struct vab_manifest_artifact *a = &run->build.artifacts[qcow2];
   uint8_t *head = NULL, *tail = NULL;
   size_t head_len = 0, tail_len = 0;
-  char *config = NULL, *json = NULL;
+  char *config = NULL;
   struct oci_manifest m = {0};
   int r = -1;
   if (containerdisk_tar(ctx, a->name, a->size, run->build.build_time, &head,
@@ -333,19 +338,11 @@ static int publish_containerdisk(struct publish_run *run, char digest[72]) {
     nomem(ctx);
     goto out;
   }
-  if (annotate_manifest(run, &m, true) < 0)
-    goto out;
-  json = oci_manifest_to_json(&m);
-  if (json == NULL) {
-    nomem(ctx);
-    goto out;
-  }
-  r = put_tagged(run, json, "-containerdisk", digest);
+  r = push_manifest(run, &m, "-containerdisk", digest);
 out:
   free(head);
   free(tail);
   free(config);
-  free(json);
   oci_manifest_release(&m);
   return r;
 }
