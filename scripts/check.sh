@@ -57,7 +57,8 @@ if [ ! -f build-fuzz/build.ninja ]; then
 fi
 meson compile -C build-fuzz || exit 1
 for fuzzer in build-fuzz/tests/fuzz/fuzz-*; do
-  [ -x "$fuzzer" ] || continue
+  # Executables only, not meson's fuzz-NAME.p object folders.
+  [ -f "$fuzzer" ] && [ -x "$fuzzer" ] || continue
   name=$(basename "$fuzzer")
   corpus="tests/fuzz/corpus/${name#fuzz-}"
   work=$(mktemp -d)

@@ -1160,7 +1160,9 @@ static struct vab_node *schema_outputs(struct schema *s,
     for (size_t j = 0; j < t->n_outputs && !duplicate; j++) {
       if (strcmp(t->outputs[j].format, out->format) != 0)
         continue;
-      if (is_ova && strcmp(t->outputs[j].target, out->target) != 0)
+      /* A target that failed its own check is NULL: already reported. */
+      if (is_ova && (t->outputs[j].target == NULL || out->target == NULL ||
+                     strcmp(t->outputs[j].target, out->target) != 0))
         continue;
       duplicate = true;
       if (is_ova)

@@ -6,10 +6,29 @@
 require_tools
 setup_area e2e
 
-# The template signs the build with this key (sign: in e2e.yaml).
+# The template signs the build with this key (sign: in e2e.yaml) and
+# publishes it (publish:) to a registry on 127.0.0.1.
 "$VAB" keygen --type ecdsa-p256 -o "$AREA/release" || fail "vab keygen"
+command -v docker-registry >/dev/null || fail "docker-registry is not installed"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$AREA/registry.yml" <<YAML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $AREA/registry
+http:
+  addr: 127.0.0.1:$port
+YAML
+docker-registry serve "$AREA/registry.yml" >"$AREA/registry.log" 2>&1 &
+registry_pid=$!
+trap 'kill "$registry_pid" 2>/dev/null' EXIT
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
+  sleep 0.1
+done
 "$VAB" build "$SRCDIR/tests/builder/data/e2e.yaml" -o "$AREA/out" \
   --var "sign_key=$AREA/release.key" \
+  --var "publish_ref=127.0.0.1:$port/e2e/app" \
   --cache-dir "$VAB_TEST_CACHE" 2>"$AREA/stderr"
 status=$?
 cat "$AREA/stderr"
@@ -133,6 +152,11 @@ check "the build signed its manifest" [ -f "$manifest.sig" ]
 check "vab verify accepts the build" "$VAB" verify --pubkey "$AREA/release.pub" "$AREA/out"
 check "openssl accepts the manifest signature" openssl dgst -sha256 \
   -verify "$AREA/release.pub" -signature "$manifest.sig" "$manifest"
+check "the build published itself (publish:)" grep -q "published: sha256:" "$AREA/stderr"
+check "vab pull gets the published build back, signature good" \
+  "$VAB" pull "127.0.0.1:$port/e2e/app:latest" -o "$AREA/pulled" \
+  --pubkey "$AREA/release.pub"
+check "the pulled qcow2 is byte-identical" cmp "$img" "$AREA/pulled/e2e-1.qcow2"
 check "the manifest lists the qcow2 with its sha256" \
   grep -q "\"sha256\": \"$(sha256sum "$img" | cut -d' ' -f1)\"" "$manifest"
 check "the shell step's output is in the build log" grep -q "shell-output-hello" "$log"

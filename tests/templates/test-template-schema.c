@@ -294,6 +294,15 @@ static void test_output_after_a_duplicate(void **state) {
               "a second 'ova' output for target 'vmware': each target is "
               "written once", "");
   vab_diag_clear(ctx);
+  /* A second OVA whose target is itself wrong: one error, no crash (the
+   * template fuzzer found this). */
+  assert_null(load_text(ctx, HEAD
+      "outputs:\n  - {format: ova}\n  - {format: ova, target: esxi}\n",
+      NULL));
+  assert_int_equal(vab_error_count(ctx), 1);
+  expect_diag(ctx, 0, VAB_SEV_ERROR, "t.yaml", 6, 27,
+              "unknown ova target 'esxi'", "expected one of: vmware, virtualbox");
+  vab_diag_clear(ctx);
   t = load_text(ctx, HEAD
       "outputs: [{format: qcow2, compression: zstd, level: 3, dedup: on}, "
       "{format: raw}]\n", NULL);
