@@ -113,7 +113,8 @@ int vab_sysprep_run(struct vab_ctx *ctx, const struct vab_sysprep *sysprep,
       buf_release(&script);
       buf_release(&names);
       return vab_error_at(ctx, VAB_E_INTERNAL, &sysprep->mark,
-                          "sysprep operation '%s' is not implemented", name);
+                          "sysprep operation '%s' has no implementation "
+                          "(a vab bug: the schema accepted it)", name);
     }
     if (names.len > 0)
       r = buf_puts(&names, ", ");
