@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "builder/accel.h"
+#include "common/clock.h"
 #include "common/subprocess.h"
 #include "vab/progress.h"
 
@@ -188,11 +189,6 @@ static void probe_line(void *opaque, const char *line) {
 
 static int probe_cancelled(void *opaque) { return vab_cancelled(opaque); }
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int vab_accel_probe(struct vab_ctx *ctx, enum vab_accel accel,
                     int timeout_ms, char *reason, size_t reason_len) {

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "builder/boottest.h"
+#include "common/clock.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/subprocess.h"
@@ -80,11 +81,6 @@ struct boot {
   int http_status;
 };
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A value inside a qemu -drive/-chardev option list: ',' is written ",,". */
 static int qemu_escape(struct buf *b, const char *value) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vab/provisioner.h"
+#include "common/clock.h"
 #include "vab/vab.h"
 #include "common/buf.h"
 #include "common/fsutil.h"
@@ -35,11 +36,6 @@ static const char policy_rc_d[] =
   "# Written by vab for the build only: no service starts in the builder.\n"
   "exit 101\n";
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 
 

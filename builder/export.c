@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "builder/export.h"
+#include "common/clock.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "builder/vmdef.h"
@@ -25,11 +26,6 @@
 #include "vab/format.h"
 #include "vab/progress.h"
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const char *output_option(const struct vab_output_spec *o,
                                  const char *key) {

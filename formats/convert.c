@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "vab/format.h"
+#include "common/clock.h"
 #include "vab/progress.h"
 #include "formats/image.h"
 
@@ -357,11 +358,6 @@ static int sync_folder_of(struct vab_ctx *ctx, const char *path) {
   return r;
 }
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Hand each -o option to the core (threads) or the writer. */
 static int apply_options(struct vab_writer *w,
