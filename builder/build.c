@@ -258,7 +258,7 @@ static int run_provisioner(struct run *run, size_t index) {
    * failing under them) gets the step's location here. */
   const struct vab_diag *last = vab_last_error(ctx);
   if (last == NULL || last->file == NULL)
-    vab_error_at(ctx, VAB_E_PROVISION, &step->mark, "%s failed", ps->label);
+    vab_error_at(ctx, VAB_E_PROVISION, &step->mark, "%s failed", ps->name);
   return -1;
 }
 
@@ -476,12 +476,22 @@ static int write_manifest(struct run *run) {
  * passphrase comes from VAB_SIGN_PASSPHRASE: a template never holds it. */
 static int load_signer(struct run *run, struct vab_signer **signer) {
   const struct vab_sign_spec *spec = run->t->sign;
+  const struct vab_build_opts *opts = &run->b->opts;
   *signer = NULL;
+  const char *pass = getenv("VAB_SIGN_PASSPHRASE");
+  if (pass != NULL && *pass == '\0')
+    pass = NULL;
+  if (opts->sign_key != NULL) {
+    if (vab_signer_load(run->ctx, opts->sign_key, opts->sign_cert, pass,
+                        signer) < 0)
+      return vab_error(run->ctx, VAB_E_SIGNATURE,
+                       "cannot sign the build with '%s' (--sign-key)",
+                       opts->sign_key);
+    return 0;
+  }
   if (spec == NULL)
     return 0;
-  const char *pass = getenv("VAB_SIGN_PASSPHRASE");
-  if (vab_signer_load(run->ctx, spec->key, spec->cert,
-                      pass != NULL && *pass != '\0' ? pass : NULL, signer) < 0)
+  if (vab_signer_load(run->ctx, spec->key, spec->cert, pass, signer) < 0)
     return vab_error_at(run->ctx, VAB_E_SIGNATURE, &spec->mark,
                         "cannot sign the build with '%s'", spec->key);
   return 0;

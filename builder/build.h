@@ -36,6 +36,10 @@ struct vab_build_opts {
   enum vab_accel accel;
   const char *cache_dir;          /* NULL: vab_default_cache_dir() */
   bool keep_on_error;
+  /* --sign-key/--sign-cert: sign with this key instead of the template's
+   * `sign:` (a pipeline's secret, which the template need not name). */
+  const char *sign_key;
+  const char *sign_cert;
 };
 
 struct vab_build {

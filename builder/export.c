@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "builder/export.h"
 #include "common/clock.h"
 #include "common/cleanup.h"

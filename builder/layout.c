@@ -24,8 +24,14 @@ static const char network_unit[] =
   "[Network]\n"
   "DHCP=yes\n";
 
-/* Read by update-grub after /etc/default/grub, which a bootstrap with only
- * the grub-*-bin packages does not have. */
+/* Read by update-grub after /etc/default/grub.  A bootstrap with only the
+ * grub-*-bin packages has no /etc/default/grub (grub-pc's postinst would
+ * copy it): vab copies Debian's default from grub2-common, since users and
+ * tools such as virt-v2v edit that file. */
+static const char grub_default_file[] =
+  "[ -e /etc/default/grub ] || [ ! -e /usr/share/grub/default/grub ] ||\n"
+  "  cp /usr/share/grub/default/grub /etc/default/grub\n";
+
 static const char grub_defaults[] =
   "# Written by vab: boot messages and a login on the serial console too.\n"
   "GRUB_TIMEOUT=1\n"
@@ -182,9 +188,15 @@ static int install_grub(struct vab_ctx *ctx, const struct vab_template *t,
     return vab_error_at(ctx, VAB_E_GUEST, &t->source.mark,
                         "the guest has no grub-install: its rootfs needs "
                         "grub2-common and grub-pc-bin/grub-efi-amd64-bin");
+  int copied = 0;
   if (vab_guest_mkdir_p(g, "/etc/default/grub.d") < 0 ||
-      write_text(g, "/etc/default/grub.d/50-vab.cfg", grub_defaults) < 0)
+      write_text(g, "/etc/default/grub.d/50-vab.cfg", grub_defaults) < 0 ||
+      vab_guest_script(g, grub_default_file, NULL, &copied) < 0)
     return -1;
+  if (copied != 0)
+    return vab_error_at(ctx, VAB_E_GUEST, &t->disk.mark,
+                        "cannot write /etc/default/grub in the guest (exit "
+                        "status %d)", copied);
   if (bios) {
     vab_log(ctx, VAB_LOG_INFO, "layout: grub-install (BIOS)");
     /* libguestfs renames devices in its own calls, but a command sees the

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "builder/plan.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
@@ -190,22 +191,18 @@ out:
   return r;
 }
 
-static const char *base_name(const char *path) {
-  const char *slash = strrchr(path, '/');
-  return slash ? slash + 1 : path;
-}
-
 /* "provision 2/5: shell (web.yaml:14)".  A part the template did not write
  * (sysprep filled in by default) carries the document's own mark: no
  * location is better than a wrong one. */
 static void set_label(struct vab_plan_step *s, const struct vab_node *root,
                       const char *what) {
+  snprintf(s->name, sizeof s->name, "%s", what);
   bool defaulted = root != NULL && s->kind != VAB_PLAN_SOURCE &&
                    s->mark.line == root->mark.line &&
                    s->mark.column == root->mark.column;
   if (s->mark.file != NULL && s->mark.line > 0 && !defaulted)
     snprintf(s->label, sizeof s->label, "%s (%s:%u)", what,
-             base_name(s->mark.file), s->mark.line);
+             path_base_name(s->mark.file), s->mark.line);
   else
     snprintf(s->label, sizeof s->label, "%s", what);
 }
@@ -256,7 +253,7 @@ int vab_plan_build(struct vab_ctx *ctx, const struct vab_template *t,
     else
       snprintf(what, sizeof what, "source: %s %s",
                source_kind_name(t->source.kind),
-               t->source.path ? base_name(t->source.path) : "");
+               t->source.path ? path_base_name(t->source.path) : "");
     set_label(s, root, what);
     const struct vab_node *specs[] = {vab_node_get(root, "source")};
     if (step_key(ctx, t, s, specs, 1) < 0)

@@ -22,7 +22,8 @@ enum vab_plan_kind {
 
 struct vab_plan_step {
   enum vab_plan_kind kind;
-  char label[128];                      /* "provision 2/5: shell" */
+  char label[128];                      /* "provision 2/5: shell (web.yaml:14)" */
+  char name[96];                        /* "provision 2/5: shell" */
   struct vab_mark mark;                 /* where the template wrote it */
   const struct vab_step *provision;     /* VAB_PLAN_PROVISION */
   const struct vab_boot_test *test;     /* VAB_PLAN_TEST */

@@ -4,15 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fsutil.h"
 #include "common/buf.h"
 #include "builder/vmdef.h"
 
 #define MIB (1024ull * 1024)
-
-static const char *base_name(const char *path) {
-  const char *slash = strrchr(path, '/');
-  return slash ? slash + 1 : path;
-}
 
 /* Text for an XML attribute or element. */
 static int put_xml_text(struct buf *b, const char *s) {
@@ -149,7 +145,7 @@ int vab_vmdef_vmx(struct vab_ctx *ctx, const struct vab_vmdef_input *in,
                      (unsigned long long)(hw->memory / MIB), hw->cpus);
   if (t->disk.firmware == VAB_FW_UEFI)
     r |= buf_puts(&b, "firmware = \"efi\"\n");
-  const char *file = base_name(in->disk_path);
+  const char *file = path_base_name(in->disk_path);
   if (strcmp(bus, "sata") == 0) {
     r |= buf_printf(&b,
                     "sata0.present = \"TRUE\"\n"
@@ -189,7 +185,7 @@ int vab_vmdef_hyperv(struct vab_ctx *ctx, const struct vab_vmdef_input *in,
   /* Generation 2 boots UEFI and only from VHDX; generation 1 boots BIOS
    * from VHD or VHDX. */
   bool gen2 = vhdx && t->disk.firmware != VAB_FW_BIOS;
-  const char *file = base_name(in->disk_path);
+  const char *file = path_base_name(in->disk_path);
   struct buf b = BUF_INIT;
   int r = buf_printf(&b,
                      "# %s %s on Hyper-V\n\n"

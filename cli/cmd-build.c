@@ -21,6 +21,7 @@ const struct cli_command cli_cmd_build = {
     "usage: vab build TEMPLATE [--var NAME=VALUE]... [-o DIR] [--only FORMAT]...\n"
     "                 [--no-test] [--accel auto|kvm|tcg] [--cache-dir DIR]\n"
     "                 [--json] [--keep-on-error]\n"
+    "                 [--sign-key KEY [--sign-cert CRT]]\n"
     "\n"
     "Build the appliance TEMPLATE describes: get the OS (bootstrap, rootfs or\n"
     "image), lay out and format the disk, install GRUB, run the provisioners\n"
@@ -43,6 +44,11 @@ const struct cli_command cli_cmd_build = {
     "                      and sha256, and the seconds of each phase\n"
     "  --keep-on-error     keep the work folder (disk, rootfs) of a failed\n"
     "                      build and print where it is\n"
+    "  --sign-key KEY      sign the manifest (and each OVA, with --sign-cert)\n"
+    "                      with this key instead of the template's sign:;\n"
+    "                      an encrypted key's passphrase is read from\n"
+    "                      VAB_SIGN_PASSPHRASE\n"
+    "  --sign-cert CRT     the key's certificate, for the OVAs' .cert\n"
     "  -h, --help          show this help\n"
     "\n"
     "Ctrl-C or SIGTERM stops the builder VM and qemu, removes temporary\n"
@@ -296,6 +302,8 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
     {"cache-dir", required_argument, NULL, 'c'},
     {"json", no_argument, NULL, 'j'},
     {"keep-on-error", no_argument, NULL, 'k'},
+    {"sign-key", required_argument, NULL, 's'},
+    {"sign-cert", required_argument, NULL, 'C'},
     {NULL, 0, NULL, 0},
   };
   struct cli_vars vars = {0};
@@ -334,11 +342,15 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
     case 'c': opts.cache_dir = optarg; break;
     case 'j': json = true; break;
     case 'k': opts.keep_on_error = true; break;
+    case 's': opts.sign_key = optarg; break;
+    case 'C': opts.sign_cert = optarg; break;
     default:
       status = cli_usage_error(&cli_cmd_build, "unknown option '%s'",
                                argv[optind - 1]);
     }
   }
+  if (status == EXIT_OK && opts.sign_cert != NULL && opts.sign_key == NULL)
+    status = cli_usage_error(&cli_cmd_build, "--sign-cert needs --sign-key");
   if (status == EXIT_OK && optind != argc - 1)
     status = cli_usage_error(&cli_cmd_build, optind >= argc
                                                  ? "missing TEMPLATE"

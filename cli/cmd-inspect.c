@@ -56,6 +56,8 @@ static void print_text(const struct vab_reader *r, bool checked,
   printf("shared clusters:  %llu\n", (unsigned long long)i->shared_clusters);
   printf("dedup savings:    %llu bytes\n",
          (unsigned long long)i->dedup_saved_bytes);
+  if (i->snapshots)
+    printf("snapshots:        %u\n", i->snapshots);
   for (const struct vab_reader *b = r; b->info.backing_file[0]; b = b->backing) {
     printf("backing file:     %s", b->info.backing_file);
     if (b->backing != NULL)
@@ -88,9 +90,10 @@ static void print_json(const struct vab_reader *r, bool checked,
           (unsigned long long)i->file_size,
           (unsigned long long)i->allocated_bytes, i->cluster_size);
   cli_json_string(stdout, i->compression[0] ? i->compression : "none");
-  fprintf(stdout, ",\"shared_clusters\":%llu,\"dedup_saved_bytes\":%llu",
+  fprintf(stdout, ",\"shared_clusters\":%llu,\"dedup_saved_bytes\":%llu,"
+          "\"snapshots\":%u",
           (unsigned long long)i->shared_clusters,
-          (unsigned long long)i->dedup_saved_bytes);
+          (unsigned long long)i->dedup_saved_bytes, i->snapshots);
   fputs(",\"backing_chain\":[", stdout);
   int n = 0;
   for (const struct vab_reader *b = r->backing; b != NULL; b = b->backing) {

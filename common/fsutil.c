@@ -48,3 +48,8 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 void remove_tree(const char *path) {
   nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+const char *path_base_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}

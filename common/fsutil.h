@@ -9,6 +9,9 @@
  * that could not be made into failed (if not NULL). */
 int mkdir_p(const char *path, mode_t mode, char *failed, size_t failed_len);
 
+/* The part of path after its last '/' (a pointer into path). */
+const char *path_base_name(const char *path);
+
 /* rm -rf, without following symbolic links.  Best effort. */
 void remove_tree(const char *path);
 

@@ -378,6 +378,19 @@ static int apply_options(struct vab_writer *w,
   return 0;
 }
 
+/* The writer's whole life on one source: open, the pipeline, close. */
+static int encode_image(struct vab_writer *w, struct vab_reader *src,
+                        struct vab_convert_result *res) {
+  if (w->format->open(w) < 0)
+    return -1;
+  if (w->block_size == 0 || w->block_size > (64u << 20))
+    return vab_error(w->ctx, VAB_E_INTERNAL, "%s writer set block size %u",
+                     w->format->name, w->block_size);
+  if (run_pipeline(w, src, res) < 0)
+    return -1;
+  return w->format->close(w);
+}
+
 static int write_image(struct vab_writer *w, struct vab_reader *src,
                        const char *src_path, int fd, const char *tmp,
                        struct vab_convert_result *res) {
@@ -388,14 +401,7 @@ static int write_image(struct vab_writer *w, struct vab_reader *src,
     res->data_bytes = src->info.allocated_bytes;
     return 0;
   }
-  if (w->format->open(w) < 0)
-    return -1;
-  if (w->block_size == 0 || w->block_size > (64u << 20))
-    return vab_error(ctx, VAB_E_INTERNAL, "%s writer set block size %u",
-                     w->format->name, w->block_size);
-  if (run_pipeline(w, src, res) < 0)
-    return -1;
-  if (w->format->close(w) < 0)
+  if (encode_image(w, src, res) < 0)
     return -1;
   struct stat st;
   if (fstat(fd, &st) < 0)
@@ -407,12 +413,13 @@ static int write_image(struct vab_writer *w, struct vab_reader *src,
   return 0;
 }
 
-int vab_convert(struct vab_ctx *ctx, const char *src_path,
-                const char *dst_path, const struct vab_convert_opts *opts,
-                struct vab_convert_result *result) {
-  struct vab_convert_result res;
-  memset(&res, 0, sizeof res);
-  double start = now_seconds();
+/* What vab_convert and vab_convert_to_sink share: pick the writer, open
+ * the source, apply the options. */
+static int writer_setup(struct vab_ctx *ctx, const char *src_path,
+                        const char *dst_name,
+                        const struct vab_convert_opts *opts,
+                        struct vab_writer *w, struct vab_sink *sink,
+                        struct vab_reader **src) {
   const struct vab_format *format = vab_format_by_name(opts->dst_format);
   if (format == NULL)
     return vab_error(ctx, VAB_E_USAGE, "unknown output format '%s'",
@@ -420,26 +427,78 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
   if (!(format->caps & VAB_FMT_WRITE))
     return vab_error(ctx, VAB_E_UNSUPPORTED, "vab cannot write %s images",
                      format->name);
+  w->format = format;
+  w->ctx = ctx;
+  w->sink = sink;
+  w->path = dst_name;
+  w->threads = opts->threads ? opts->threads : default_threads();
+  if (apply_options(w, opts) < 0)
+    return -1;
+  if (vab_image_open(ctx, src_path, opts->src_format, 0, src) < 0)
+    return -1;
+  w->virtual_size = (*src)->info.virtual_size;
+  return 0;
+}
 
+/* Both entry points end here, failed or not: free the writer and the
+ * source, and report what was done. */
+static void writer_finish(struct vab_writer *w, struct vab_reader *src,
+                          double start, struct vab_convert_result *res,
+                          struct vab_convert_result *result) {
+  if (w->format != NULL && w->format->free != NULL)
+    w->format->free(w);
+  vab_image_close(src);
+  res->stored_bytes = w->stored_bytes;
+  res->dedup_bytes = w->dedup_bytes;
+  res->seconds = now_seconds() - start;
+  if (result != NULL)
+    *result = *res;
+}
+
+int vab_convert_to_sink(struct vab_ctx *ctx, const char *src_path,
+                        const char *dst_name, struct vab_sink *sink,
+                        const struct vab_convert_opts *opts,
+                        struct vab_convert_result *result) {
+  struct vab_convert_result res;
+  memset(&res, 0, sizeof res);
+  double start = now_seconds();
+  struct vab_writer w;
+  memset(&w, 0, sizeof w);
+  struct vab_reader *src = NULL;
+  int rc = -1;
+  if (writer_setup(ctx, src_path, dst_name, opts, &w, sink, &src) < 0)
+    goto out;
+  res.virtual_size = w.virtual_size;
+  if (!(w.format->caps & VAB_FMT_STREAM)) {
+    vab_error(ctx, VAB_E_INTERNAL, "%s cannot be written as a stream",
+              w.format->name);
+    goto out;
+  }
+  if (encode_image(&w, src, &res) < 0)
+    goto out;
+  res.file_size = sink->offset;
+  rc = 0;
+out:
+  writer_finish(&w, src, start, &res, result);
+  return rc;
+}
+
+int vab_convert(struct vab_ctx *ctx, const char *src_path,
+                const char *dst_path, const struct vab_convert_opts *opts,
+                struct vab_convert_result *result) {
+  struct vab_convert_result res;
+  memset(&res, 0, sizeof res);
+  double start = now_seconds();
   struct vab_sink sink;
   struct vab_writer w;
   memset(&w, 0, sizeof w);
-  w.format = format;
-  w.ctx = ctx;
-  w.sink = &sink;
-  w.path = dst_path;
-  w.threads = opts->threads ? opts->threads : default_threads();
   vab_sink_init_fd(&sink, ctx, -1);
-
   struct vab_reader *src = NULL;
   char *tmp = NULL;
   int fd = -1;
   int rc = -1;
-  if (apply_options(&w, opts) < 0)
+  if (writer_setup(ctx, src_path, dst_path, opts, &w, &sink, &src) < 0)
     goto out;
-  if (vab_image_open(ctx, src_path, opts->src_format, 0, &src) < 0)
-    goto out;
-  w.virtual_size = src->info.virtual_size;
   res.virtual_size = w.virtual_size;
   tmp = temp_path_for(dst_path);
   if (tmp == NULL) {
@@ -483,19 +542,12 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
     goto out;
   rc = 0;
 out:
-  if (w.format->free != NULL)
-    w.format->free(&w);
   if (fd >= 0)
     close(fd);
   if (tmp != NULL) {
     unlink(tmp);
     free(tmp);
   }
-  vab_image_close(src);
-  res.stored_bytes = w.stored_bytes;
-  res.dedup_bytes = w.dedup_bytes;
-  res.seconds = now_seconds() - start;
-  if (result != NULL)
-    *result = res;
+  writer_finish(&w, src, start, &res, result);
   return rc;
 }

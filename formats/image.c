@@ -22,13 +22,26 @@ struct image {
   char path[];
 };
 
-static const struct vab_format *probe_format(const uint8_t *head, size_t len,
-                                             uint64_t file_size) {
+/* By the first bytes, then by the last 512 (formats with a trailer only),
+ * else raw. */
+static const struct vab_format *probe_format(int fd, const uint8_t *head,
+                                             size_t len, uint64_t file_size) {
   for (size_t i = 0; i < vab_format_count(); i++) {
     const struct vab_format *f = vab_format_at(i);
     if ((f->caps & VAB_FMT_READ) && f->probe != NULL &&
         f->probe(head, len, file_size))
       return f;
+  }
+  uint8_t tail[512];
+  if (file_size >= sizeof tail &&
+      pread(fd, tail, sizeof tail, (off_t)(file_size - sizeof tail)) ==
+          (ssize_t)sizeof tail) {
+    for (size_t i = 0; i < vab_format_count(); i++) {
+      const struct vab_format *f = vab_format_at(i);
+      if ((f->caps & VAB_FMT_READ) && f->probe_tail != NULL &&
+          f->probe_tail(tail, sizeof tail, file_size))
+        return f;
+    }
   }
   return vab_format_by_name("raw");
 }
@@ -78,7 +91,7 @@ int vab_image_open(struct vab_ctx *ctx, const char *path,
       close(fd);
       return vab_error_errno(ctx, VAB_E_IO, e, "cannot read '%s'", path);
     }
-    format = probe_format(head, (size_t)n, file_size);
+    format = probe_format(fd, head, (size_t)n, file_size);
   }
   size_t path_len = strlen(path);
   struct image *img = calloc(1, sizeof *img + path_len + 1);

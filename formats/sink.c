@@ -1,6 +1,12 @@
 /* File sinks: appends with pwrite() at the current end, holes by moving
- * the end without writing (the core truncates the file to its end). */
+ * the end without writing (the core truncates the file to its end).
+ *
+ * Appends start the kernel's writeback every WRITEBACK_STEP bytes
+ * (sync_file_range, a hint), so that the fsync() before the final rename
+ * finds little left to write and dirty pages do not pile up in memory
+ * for a large image. */
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "vab/format.h"
@@ -24,10 +30,18 @@ static int fd_pwrite_all(struct vab_sink *s, const void *buf, size_t len,
   return 0;
 }
 
+#define WRITEBACK_STEP (32u << 20)
+
 static int fd_write(struct vab_sink *s, const void *buf, size_t len) {
   if (fd_pwrite_all(s, buf, len, s->offset) < 0)
     return -1;
   s->offset += len;
+  if (s->offset - s->writeback_from >= WRITEBACK_STEP) {
+    (void)sync_file_range(s->fd, (off_t)s->writeback_from,
+                          (off_t)(s->offset - s->writeback_from),
+                          SYNC_FILE_RANGE_WRITE);
+    s->writeback_from = s->offset;
+  }
   return 0;
 }
 
@@ -41,6 +55,7 @@ void vab_sink_init_fd(struct vab_sink *s, struct vab_ctx *ctx, int fd) {
   s->pwrite = fd_pwrite_all;
   s->skip = fd_skip;
   s->offset = 0;
+  s->writeback_from = 0;
   s->ctx = ctx;
   s->opaque = NULL;
   s->fd = fd;

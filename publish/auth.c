@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/files.h"
 #include "common/buf.h"
 #include "common/json.h"
 #include "publish/auth.h"

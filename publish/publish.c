@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
+#include "core/files.h"
 #include "publish/blob.h"
 #include "publish/base64.h"
 #include "publish/containerdisk.h"
@@ -152,11 +154,6 @@ static int load_build(struct publish_run *run, const char *dir) {
   return 0;
 }
 
-static const char *base_name(const char *path) {
-  const char *slash = strrchr(path, '/');
-  return slash ? slash + 1 : path;
-}
-
 /* Open every artifact and check it is the size the manifest says. */
 static int open_artifacts(struct publish_run *run, const char *dir) {
   struct vab_ctx *ctx = run->ctx;
@@ -256,7 +253,7 @@ static int publish_artifact(struct publish_run *run, char digest[72]) {
       goto out;
     }
   }
-  const char *manifest_name = base_name(run->manifest_path);
+  const char *manifest_name = path_base_name(run->manifest_path);
   if (push_memory(run, run->manifest_text, run->manifest_len, manifest_name,
                   manifest_digest) < 0)
     goto out;
@@ -459,7 +456,7 @@ int vab_publish_dir(struct vab_ctx *ctx, const char *dir, const char *ref,
    * manifest itself. */
   char artifacts_dir[4096];
   snprintf(artifacts_dir, sizeof artifacts_dir, "%.*s",
-           (int)(base_name(run.manifest_path) - run.manifest_path),
+           (int)(path_base_name(run.manifest_path) - run.manifest_path),
            run.manifest_path);
   if (artifacts_dir[0] == '\0')
     snprintf(artifacts_dir, sizeof artifacts_dir, ".");

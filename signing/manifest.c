@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/files.h"
 #include "common/buf.h"
 #include "common/json.h"
 #include "signing/digest.h"

@@ -73,11 +73,5 @@ int vab_verify_buffer(struct vab_ctx *ctx, struct vab_verifier *v,
                       const char *what, const void *data, size_t len,
                       const uint8_t *sig, size_t sig_len);
 
-/* Read a whole small file (at most max bytes). */
-int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
-                        uint8_t **data, size_t *len);
-/* Write a file atomically (temp name + rename) with the given mode. */
-int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
-                          const void *data, size_t len, unsigned mode);
 
 #endif

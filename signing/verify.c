@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/files.h"
 #include "signing/manifest.h"
 #include "signing/signing.h"
 

@@ -4,14 +4,20 @@
  *
  *   NAME.ovf         the OVF 1.0 descriptor (importers want it first)
  *   NAME.mf          "SHA256(file)= hex" for the .ovf and the disk
+ *   NAME.cert        when signing: the signature of the .mf and the cert
  *   NAME-disk1.vmdk  the disk, streamOptimized
  *
  * The .mf precedes the disk, so the disk's digest must be known before the
- * archive is written: the VMDK writer first writes the disk to a temporary
- * file next to the OVA (the one extra copy), which is read once to hash it
- * (usually from the page cache) and once more into the archive, then
- * removed.  The archive itself is written under a temporary name and
- * renamed when complete.
+ * first members are final.  The disk is therefore streamed first, straight
+ * into its place in the archive's temporary file, and hashed as it goes;
+ * the room before it is sized in advance for the .ovf (its numbers at
+ * their widest), the .mf (fixed length) and the .cert (measured on a
+ * dummy .mf).  Once the disk is written, libarchive writes the archive
+ * around it: its bytes for the disk member's data are skipped, since the
+ * disk is already there.  The .ovf is padded with trailing white space
+ * (allowed after XML's root element) so that the members before the disk
+ * fill the room exactly.  No copy of the disk is made, and the archive is
+ * renamed into place only when complete.
  *
  * The descriptor follows docs/formats.md: the References, Disk,
  * Network and VirtualSystem sections in that order, rasd: children in
@@ -37,9 +43,14 @@
 #include "signing/digest.h"
 #include "vab/progress.h"
 
-#define OVA_COPY_BUFFER (1u << 20)
 /* ustar's 11 octal digits: larger members need GNU base-256 headers. */
 #define USTAR_MAX_MEMBER ((8ull << 30) - 1)
+#define TAR_BLOCK 512u
+/* ustar's name field: a longer name would need extra header blocks. */
+#define TAR_MAX_NAME 99u
+/* Room left for a .cert larger than the one measured on the dummy .mf
+ * (ECDSA signatures vary by a few bytes). */
+#define CERT_SLACK 256u
 
 struct guest_os_id {
   const char *prefix;     /* of the detected guest ("debian12") */
@@ -135,9 +146,12 @@ static void pick_devices(const struct vab_ova_opts *o, struct ovf_devices *d) {
     d->controller_name = "SATA Controller 0";
     d->vmdk_adapter = "ide";
   } else {
-    /* scsi, and virtio, which VMware does not have. */
+    /* scsi: LSI Logic, which every guest drives.  virtio asks for a
+     * paravirtual disk: VMware's is PVSCSI (the .vmx says the same); its
+     * VMDK still names lsilogic, as ovftool writes it. */
     d->controller_type = 6;
-    d->controller_subtype = "lsilogic";
+    d->controller_subtype = strcmp(bus, "virtio") == 0 ? "VirtualSCSI"
+                                                       : "lsilogic";
     d->controller_name = "SCSI Controller 0";
     d->vmdk_adapter = "lsilogic";
   }
@@ -351,53 +365,6 @@ static int tar_header(struct tar *t, const char *name, uint64_t size) {
   return 0;
 }
 
-static int tar_data(struct tar *t, const char *name, const void *data,
-                    size_t len) {
-  if (archive_write_data(t->a, data, len) != (la_ssize_t)len)
-    return tar_failed(t, name);
-  return 0;
-}
-
-static int tar_text(struct tar *t, const char *name, const char *text) {
-  size_t len = strlen(text);
-  if (tar_header(t, name, len) < 0)
-    return -1;
-  return tar_data(t, name, text, len);
-}
-
-/* Append the file at src as member name, reading exactly size bytes. */
-static int tar_file(struct tar *t, const char *name, const char *src,
-                    uint64_t size) {
-  CLEANUP_CLOSE int fd = open(src, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return vab_error_errno(t->ctx, VAB_E_IO, errno, "cannot open '%s'", src);
-  if (tar_header(t, name, size) < 0)
-    return -1;
-  CLEANUP_FREE char *buf = malloc(OVA_COPY_BUFFER);
-  if (buf == NULL)
-    return vab_error(t->ctx, VAB_E_NOMEM, "out of memory");
-  uint64_t done = 0;
-  while (done < size) {
-    size_t want = size - done < OVA_COPY_BUFFER ? (size_t)(size - done)
-                                                 : OVA_COPY_BUFFER;
-    ssize_t n = read(fd, buf, want);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return vab_error_errno(t->ctx, VAB_E_IO, errno, "cannot read '%s'",
-                             src);
-    if (n == 0)
-      return vab_error(t->ctx, VAB_E_IO, "'%s' shrank while it was copied",
-                       src);
-    if (tar_data(t, name, buf, (size_t)n) < 0)
-      return -1;
-    done += (uint64_t)n;
-    if (vab_progress(t->ctx, VAB_PHASE_EXPORT, "ova", done, size) < 0)
-      return -1;
-  }
-  return 0;
-}
-
 /* SOURCE_DATE_EPOCH, for reproducible archives; else now. */
 static time_t archive_time(void) {
   const char *epoch = getenv("SOURCE_DATE_EPOCH");
@@ -409,41 +376,6 @@ static time_t archive_time(void) {
       return (time_t)v;
   }
   return time(NULL);
-}
-
-static int write_archive(struct vab_ctx *ctx, const char *tmp, int fd,
-                         const char *base, const char *ovf, const char *mf,
-                         const char *cert, const char *vmdk_name,
-                         const char *vmdk_path, uint64_t vmdk_size) {
-  struct tar t = {ctx, archive_write_new(), archive_time(), tmp};
-  if (t.a == NULL)
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  int r = -1;
-  char ovf_name[512], mf_name[512], cert_name[512];
-  snprintf(ovf_name, sizeof ovf_name, "%s.ovf", base);
-  snprintf(mf_name, sizeof mf_name, "%s.mf", base);
-  snprintf(cert_name, sizeof cert_name, "%s.cert", base);
-  int fr = vmdk_size > USTAR_MAX_MEMBER ? archive_write_set_format_gnutar(t.a)
-                                        : archive_write_set_format_ustar(t.a);
-  /* Whole 10 KiB records are tar's convention; libarchive pads the last. */
-  if (fr != ARCHIVE_OK || archive_write_add_filter_none(t.a) != ARCHIVE_OK ||
-      archive_write_open_fd(t.a, fd) != ARCHIVE_OK) {
-    tar_failed(&t, "the archive header");
-    goto out;
-  }
-  /* DSP0243: the .mf and .cert right after the .ovf, then the disks. */
-  if (tar_text(&t, ovf_name, ovf) < 0 || tar_text(&t, mf_name, mf) < 0 ||
-      (cert != NULL && tar_text(&t, cert_name, cert) < 0) ||
-      tar_file(&t, vmdk_name, vmdk_path, vmdk_size) < 0)
-    goto out;
-  if (archive_write_close(t.a) != ARCHIVE_OK) {
-    tar_failed(&t, "the end of the archive");
-    goto out;
-  }
-  r = 0;
-out:
-  archive_write_free(t.a);
-  return r;
 }
 
 /* "NAME.ova" -> "NAME" (the members' base name). */
@@ -472,6 +404,197 @@ static char *folder_of(const char *path) {
   if (slash == path)
     return strdup("/");
   return strndup(path, (size_t)(slash - path));
+}
+
+static uint64_t round_block(uint64_t n) {
+  return (n + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+}
+
+/* The disk member's data, streamed by the VMDK writer to its final place
+ * in the archive and hashed on the way. */
+struct disk_stream {
+  int fd;
+  uint64_t start;            /* archive offset of the member's data */
+  struct vab_sha256 *hash;
+  const char *path;          /* the archive, for errors */
+};
+
+static int disk_stream_write(struct vab_sink *s, const void *buf,
+                             size_t len) {
+  struct disk_stream *d = s->opaque;
+  const uint8_t *p = buf;
+  uint64_t at = d->start + s->offset;
+  size_t left = len;
+  while (left > 0) {
+    ssize_t n = pwrite(d->fd, p, left, (off_t)at);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return vab_error_errno(s->ctx, VAB_E_IO, errno, "cannot write '%s'",
+                             d->path);
+    p += n;
+    at += (uint64_t)n;
+    left -= (size_t)n;
+  }
+  if (vab_sha256_update(d->hash, buf, len) < 0)
+    return -1;
+  s->offset += len;
+  return 0;
+}
+
+/* libarchive's output: written in place in the archive file, except the
+ * disk member's data, which is there already (libarchive hands zeros for
+ * it, since the data is never given to it). */
+struct archive_out {
+  int fd;
+  uint64_t at;               /* archive offset of the next byte */
+  uint64_t skip_from, skip_to;
+  int error;                 /* errno of a failed write */
+};
+
+static la_ssize_t archive_out_write(struct archive *a, void *opaque,
+                                    const void *buf, size_t len) {
+  struct archive_out *o = opaque;
+  const uint8_t *p = buf;
+  uint64_t from = o->at, to = o->at + len;
+  /* The parts of [from, to) outside [skip_from, skip_to). */
+  uint64_t parts[2][2] = {{from, to < o->skip_from ? to : o->skip_from},
+                          {from > o->skip_to ? from : o->skip_to, to}};
+  for (int i = 0; i < 2; i++) {
+    uint64_t at = parts[i][0];
+    while (at < parts[i][1]) {
+      ssize_t n = pwrite(o->fd, p + (at - from), (size_t)(parts[i][1] - at),
+                         (off_t)at);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0) {
+        o->error = errno;
+        archive_set_error(a, errno, "%s", strerror(errno));
+        return -1;
+      }
+      at += (uint64_t)n;
+    }
+  }
+  o->at = to;
+  return (la_ssize_t)len;
+}
+
+static int tar_text(struct tar *t, const char *name, const char *text,
+                    size_t len) {
+  if (tar_header(t, name, len) < 0)
+    return -1;
+  if (archive_write_data(t->a, text, len) != (la_ssize_t)len)
+    return tar_failed(t, name);
+  return 0;
+}
+
+/* The archive around the disk, which is already at disk_start. */
+static int write_archive(struct vab_ctx *ctx, const char *tmp, int fd,
+                         const char *base, const char *ovf, size_t ovf_len,
+                         const char *mf, const char *cert,
+                         const char *vmdk_name, uint64_t disk_start,
+                         uint64_t vmdk_size) {
+  struct tar t = {ctx, archive_write_new(), archive_time(), tmp};
+  if (t.a == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  struct archive_out out = {fd, 0, disk_start, disk_start + vmdk_size, 0};
+  int r = -1;
+  char ovf_name[512], mf_name[512], cert_name[512];
+  snprintf(ovf_name, sizeof ovf_name, "%s.ovf", base);
+  snprintf(mf_name, sizeof mf_name, "%s.mf", base);
+  snprintf(cert_name, sizeof cert_name, "%s.cert", base);
+  int fr = vmdk_size > USTAR_MAX_MEMBER ? archive_write_set_format_gnutar(t.a)
+                                        : archive_write_set_format_ustar(t.a);
+  /* Whole 10 KiB records are tar's convention; libarchive pads the last. */
+  if (fr != ARCHIVE_OK || archive_write_add_filter_none(t.a) != ARCHIVE_OK ||
+      archive_write_open2(t.a, &out, NULL, archive_out_write, NULL, NULL) !=
+          ARCHIVE_OK) {
+    tar_failed(&t, "the archive header");
+    goto out;
+  }
+  /* DSP0243: the .mf and .cert right after the .ovf, then the disks. */
+  if (tar_text(&t, ovf_name, ovf, ovf_len) < 0 ||
+      tar_text(&t, mf_name, mf, strlen(mf)) < 0 ||
+      (cert != NULL && tar_text(&t, cert_name, cert, strlen(cert)) < 0) ||
+      tar_header(&t, vmdk_name, vmdk_size) < 0)
+    goto out;
+  /* The room was sized so that the disk's header ends where it starts. */
+  if ((uint64_t)archive_filter_bytes(t.a, 0) != disk_start) {
+    vab_error(ctx, VAB_E_INTERNAL,
+              "OVA members before the disk take %lld bytes, not %llu",
+              (long long)archive_filter_bytes(t.a, 0),
+              (unsigned long long)disk_start);
+    goto out;
+  }
+  if (archive_write_finish_entry(t.a) != ARCHIVE_OK ||
+      archive_write_close(t.a) != ARCHIVE_OK) {
+    tar_failed(&t, "the end of the archive");
+    goto out;
+  }
+  r = 0;
+out:
+  if (r < 0 && out.error != 0)
+    vab_error_errno(ctx, VAB_E_IO, out.error, "cannot write '%s'", tmp);
+  archive_write_free(t.a);
+  return r;
+}
+
+/* The .mf: exactly "SHA256(name)= hex", since ESXi and vCenter refuse other
+ * spellings.  Its length does not depend on the digests. */
+static int make_mf(struct vab_ctx *ctx, struct buf *mf, const char *base,
+                   const char *ovf_hex, const char *vmdk_name,
+                   const char *vmdk_hex) {
+  buf_release(mf);
+  if (buf_printf(mf, "SHA256(%s.ovf)= %s\nSHA256(%s)= %s\n", base, ovf_hex,
+                 vmdk_name, vmdk_hex) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  return 0;
+}
+
+/* Bytes the members before the disk may take, headers included, and the
+ * part of it kept for the .ovf's data. */
+struct ova_room {
+  uint64_t ovf;      /* the .ovf's data, a multiple of the block size */
+  uint64_t cert;     /* the .cert's data, likewise; 0 when not signing */
+  uint64_t total;    /* where the disk's data starts */
+};
+
+static int size_room(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
+                     const char *base, const char *vmdk_name,
+                     struct ova_room *room) {
+  /* The descriptor with every number at its widest. */
+  char *widest = vab_ova_descriptor(ctx, opts, vmdk_name, UINT64_MAX,
+                                    UINT64_MAX, UINT64_MAX);
+  if (widest == NULL)
+    return -1;
+  room->ovf = round_block(strlen(widest));
+  free(widest);
+  char zeros[65];
+  memset(zeros, '0', 64);
+  zeros[64] = '\0';
+  struct buf mf = BUF_INIT;
+  if (make_mf(ctx, &mf, base, zeros, vmdk_name, zeros) < 0)
+    return -1;
+  uint64_t mf_len = mf.len;
+  room->cert = 0;
+  if (opts->make_cert != NULL) {
+    char mf_name[512];
+    char *cert = NULL;
+    snprintf(mf_name, sizeof mf_name, "%s.mf", base);
+    int r = opts->make_cert(opts->cert_opaque, ctx, mf_name, mf.data, mf.len,
+                            &cert);
+    if (r == 0 && cert != NULL)
+      room->cert = round_block(strlen(cert) + CERT_SLACK);
+    free(cert);
+    if (r < 0) {
+      buf_release(&mf);
+      return -1;
+    }
+  }
+  buf_release(&mf);
+  room->total = TAR_BLOCK + room->ovf + TAR_BLOCK + round_block(mf_len) +
+                (room->cert ? TAR_BLOCK + room->cert : 0) + TAR_BLOCK;
+  return 0;
 }
 
 int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
@@ -505,23 +628,31 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   char vmdk_name[512];
   snprintf(vmdk_name, sizeof vmdk_name, "%s-disk1.vmdk", base);
+  if (strlen(vmdk_name) > TAR_MAX_NAME)
+    return vab_error(ctx, VAB_E_USAGE,
+                     "OVA member name '%s' is longer than ustar's %u bytes: "
+                     "choose a shorter output name",
+                     vmdk_name, TAR_MAX_NAME);
+  struct ova_room room;
+  if (size_room(ctx, opts, base, vmdk_name, &room) < 0)
+    return -1;
 
-  /* The disk, written by the VMDK writer to a temporary file. */
-  char vmdk_path[4096], tmp[4096];
-  snprintf(vmdk_path, sizeof vmdk_path, "%s/.%s.XXXXXX", folder, vmdk_name);
+  char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", folder, base);
-  int vfd = mkostemp(vmdk_path, O_CLOEXEC);
-  if (vfd < 0)
+  int fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno,
                            "cannot create a file in '%s'", folder);
-  close(vfd);
-  int fd = -1;
+  fchmod(fd, 0644);
   int r = -1;
-  bool tmp_created = false;
   char *ovf = NULL;
   char *cert = NULL;
   struct buf mf = BUF_INIT;
+  struct disk_stream disk = {fd, room.total, vab_sha256_new(ctx), tmp};
+  if (disk.hash == NULL)
+    goto out;
 
+  /* The disk, streamed into its place. */
   size_t n_options = opts->n_vmdk_options + 3;
   struct vab_option *options = calloc(n_options, sizeof *options);
   if (options == NULL) {
@@ -532,7 +663,6 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   options[0].value = "streamOptimized";
   options[1].key = "adapter_type";
   options[1].value = dev.vmdk_adapter;
-  /* The descriptor names the member, not the temporary file. */
   options[2].key = "extent_file";
   options[2].value = vmdk_name;
   for (size_t i = 0; i < opts->n_vmdk_options; i++)
@@ -544,21 +674,20 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
       .n_options = n_options,
       .threads = opts->threads,
   };
+  struct vab_sink sink = {.write = disk_stream_write, .ctx = ctx,
+                          .opaque = &disk, .fd = -1};
   struct vab_convert_result vres;
-  int cr = vab_convert(ctx, opts->disk_path, vmdk_path, &copts, &vres);
+  int cr = vab_convert_to_sink(ctx, opts->disk_path, vmdk_name, &sink,
+                               &copts, &vres);
   free(options);
   if (cr < 0)
     goto out;
-
-  struct stat st;
-  if (stat(vmdk_path, &st) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot stat '%s'", vmdk_path);
-    goto out;
-  }
-  uint64_t vmdk_size = (uint64_t)st.st_size;
+  uint64_t vmdk_size = sink.offset;
   uint8_t sum[32];
   char vmdk_hex[65], ovf_hex[65];
-  if (vab_sha256_file(ctx, vmdk_path, sum) < 0)
+  struct vab_sha256 *hash = disk.hash;
+  disk.hash = NULL;
+  if (vab_sha256_final(hash, sum) < 0)
     goto out;
   vab_hex(sum, 32, vmdk_hex);
 
@@ -566,34 +695,58 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
                            vres.data_bytes);
   if (ovf == NULL)
     goto out;
-  if (hash_text(ctx, ovf, ovf_hex) < 0)
-    goto out;
-  /* Exactly "SHA256(name)= hex": ESXi and vCenter refuse other spellings. */
-  if (buf_printf(&mf, "SHA256(%s.ovf)= %s\nSHA256(%s)= %s\n", base, ovf_hex,
-                 vmdk_name, vmdk_hex) < 0) {
-    vab_error(ctx, VAB_E_NOMEM, "out of memory");
-    goto out;
-  }
-
-  if (opts->make_cert != NULL) {
+  size_t ovf_text_len = strlen(ovf);
+  /* The .ovf fills what the .cert leaves of the room.  A new .mf may give
+   * an ECDSA signature of another length, so repeat until it fits. */
+  uint64_t cert_data = room.cert;
+  size_t ovf_len = 0;
+  for (int round = 0;; round++) {
+    ovf_len = (size_t)(room.ovf + room.cert - cert_data);
+    if (ovf_len < ovf_text_len || round == 4) {
+      vab_error(ctx, VAB_E_INTERNAL, "the OVA's .cert does not fit its room");
+      goto out;
+    }
+    char *padded = realloc(ovf, ovf_len + 1);
+    if (padded == NULL) {
+      vab_error(ctx, VAB_E_NOMEM, "out of memory");
+      goto out;
+    }
+    ovf = padded;
+    memset(ovf + ovf_text_len, ' ', ovf_len - ovf_text_len);
+    if (ovf_len > ovf_text_len)
+      ovf[ovf_len - 1] = '\n';
+    ovf[ovf_len] = '\0';
+    if (hash_text(ctx, ovf, ovf_hex) < 0 ||
+        make_mf(ctx, &mf, base, ovf_hex, vmdk_name, vmdk_hex) < 0)
+      goto out;
+    /* No room: the signer said, when measured, that it makes no .cert. */
+    if (room.cert == 0)
+      break;
     char mf_name[512];
     snprintf(mf_name, sizeof mf_name, "%s.mf", base);
+    free(cert);
+    cert = NULL;
     if (opts->make_cert(opts->cert_opaque, ctx, mf_name, mf.data, mf.len,
                         &cert) < 0)
       goto out;
+    uint64_t need = cert != NULL ? round_block(strlen(cert)) : 0;
+    if (need == cert_data)
+      break;
+    cert_data = need;
+    if (cert_data > room.cert) {
+      vab_error(ctx, VAB_E_INTERNAL, "the OVA's .cert does not fit its room");
+      goto out;
+    }
+  }
+  if (cert == NULL && room.cert != 0) {
+    vab_error(ctx, VAB_E_INTERNAL, "the signer made no .cert this time");
+    goto out;
   }
 
-  fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot create a file in '%s'",
-                    folder);
+  if (write_archive(ctx, tmp, fd, base, ovf, ovf_len, mf.data, cert,
+                    vmdk_name, room.total, vmdk_size) < 0)
     goto out;
-  }
-  tmp_created = true;
-  fchmod(fd, 0644);
-  if (write_archive(ctx, tmp, fd, base, ovf, mf.data, cert, vmdk_name,
-                    vmdk_path, vmdk_size) < 0)
-    goto out;
+  struct stat st;
   if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
     vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", tmp);
     goto out;
@@ -612,7 +765,6 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
                     dst_path);
     goto out;
   }
-  tmp_created = false;
   sync_folder(folder);
   res.virtual_size = vres.virtual_size;
   res.data_bytes = vres.data_bytes;
@@ -623,9 +775,9 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
 out:
   if (fd >= 0)
     close(fd);
-  if (tmp_created)
+  if (r < 0)
     unlink(tmp);
-  unlink(vmdk_path);
+  vab_sha256_free(disk.hash);
   free(ovf);
   free(cert);
   buf_release(&mf);

@@ -48,6 +48,7 @@ struct qcow2_reader {
   unsigned refcount_order;
   unsigned compression_type;
   uint32_t nb_snapshots;
+  uint64_t snapshots_offset;
 
   struct l2_cache_entry cache[L2_CACHE_MAX];
   unsigned cache_size;
@@ -228,6 +229,7 @@ int qcow2_reader_open(struct vab_reader *r) {
   q->reftable_offset = qcow2_be64(h + 48);
   q->reftable_clusters = qcow2_be32(h + 56);
   q->nb_snapshots = qcow2_be32(h + 60);
+  q->snapshots_offset = qcow2_be64(h + 64);
   uint64_t incompatible = 0;
   size_t header_length = QCOW2_V2_HEADER_LENGTH;
   q->refcount_order = 4;
@@ -280,6 +282,7 @@ int qcow2_reader_open(struct vab_reader *r) {
   r->info.virtual_size = size;
   r->info.cluster_size = (uint32_t)q->cluster_size;
   snprintf(r->info.subformat, sizeof r->info.subformat, "v%u", q->version);
+  r->info.snapshots = q->nb_snapshots;
   snprintf(r->info.compression, sizeof r->info.compression, "none");
 
   q->l1 = calloc(q->l1_size ? q->l1_size : 1, sizeof *q->l1);
@@ -545,6 +548,7 @@ struct check_state {
   uint64_t *seen;          /* compressed descriptors met, open addressing */
   uint64_t seen_slots, seen_used;
   unsigned reports;
+  uint64_t snapshot_budget;  /* bytes of snapshot L2 tables left to read */
 };
 
 /* Problems are logged (the first few) and counted. */
@@ -727,14 +731,139 @@ static int check_copied(struct check_state *cs, const uint8_t *reftable,
   return 0;
 }
 
+/* References held by one L2 table that an inactive (snapshot) L1 points
+ * to.  As qemu-img check counts them: each L1 reference to an L2 table
+ * counts the clusters in it once more. */
+static void count_l2_table_refs(struct check_state *cs, const uint8_t *table) {
+  struct qcow2_reader *q = cs->r->priv;
+  for (uint64_t i = 0; i < q->l2_entries; i++) {
+    uint64_t entry = qcow2_be64(table + 8 * i);
+    if (entry & QCOW2_OFLAG_COMPRESSED) {
+      uint64_t chost, clen;
+      qcow2_compressed_range(entry, q->cluster_bits, &chost, &clen);
+      count_range(cs, chost, clen, "snapshot's compressed cluster");
+      continue;
+    }
+    uint64_t host = entry & QCOW2_L2E_OFFSET_MASK;
+    if (host == 0)
+      continue;
+    if (host & (q->cluster_size - 1)) {
+      cs->res->errors++;
+      report(cs, "'%s': snapshot's data cluster offset %llu is not "
+             "cluster aligned", cs->r->path, (unsigned long long)host);
+      continue;
+    }
+    count_range(cs, host, q->cluster_size, "snapshot's data cluster");
+  }
+}
+
+/* The clusters that a snapshot's L1 table holds. */
+static int count_snapshot_l1(struct check_state *cs, unsigned index,
+                             uint64_t l1_offset, uint64_t l1_size,
+                             uint8_t *table) {
+  struct vab_reader *r = cs->r;
+  struct qcow2_reader *q = r->priv;
+  if ((l1_offset & (q->cluster_size - 1)) || l1_size > QCOW2_MAX_L1_BYTES / 8 ||
+      l1_offset + l1_size * 8 > r->file_size) {
+    cs->res->errors++;
+    report(cs, "'%s': snapshot %u: L1 table at offset %llu (%llu entries) "
+           "is misaligned, too large or past the end of the file",
+           r->path, index, (unsigned long long)l1_offset,
+           (unsigned long long)l1_size);
+    return 0;
+  }
+  if (l1_size == 0)
+    return 0;
+  count_range(cs, l1_offset, l1_size * 8, "snapshot L1 table");
+  uint8_t *l1 = malloc(l1_size * 8);
+  if (l1 == NULL)
+    return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
+  int rc = read_exact(r, l1, l1_size * 8, l1_offset, "snapshot L1 table");
+  for (uint64_t i = 0; rc == 0 && i < l1_size; i++) {
+    uint64_t l2_offset = qcow2_be64(l1 + 8 * i) & QCOW2_L1E_OFFSET_MASK;
+    if (l2_offset == 0)
+      continue;
+    if ((l2_offset & (q->cluster_size - 1)) ||
+        l2_offset + q->cluster_size > r->file_size) {
+      cs->res->errors++;
+      report(cs, "'%s': snapshot %u: L2 table offset %llu is misaligned or "
+             "past the end of the file", r->path, index,
+             (unsigned long long)l2_offset);
+      continue;
+    }
+    count_range(cs, l2_offset, q->cluster_size, "snapshot L2 table");
+    /* Snapshots share L2 tables; a hostile image could make every one of
+     * 65536 snapshots point to all of them. */
+    if (cs->snapshot_budget < q->cluster_size) {
+      rc = vab_error(r->ctx, VAB_E_UNSUPPORTED,
+                     "'%s': snapshots point to more L2 tables than vab "
+                     "checks (64 times the file's size)", r->path);
+      break;
+    }
+    cs->snapshot_budget -= q->cluster_size;
+    rc = read_exact(r, table, q->cluster_size, l2_offset, "snapshot L2 table");
+    if (rc == 0)
+      count_l2_table_refs(cs, table);
+  }
+  free(l1);
+  return rc;
+}
+
+/* Internal snapshots (qemu-img snapshot -c): the snapshot table and, for
+ * each snapshot, its L1 table, L2 tables and clusters all hold references.
+ * Entries as the qcow2 spec lays them out: a 40-byte fixed part, extra
+ * data, the id and the name, padded to 8 bytes. */
+#define SNAPSHOT_MAX_COUNT 65536u
+#define SNAPSHOT_MAX_EXTRA 1024u
+#define SNAPSHOT_TABLE_MAX (64u << 20)
+static int count_snapshots(struct check_state *cs) {
+  struct vab_reader *r = cs->r;
+  struct qcow2_reader *q = r->priv;
+  if (q->nb_snapshots == 0)
+    return 0;
+  if (q->nb_snapshots > SNAPSHOT_MAX_COUNT ||
+      (q->snapshots_offset & (q->cluster_size - 1)) ||
+      q->snapshots_offset >= r->file_size)
+    return corrupt(r, 60, "snapshot table count or offset is invalid");
+  uint8_t *table = malloc(q->cluster_size);
+  if (table == NULL)
+    return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
+  cs->snapshot_budget = 64 * r->file_size > (1ull << 30) ? 64 * r->file_size
+                                                          : (1ull << 30);
+  uint64_t at = q->snapshots_offset;
+  int rc = 0;
+  for (unsigned i = 0; rc == 0 && i < q->nb_snapshots; i++) {
+    uint8_t fixed[40];
+    if ((rc = read_exact(r, fixed, sizeof fixed, at, "snapshot table")) < 0)
+      break;
+    uint64_t l1_offset = qcow2_be64(fixed);
+    uint32_t l1_size = qcow2_be32(fixed + 8);
+    uint32_t id_len = (uint32_t)fixed[12] << 8 | fixed[13];
+    uint32_t name_len = (uint32_t)fixed[14] << 8 | fixed[15];
+    uint32_t extra_len = qcow2_be32(fixed + 36);
+    if (extra_len > SNAPSHOT_MAX_EXTRA) {
+      rc = corrupt(r, at + 36, "snapshot extra data is larger than 1 KiB");
+      break;
+    }
+    /* The last entry's padding need not be in the file. */
+    uint64_t end = at + sizeof fixed + extra_len + id_len + name_len;
+    if (end - q->snapshots_offset > SNAPSHOT_TABLE_MAX || end > r->file_size) {
+      rc = corrupt(r, at, "snapshot table runs past the end of the file");
+      break;
+    }
+    at = (end + 7) & ~7ull;
+    rc = count_snapshot_l1(cs, i, l1_offset, l1_size, table);
+  }
+  if (rc == 0)
+    count_range(cs, q->snapshots_offset, at - q->snapshots_offset,
+                "snapshot table");
+  free(table);
+  return rc;
+}
+
 int qcow2_check(struct vab_reader *r, struct vab_check_result *res) {
   struct qcow2_reader *q = r->priv;
   memset(res, 0, sizeof *res);
-  if (q->nb_snapshots != 0)
-    return vab_error(r->ctx, VAB_E_UNSUPPORTED,
-                     "'%s': checking qcow2 images with internal snapshots "
-                     "is not supported",
-                     r->path);
   struct check_state state = {.r = r, .res = res};
   struct check_state *cs = &state;
   cs->n_clusters = (r->file_size + q->cluster_size - 1) >> q->cluster_bits;
@@ -801,6 +930,8 @@ int qcow2_check(struct vab_reader *r, struct vab_check_result *res) {
     if (check_l2_table(cs, i, &allocated, &compressed) < 0)
       goto out;
   }
+  if (count_snapshots(cs) < 0)
+    goto out;
   r->info.allocated_bytes = allocated;
   if (compressed)
     snprintf(r->info.compression, sizeof r->info.compression, "%s",

@@ -253,9 +253,23 @@ struct vhd_reader {
 };
 
 static bool vhd_probe(const uint8_t *head, size_t len, uint64_t file_size) {
-  /* Only dynamic VHDs carry a footer copy at offset 0; a fixed one looks
-   * like raw data until its last sector, so give -f vhd for those. */
+  /* Only dynamic VHDs carry a footer copy at offset 0; a fixed one is
+   * found by probe_tail. */
+  (void)file_size;
   return len >= 8 && memcmp(head, "conectix", 8) == 0;
+}
+
+/* A fixed VHD is raw data and a footer.  Only a footer that is wholly
+ * consistent counts (fixed type, right checksum, describing exactly the
+ * bytes before it), so a raw disk is not taken for a VHD by chance. */
+static bool vhd_probe_tail(const uint8_t *tail, size_t len,
+                           uint64_t file_size) {
+  struct vhd_footer f;
+  if (len != VHD_FOOTER_SIZE || !vhd_footer_decode(tail, &f))
+    return false;
+  return f.disk_type == VHD_TYPE_FIXED && vhd_checksum(tail) == f.checksum &&
+         f.current_size == file_size - VHD_FOOTER_SIZE &&
+         vhd_footer_virtual_size(&f) <= f.current_size;
 }
 
 static int vhd_reader_open(struct vab_reader *r) {
@@ -393,6 +407,7 @@ const struct vab_format vab_format_vhd = {
     .close = vhd_close,
     .free = vhd_free,
     .probe = vhd_probe,
+    .probe_tail = vhd_probe_tail,
     .reader_open = vhd_reader_open,
     .block_status = vhd_block_status,
     .pread = vhd_pread,

@@ -48,6 +48,7 @@ struct vab_sink {
                 uint64_t offset);
   int (*skip)(struct vab_sink *s, uint64_t len);  /* append a hole */
   uint64_t offset;   /* bytes appended so far (the current end) */
+  uint64_t writeback_from;  /* file sinks: appends not yet sent to disk */
   struct vab_ctx *ctx;
   void *opaque;
   int fd;            /* file sinks: the descriptor, else -1 */
@@ -97,6 +98,7 @@ struct vab_image_info {
   char compression[16];     /* "none", "zlib", "zstd", "deflate" */
   uint64_t shared_clusters; /* clusters referenced more than once (dedup) */
   uint64_t dedup_saved_bytes;
+  uint32_t snapshots;       /* internal snapshots (qcow2) */
   char backing_file[1024];  /* as written in the image, "" if none */
   char backing_format[16];
 };
@@ -140,6 +142,9 @@ struct vab_format {
 
   /* Reader. probe() returns true if the first bytes look like this format. */
   bool (*probe)(const uint8_t *head, size_t len, uint64_t file_size);
+  /* Asked only when no probe() matched: true if the file's last 512 bytes
+   * (tail) are this format's trailer (a fixed VHD's footer). */
+  bool (*probe_tail)(const uint8_t *tail, size_t len, uint64_t file_size);
   int (*reader_open)(struct vab_reader *r);
   /* From offset, how many bytes (<= len) share one state: data or zero. */
   int (*block_status)(struct vab_reader *r, uint64_t offset, uint64_t len,
@@ -192,6 +197,14 @@ struct vab_convert_result {
 int vab_convert(struct vab_ctx *ctx, const char *src_path,
                 const char *dst_path, const struct vab_convert_opts *opts,
                 struct vab_convert_result *result);
+
+/* Convert src into a stream sink that the caller owns (an OVA member):
+ * only VAB_FMT_STREAM formats; dst_name is what descriptors may name.  On
+ * failure the sink may hold part of an image: the caller discards it. */
+int vab_convert_to_sink(struct vab_ctx *ctx, const char *src_path,
+                        const char *dst_name, struct vab_sink *sink,
+                        const struct vab_convert_opts *opts,
+                        struct vab_convert_result *result);
 
 /* Parse "k=v,k=v" into options (strings point into a copy owned by *buf). */
 int vab_options_parse(struct vab_ctx *ctx, const char *text,

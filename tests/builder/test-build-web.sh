@@ -1,15 +1,21 @@
 #!/bin/bash
-# examples/web.yaml builds, passes its own boot test (nginx serves the
+# examples/web.yaml builds with a signing key (--sign-key, as
+# scripts/quickstart.sh runs it), passes its own boot test (nginx serves the
 # example page through the forwarded port), and its images are sound:
 # qemu-img check is clean, virt-inspector sees Debian 12, the --json
-# summary's sizes and sha256 match the files.
+# summary's sizes and sha256 match the files.  The signed output: vab verify
+# and openssl accept the manifest and each OVA's .cert, and one flipped byte
+# in any artifact, the manifest or the signature is named and refused.
 . "$(dirname "$0")/build-test-lib.sh"
 require_tools
 setup_area web
 
 json=$AREA/summary.json
+check "vab keygen" "$VAB" keygen --type ecdsa-p256 --cert-subject "/CN=vab web test" \
+  -o "$AREA/release"
 "$VAB" build "$SRCDIR/examples/web.yaml" -o "$AREA/out" \
-  --cache-dir "$VAB_TEST_CACHE" --json >"$json" 2>"$AREA/stderr"
+  --cache-dir "$VAB_TEST_CACHE" --sign-key "$AREA/release.key" \
+  --sign-cert "$AREA/release.crt" --json >"$json" 2>"$AREA/stderr"
 status=$?
 cat "$AREA/stderr"
 check "vab build examples/web.yaml exits 0" [ "$status" -eq 0 ]
@@ -18,7 +24,8 @@ check "vab build examples/web.yaml exits 0" [ "$status" -eq 0 ]
 out=$AREA/out
 check "qcow2 written" [ -s "$out/web-1.0.1.qcow2" ]
 check "vmdk written" [ -s "$out/web-1.0.1.vmdk" ]
-check "ova written" [ -s "$out/web-1.0.1.ova" ]
+check "vmware ova written" [ -s "$out/web-1.0.1-vmware.ova" ]
+check "virtualbox ova written" [ -s "$out/web-1.0.1-virtualbox.ova" ]
 check "build log written" [ -s "$out/web-1.0.1.log" ]
 check "serial log shows nginx started" grep -q "Started.*nginx.service" "$out/web-1.0.1.serial.log"
 check "serial log shows the kernel booted from GRUB" grep -q "Command line: BOOT_IMAGE=/boot/vmlinuz" "$out/web-1.0.1.serial.log"
@@ -28,7 +35,8 @@ check "qemu-img check vmdk" qemu-img check -q "$out/web-1.0.1.vmdk"
 check "qcow2 and vmdk hold the same guest" \
   qemu-img compare -q "$out/web-1.0.1.qcow2" "$out/web-1.0.1.vmdk"
 
-for f in web-1.0.1.qcow2 web-1.0.1.vmdk web-1.0.1.ova; do
+artifacts="web-1.0.1.qcow2 web-1.0.1.vmdk web-1.0.1-vmware.ova web-1.0.1-virtualbox.ova"
+for f in $artifacts; do
   sum=$(sha256sum "$out/$f" | cut -d' ' -f1)
   size=$(stat -c %s "$out/$f")
   check "summary has $f's sha256" grep -q "\"file\":\"$f\"[^}]*\"size\":$size,\"sha256\":\"$sum\"" "$json"
@@ -37,11 +45,59 @@ done
 inspector=$(virt-inspector -a "$out/web-1.0.1.qcow2" 2>&1)
 check "virt-inspector: debian" grep -q "<distro>debian</distro>" <<<"$inspector"
 check "virt-inspector: major version 12" grep -q "<major_version>12</major_version>" <<<"$inspector"
-check "the page is in the image" \
-  bash -c "guestfish --ro -a '$out/web-1.0.1.qcow2' -i cat /var/www/html/index.html | grep -q 'Welcome to vab'"
+guest=$(guestfish --ro -a "$out/web-1.0.1.qcow2" -i <<'GF' 2>&1
+cat /var/www/html/index.html
+is-file /etc/default/grub
+GF
+)
+check "the page is in the image" grep -q 'Welcome to vab' <<<"$guest"
+# Users and virt-v2v edit it; the grub-*-bin packages alone do not make it.
+check "the image has /etc/default/grub" grep -qx true <<<"$guest"
 check "the build wrote its manifest" [ -s "$out/web-1.0.1.manifest.json" ]
+check "the build signed its manifest" [ -s "$out/web-1.0.1.manifest.json.sig" ]
+check "vab verify accepts the build" "$VAB" verify --cert "$AREA/release.crt" "$out"
+check "openssl accepts the manifest signature" openssl dgst -sha256 \
+  -verify "$AREA/release.pub" -signature "$out/web-1.0.1.manifest.json.sig" \
+  "$out/web-1.0.1.manifest.json"
 
-# Sign the build, publish it to a registry on 127.0.0.1 (plain HTTP is
+# Each OVA: .ovf, .mf, .cert, then the disk; the .mf matches the members
+# and openssl checks the .cert's signature of the .mf.
+for target in vmware virtualbox; do
+  base=web-1.0.1-$target
+  x=$AREA/x-$target
+  mkdir -p "$x"
+  tar -xf "$out/$base.ova" -C "$x"
+  check "$target OVA members in order" [ "$(tar -tf "$out/$base.ova" | tr '\n' ' ')" = \
+    "$base.ovf $base.mf $base.cert $base-disk1.vmdk " ]
+  check "$target .mf matches the members" bash -c "cd '$x' && sed -E 's/^SHA256\\((.*)\\)= ([0-9a-f]{64})\$/\\2  \\1/' $base.mf | sha256sum --quiet -c -"
+  head -1 "$x/$base.cert" | perl -ne 'print pack("H*", $1) if /= ([0-9a-f]+)$/' >"$x/sig.bin"
+  check "$target .cert verifies the .mf" openssl dgst -sha256 -verify "$AREA/release.pub" \
+    -signature "$x/sig.bin" "$x/$base.mf"
+  check "$target OVA disk is the qcow2's guest" qemu-img compare -q "$out/web-1.0.1.qcow2" "$x/$base-disk1.vmdk"
+  rm -rf "$x"
+done
+
+# Tampering: one flipped byte in each file, put back after each check.
+flip() {  # FILE OFFSET
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "$(printf '\\%03o' $(((b ^ 1) & 255)))" |
+    dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+for f in $artifacts web-1.0.1.manifest.json web-1.0.1.manifest.json.sig; do
+  size=$(stat -c %s "$out/$f")
+  flip "$out/$f" $((size / 2))
+  "$VAB" verify --cert "$AREA/release.crt" "$out" >"$AREA/verify.out" 2>&1
+  status=$?
+  check "a flipped byte in $f: vab verify exits 1" [ "$status" -eq 1 ]
+  named=$f
+  [ "$f" = web-1.0.1.manifest.json.sig ] && named="bad signature on"
+  check "a flipped byte in $f: vab verify names it" grep -q "$named" "$AREA/verify.out"
+  flip "$out/$f" $((size / 2))
+done
+check "vab verify accepts the build again" "$VAB" verify --cert "$AREA/release.crt" "$out"
+
+# Publish the signed build to a registry on 127.0.0.1 (plain HTTP is
 # allowed for loopback) and pull it back: byte-identical, verified.
 if command -v docker-registry >/dev/null; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -59,14 +115,11 @@ YAML
     curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
     sleep 0.1
   done
-  check "vab keygen" "$VAB" keygen --type ecdsa-p256 -o "$AREA/release"
-  check "vab sign the build" "$VAB" sign --key "$AREA/release.key" "$out"
   check "vab publish the build" "$VAB" publish "$out" "127.0.0.1:$port/appliances/web" \
     --key "$AREA/release.key"
   check "vab pull it back" "$VAB" pull "127.0.0.1:$port/appliances/web:1.0.1" \
     -o "$AREA/pulled" --pubkey "$AREA/release.pub"
-  for f in web-1.0.1.qcow2 web-1.0.1.vmdk web-1.0.1.ova web-1.0.1.manifest.json \
-           web-1.0.1.manifest.json.sig; do
+  for f in $artifacts web-1.0.1.manifest.json web-1.0.1.manifest.json.sig; do
     check "pulled $f is byte-identical" cmp "$out/$f" "$AREA/pulled/$f"
   done
   check "vab verify accepts the pulled build" \

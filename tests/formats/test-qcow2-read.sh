@@ -57,5 +57,29 @@ grep -qx "backing file:     base.qcow2 (qcow2, $tmp/base.qcow2)" "$tmp/out" ||
 qemu-img compare -q "$tmp/top.qcow2" "$tmp/flat.qcow2" ||
   problem "vab's flattened chain differs from the chain"
 
+# Internal snapshots: each snapshot's L1 table, L2 tables and clusters hold
+# references, so a clean image checks clean (leaks otherwise) and the guest
+# reads as the active layer.
+qemu-img create -q -f qcow2 "$tmp/snap.qcow2" 64M
+qemu-io -c 'write -P 0x11 0 4M' -c 'write -P 0x22 32M 1M' "$tmp/snap.qcow2" >/dev/null
+qemu-img snapshot -c s1 "$tmp/snap.qcow2"
+qemu-io -c 'write -P 0x33 1M 2M' -c 'write -c -P 0x44 40M 64k' "$tmp/snap.qcow2" >/dev/null
+qemu-img snapshot -c s2 "$tmp/snap.qcow2"
+qemu-io -c 'discard 0 1M' -c 'write -P 0x55 33M 64k' "$tmp/snap.qcow2" >/dev/null
+qemu-img check -q "$tmp/snap.qcow2" || problem "qemu-img check snap.qcow2 (test data)"
+read_ok "$tmp/snap.qcow2"
+grep -qx "snapshots:        2" "$tmp/inspect" || problem "inspect: no snapshots: $(cat "$tmp/inspect")"
+grep -q "^check: *0 errors, 0 leaks" "$tmp/inspect" ||
+  problem "inspect snap.qcow2: $(cat "$tmp/inspect")"
+# A snapshot whose L1 table offset is misaligned is reported.
+cp "$tmp/snap.qcow2" "$tmp/badsnap.qcow2"
+snap_table=$(od -An -tu8 --endian=big -j 64 -N 8 "$tmp/snap.qcow2" | tr -d ' ')
+printf '\001' | dd of="$tmp/badsnap.qcow2" bs=1 seek=$((snap_table + 7)) conv=notrunc status=none
+"$VAB" inspect "$tmp/badsnap.qcow2" >"$tmp/inspect" 2>&1
+grep -q "snapshot 0: L1 table at offset" "$tmp/inspect" ||
+  problem "a bad snapshot L1 offset was not reported: $(cat "$tmp/inspect")"
+grep -q "^check: *[1-9][0-9]* errors" "$tmp/inspect" ||
+  problem "a bad snapshot L1 offset is not an error: $(cat "$tmp/inspect")"
+
 no_leftovers "$tmp"
 exit $fail

@@ -123,7 +123,8 @@ for img in q-stream.vmdk q-sparse.vmdk; do
     "$VAB" inspect $img >inspect.txt 2>&1 || fail "inspect $img: $(cat inspect.txt)"
 done
 grep -q "^subformat: *monolithicSparse$" inspect.txt || fail "inspect subformat"
-"$VAB" convert -q -f vhd -O raw q-fixed.vhd q-fixed.raw || fail "vab reading vhd"
+# A fixed VHD is found by its footer, without -f vhd.
+"$VAB" convert -q -O raw q-fixed.vhd q-fixed.raw || fail "vab reading vhd"
 qemu-img compare -f raw -F raw mixed.raw q-fixed.raw >/dev/null ||
     fail "vab read q-fixed.vhd differently"
 
@@ -163,7 +164,8 @@ vsize=$(qemu-img info -f vpc --output=json mixed.vhd | python3 -c \
     'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
 [ "$vsize" -eq $((10 * 1048576)) ] || fail "qemu-img reads mixed.vhd as $vsize"
 tail -c 512 mixed.vhd | head -c 8 | grep -q conectix || fail "vhd cookie"
-"$VAB" inspect -f vhd mixed.vhd >inspect.txt 2>&1 || fail "inspect mixed.vhd: $(cat inspect.txt)"
+"$VAB" inspect mixed.vhd >inspect.txt 2>&1 || fail "inspect mixed.vhd: $(cat inspect.txt)"
+grep -q "^format: *vhd$" inspect.txt || fail "a fixed VHD is not probed as vhd"
 grep -q "^subformat: *fixed$" inspect.txt || fail "inspect vhd subformat"
 grep -q "^check: *0 errors" inspect.txt || fail "inspect vhd check"
 # A damaged footer checksum is found by the check.
@@ -171,6 +173,9 @@ cp mixed.vhd badsum.vhd
 printf '\000' | dd of=badsum.vhd bs=1 seek=$((size - 512 + 64)) conv=notrunc status=none
 printf '\000' | dd of=badsum.vhd bs=1 seek=$((size - 512 + 65)) conv=notrunc status=none
 expect_error 1 "'badsum.vhd': footer checksum is wrong" "$VAB" inspect -f vhd badsum.vhd
+# ... and is not probed as a VHD: only a wholly consistent footer counts.
+"$VAB" inspect badsum.vhd >inspect.txt 2>&1 || fail "inspect badsum.vhd as raw"
+grep -q "^format: *raw$" inspect.txt || fail "a bad footer was probed as vhd"
 
 # 7. A large sparse disk: 1 TiB works in bounded memory; 3 TiB is refused.
 truncate -s 1T big.raw

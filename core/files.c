@@ -1,0 +1,96 @@
+/* Whole small files: read one with a size cap, write one atomically.
+ * Manifests, signatures, keys, VM definitions and auth files go through
+ * these. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/files.h"
+
+int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
+                        uint8_t **data, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", path);
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return vab_error(ctx, VAB_E_IO, "'%s' is not a regular file", path);
+  }
+  if ((uint64_t)st.st_size > max) {
+    close(fd);
+    return vab_error(ctx, VAB_E_IO, "'%s' is too large (%lld bytes, at most %zu)",
+                     path, (long long)st.st_size, max);
+  }
+  uint8_t *buf = malloc((size_t)st.st_size + 1);
+  if (buf == NULL) {
+    close(fd);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  size_t done = 0;
+  while (done < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      free(buf);
+      close(fd);
+      return vab_error_errno(ctx, VAB_E_IO, e, "cannot read '%s'", path);
+    }
+    done += (size_t)n;
+  }
+  close(fd);
+  buf[done] = 0;
+  *data = buf;
+  *len = done;
+  return 0;
+}
+
+int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
+                          const void *data, size_t len, unsigned mode) {
+  size_t plen = strlen(path);
+  char *tmp = malloc(plen + 16);
+  if (tmp == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  /* The temporary sits beside the target so rename() is atomic. */
+  snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
+  int fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    free(tmp);
+    return vab_error_errno(ctx, VAB_E_IO, e, "cannot create a file beside '%s'",
+                           path);
+  }
+  int err = 0;
+  if (fchmod(fd, mode) < 0)
+    err = errno;
+  size_t done = 0;
+  while (err == 0 && done < len) {
+    ssize_t n = write(fd, (const char *)data + done, len - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      err = errno;
+    else
+      done += (size_t)n;
+  }
+  if (err == 0 && fsync(fd) < 0)
+    err = errno;
+  if (close(fd) < 0 && err == 0)
+    err = errno;
+  if (err == 0 && rename(tmp, path) < 0)
+    err = errno;
+  if (err != 0) {
+    unlink(tmp);
+    free(tmp);
+    return vab_error_errno(ctx, VAB_E_IO, err, "cannot write '%s'", path);
+  }
+  free(tmp);
+  return 0;
+}

@@ -1,0 +1,18 @@
+/* Whole small files, with errors in the context. */
+#ifndef VAB_CORE_FILES_H
+#define VAB_CORE_FILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "vab/error.h"
+
+/* Read a whole small file (at most max bytes) into a malloc'd buffer with
+ * a NUL after the data. */
+int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
+                        uint8_t **data, size_t *len);
+/* Write a file atomically (a temporary name beside it, fsync, rename) with
+ * the given mode. */
+int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
+                          const void *data, size_t len, unsigned mode);
+
+#endif
