@@ -32,10 +32,13 @@ static const char grub_default_file[] =
   "[ -e /etc/default/grub ] || [ ! -e /usr/share/grub/default/grub ] ||\n"
   "  cp /usr/share/grub/default/grub /etc/default/grub\n";
 
+/* Not "quiet" (Debian's default): the boot test's serial log is what a
+ * user reads when an appliance does not come up. */
 static const char grub_defaults[] =
   "# Written by vab: boot messages and a login on the serial console too.\n"
   "GRUB_TIMEOUT=1\n"
   "GRUB_CMDLINE_LINUX=\"console=tty0 console=ttyS0,115200n8\"\n"
+  "GRUB_CMDLINE_LINUX_DEFAULT=\"\"\n"
   "GRUB_TERMINAL=\"console serial\"\n"
   "GRUB_SERIAL_COMMAND=\"serial --speed=115200\"\n"
   "GRUB_DISABLE_OS_PROBER=true\n";

@@ -51,6 +51,8 @@
 /* Room left for a .cert larger than the one measured on the dummy .mf
  * (ECDSA signatures vary by a few bytes). */
 #define CERT_SLACK 256u
+/* Signings tried for a .cert that must fit a given number of blocks. */
+#define CERT_ATTEMPTS 64
 
 struct guest_os_id {
   const char *prefix;     /* of the detected guest ("debian12") */
@@ -696,16 +698,20 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   if (ovf == NULL)
     goto out;
   size_t ovf_text_len = strlen(ovf);
-  /* The .ovf fills what the .cert leaves of the room.  A new .mf may give
-   * an ECDSA signature of another length, so repeat until it fits. */
+  if (ovf_text_len > room.ovf) {
+    vab_error(ctx, VAB_E_INTERNAL, "the OVA's .ovf outgrew its room");
+    goto out;
+  }
+  /* The .ovf fills what the .cert leaves of the room: first assuming the
+   * .cert takes all of its room, then, if it needs fewer blocks, with the
+   * .ovf grown by the difference.  ECDSA signatures are randomized and
+   * vary by a few bytes, so a .cert near a block boundary is signed again
+   * until its length fits the blocks that the .ovf left it. */
   uint64_t cert_data = room.cert;
   size_t ovf_len = 0;
-  for (int round = 0;; round++) {
+  bool fits = false;
+  for (int round = 0; !fits && round < 2; round++) {
     ovf_len = (size_t)(room.ovf + room.cert - cert_data);
-    if (ovf_len < ovf_text_len || round == 4) {
-      vab_error(ctx, VAB_E_INTERNAL, "the OVA's .cert does not fit its room");
-      goto out;
-    }
     char *padded = realloc(ovf, ovf_len + 1);
     if (padded == NULL) {
       vab_error(ctx, VAB_E_NOMEM, "out of memory");
@@ -724,22 +730,28 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
       break;
     char mf_name[512];
     snprintf(mf_name, sizeof mf_name, "%s.mf", base);
-    free(cert);
-    cert = NULL;
-    if (opts->make_cert(opts->cert_opaque, ctx, mf_name, mf.data, mf.len,
-                        &cert) < 0)
-      goto out;
-    uint64_t need = cert != NULL ? round_block(strlen(cert)) : 0;
-    if (need == cert_data)
+    uint64_t need = 0;
+    for (int attempt = 0; attempt < CERT_ATTEMPTS; attempt++) {
+      free(cert);
+      cert = NULL;
+      if (opts->make_cert(opts->cert_opaque, ctx, mf_name, mf.data, mf.len,
+                          &cert) < 0)
+        goto out;
+      if (cert == NULL) {
+        vab_error(ctx, VAB_E_INTERNAL, "the signer made no .cert this time");
+        goto out;
+      }
+      need = round_block(strlen(cert));
+      fits = need == cert_data;
+      if (fits || round == 0)
+        break;
+    }
+    if (need > room.cert)
       break;
     cert_data = need;
-    if (cert_data > room.cert) {
-      vab_error(ctx, VAB_E_INTERNAL, "the OVA's .cert does not fit its room");
-      goto out;
-    }
   }
-  if (cert == NULL && room.cert != 0) {
-    vab_error(ctx, VAB_E_INTERNAL, "the signer made no .cert this time");
+  if (room.cert != 0 && !fits) {
+    vab_error(ctx, VAB_E_INTERNAL, "the OVA's .cert does not fit its room");
     goto out;
   }
 

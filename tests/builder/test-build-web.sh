@@ -97,6 +97,29 @@ for f in $artifacts web-1.0.1.manifest.json web-1.0.1.manifest.json.sig; do
 done
 check "vab verify accepts the build again" "$VAB" verify --cert "$AREA/release.crt" "$out"
 
+# virt-v2v, a real consumer of OVF, .mf and VMDK, imports both OVAs.  Under
+# TCG each takes about 25 minutes, so both run at once, in the background
+# while the registry checks below run.  VAB_TEST_V2V=0 skips them.
+v2v_pids=()
+v2v_targets=()
+trap 'for p in "${v2v_pids[@]}"; do kill "$p" 2>/dev/null; done' EXIT
+if [ "${VAB_TEST_V2V:-1}" != 0 ]; then
+  if command -v virt-v2v >/dev/null; then
+    v2v_settings=
+    grep -q '"accel":"tcg"' "$json" && v2v_settings=force_tcg
+    for target in vmware virtualbox; do
+      mkdir -p "$AREA/v2v-$target" "$AREA/v2v-tmp-$target"
+      TMPDIR=$AREA/v2v-tmp-$target LIBGUESTFS_BACKEND_SETTINGS=$v2v_settings \
+        virt-v2v -i ova "$out/web-1.0.1-$target.ova" -o local \
+        -os "$AREA/v2v-$target" -of qcow2 >"$AREA/v2v-$target.log" 2>&1 &
+      v2v_pids+=($!)
+      v2v_targets+=("$target")
+    done
+  else
+    fail "virt-v2v is not installed (scripts/packages.txt has it)"
+  fi
+fi
+
 # Publish the signed build to a registry on 127.0.0.1 (plain HTTP is
 # allowed for loopback) and pull it back: byte-identical, verified.
 if command -v docker-registry >/dev/null; then
@@ -129,6 +152,21 @@ YAML
 else
   fail "docker-registry is not installed (scripts/packages.txt has it)"
 fi
+
+for i in "${!v2v_pids[@]}"; do
+  target=${v2v_targets[$i]}
+  wait "${v2v_pids[$i]}"
+  status=$?
+  [ "$status" -eq 0 ] || tail -n 30 "$AREA/v2v-$target.log"
+  check "virt-v2v imports the $target OVA" [ "$status" -eq 0 ]
+  check "virt-v2v's $target disk passes qemu-img check" \
+    qemu-img check -q "$AREA/v2v-$target/web-sda"
+  check "virt-v2v kept the OVF's 2 CPUs ($target)" \
+    grep -q "<vcpu[^>]*>2</vcpu>" "$AREA/v2v-$target/web.xml"
+  check "virt-v2v kept the OVF's 1 GiB ($target)" \
+    grep -q "<memory unit='KiB'>1048576</memory>" "$AREA/v2v-$target/web.xml"
+done
+v2v_pids=()
 
 check "no temporary file left" tmp_is_empty
 check "no qemu left" no_qemu_left

@@ -6,8 +6,10 @@
  * $VAB_TEST_DEBIAN_DISK if set, else one built once with
  * `vab build examples/web.yaml --no-test --only qcow2` and kept in
  * $VAB_TEST_CACHE (default /var/tmp/vab-test-cache).  Under TCG each
- * conversion takes about 8 minutes on an idle machine, and an hour on a
- * loaded one, so it runs only when asked, outside CI's time budget:
+ * conversion takes about 25 minutes on an idle 2-core machine.  CI's run
+ * has virt-v2v import the OVAs of examples/web.yaml in test-build-web.sh;
+ * this test, which builds OVAs from other hardware: settings through
+ * vab_ova_write() directly, runs only when asked:
  *
  *   VAB_TEST_V2V=1 meson test -C build test-export-v2v
  */

@@ -472,6 +472,68 @@ static void test_ova_controllers(void **state) {
   vab_ctx_free(ctx);
 }
 
+/* A signer whose .cert changes length from one signing to the next (as
+ * ECDSA's do, near a block boundary): the room measured on the dummy .mf
+ * is too large, and later signings alternate between too long and right.
+ * The archive must still come out exact. */
+struct scripted_signer {
+  const size_t *lengths;
+  size_t n, calls;
+};
+
+static int scripted_cert(void *opaque, struct vab_ctx *ctx,
+                         const char *mf_name, const char *mf, size_t mf_len,
+                         char **cert) {
+  (void)ctx, (void)mf_name, (void)mf, (void)mf_len;
+  struct scripted_signer *s = opaque;
+  size_t len = s->lengths[s->calls < s->n ? s->calls : s->n - 1];
+  s->calls++;
+  *cert = malloc(len + 1);
+  assert_non_null(*cert);
+  memset(*cert, 'c', len);
+  (*cert)[len - 1] = '\n';
+  (*cert)[len] = '\0';
+  return 0;
+}
+
+static void test_ova_cert_length_varies(void **state) {
+  (void)state;
+  /* The probe: 300 bytes, so room for 1024; then 300 (one block: the .ovf
+   * grows), 600, 600 (two blocks: signed again), 300 (fits). */
+  static const size_t lengths[] = {300, 300, 600, 600, 300};
+  struct scripted_signer signer = {lengths, 5, 0};
+  struct vab_hardware hw = {.cpus = 2, .memory = 1u << 30, .nics = 1,
+                            .disk_bus = "scsi", .nic_model = "auto"};
+  struct vab_ova_opts o = {.disk_path = disk, .disk_format = "raw",
+                           .name = "web", .target = "vmware", .hardware = &hw,
+                           .guest_os = "debian12",
+                           .make_cert = scripted_cert,
+                           .cert_opaque = &signer};
+  char ova[256];
+  snprintf(ova, sizeof ova, "%s/varies.ova", work);
+  struct vab_ctx *ctx = vab_ctx_new();
+  if (vab_ova_write(ctx, &o, ova, NULL) < 0)
+    fail_msg("ova: %s", vab_last_error(ctx)->message);
+  assert_int_equal(signer.calls, 5);
+  char list[512];
+  capture(list, sizeof list, "tar -tvf '%s' | awk '{print $3, $6}' | "
+          "tr '\\n' ' '", ova);
+  assert_non_null(strstr(list, "300 varies.cert "));
+  char x[256];
+  snprintf(x, sizeof x, "%s/x-varies", work);
+  assert_int_equal(run("rm -rf %s && mkdir %s && tar -xf '%s' -C %s", x, x,
+                       ova, x), 0);
+  assert_int_equal(run("cd %s && sed -E 's/^SHA256\\((.*)\\)= ([0-9a-f]{64})$"
+                       "/\\2  \\1/' varies.mf | sha256sum --quiet -c -", x),
+                   0);
+  if (subprocess_have_program("xmllint"))
+    assert_int_equal(run("xmllint --noout %s/varies.ovf", x), 0);
+  char vmdk[300];
+  snprintf(vmdk, sizeof vmdk, "%s/varies-disk1.vmdk", x);
+  expect_same_disk(vmdk, "vmdk");
+  vab_ctx_free(ctx);
+}
+
 /* With a signer, each OVA carries NAME.cert right after its .mf: the hex
  * signature of the .mf and the certificate, which plain openssl checks.
  * ECDSA signatures vary in length, so the room kept for the .cert before
@@ -610,6 +672,7 @@ int main(void) {
       cmocka_unit_test(test_ova),
       cmocka_unit_test(test_vm_definitions),
       cmocka_unit_test(test_ova_controllers),
+      cmocka_unit_test(test_ova_cert_length_varies),
       cmocka_unit_test(test_signed_ova_rsa),
       cmocka_unit_test(test_signed_ova_ecdsa),
   };
