@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -52,4 +53,43 @@ void remove_tree(const char *path) {
 const char *path_base_name(const char *path) {
   const char *slash = strrchr(path, '/');
   return slash ? slash + 1 : path;
+}
+
+int create_temp_beside(const char *dst, char **tmp) {
+  const char *base = path_base_name(dst);
+  int dir_len = (int)(base - dst);
+  size_t len = strlen(dst) + sizeof "/..vab-XXXXXX";
+  *tmp = malloc(len);
+  if (*tmp == NULL) {
+    errno = ENOMEM;
+    return -1;
+  }
+  snprintf(*tmp, len, "%.*s.%s.vab-XXXXXX", dir_len, dst, base);
+  int fd = mkostemp(*tmp, O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    free(*tmp);
+    *tmp = NULL;
+    errno = e;
+  }
+  return fd;
+}
+
+int sync_parent_folder(const char *path) {
+  const char *base = path_base_name(path);
+  char *folder = base == path ? strdup(".")
+                 : base == path + 1 ? strdup("/")
+                                    : strndup(path, (size_t)(base - path - 1));
+  if (folder == NULL) {
+    errno = ENOMEM;
+    return -1;
+  }
+  int fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r = fd < 0 || fsync(fd) < 0 ? -1 : 0;
+  int e = errno;
+  if (fd >= 0)
+    close(fd);
+  free(folder);
+  errno = e;
+  return r;
 }

@@ -12,6 +12,16 @@ int mkdir_p(const char *path, mode_t mode, char *failed, size_t failed_len);
 /* The part of path after its last '/' (a pointer into path). */
 const char *path_base_name(const char *path);
 
+/* An output's temporary sibling: creates ".NAME.vab-XXXXXX" in dst's folder
+ * (so that rename() onto dst is atomic), open read-write, mode 0600.
+ * Returns the descriptor and the malloc'd name in *tmp, or -1 with errno
+ * set and *tmp NULL. */
+int create_temp_beside(const char *dst, char **tmp);
+
+/* fsync the folder holding path, so a rename into it is durable.  -1 with
+ * errno set on failure. */
+int sync_parent_folder(const char *path);
+
 /* rm -rf, without following symbolic links.  Best effort. */
 void remove_tree(const char *path);
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "core/files.h"
 
 int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
@@ -54,19 +55,12 @@ int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
 
 int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
                           const void *data, size_t len, unsigned mode) {
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 16);
-  if (tmp == NULL)
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  /* The temporary sits beside the target so rename() is atomic. */
-  snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-  int fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    free(tmp);
-    return vab_error_errno(ctx, VAB_E_IO, e, "cannot create a file beside '%s'",
-                           path);
-  }
+  /* mkostemp makes it 0600, so a key is never readable by others. */
+  char *tmp = NULL;
+  int fd = create_temp_beside(path, &tmp);
+  if (fd < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno,
+                           "cannot create a file beside '%s'", path);
   int err = 0;
   if (fchmod(fd, mode) < 0)
     err = errno;
@@ -86,6 +80,11 @@ int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
     err = errno;
   if (err == 0 && rename(tmp, path) < 0)
     err = errno;
+  if (err == 0 && sync_parent_folder(path) < 0) {
+    free(tmp);
+    return vab_error_errno(ctx, VAB_E_IO, errno,
+                           "cannot sync the folder of '%s'", path);
+  }
   if (err != 0) {
     unlink(tmp);
     free(tmp);

@@ -24,6 +24,7 @@
 
 #include "vab/format.h"
 #include "common/clock.h"
+#include "common/fsutil.h"
 #include "vab/progress.h"
 #include "formats/image.h"
 
@@ -329,36 +330,6 @@ static int parse_threads(struct vab_ctx *ctx, const char *value,
   return 0;
 }
 
-/* ".NAME.vab-XXXXXX" in DST's folder, so rename() stays on one file
- * system. */
-static char *temp_path_for(const char *dst) {
-  const char *slash = strrchr(dst, '/');
-  size_t dir_len = slash ? (size_t)(slash - dst) + 1 : 0;
-  const char *base = dst + dir_len;
-  size_t len = dir_len + 1 + strlen(base) + sizeof ".vab-XXXXXX";
-  char *tmp = malloc(len);
-  if (tmp == NULL)
-    return NULL;
-  snprintf(tmp, len, "%.*s.%s.vab-XXXXXX", (int)dir_len, dst, base);
-  return tmp;
-}
-
-static int sync_folder_of(struct vab_ctx *ctx, const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? strndup(path, (size_t)(slash - path) + 1) : strdup(".");
-  if (dir == NULL)
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int r = 0;
-  if (fd < 0 || fsync(fd) < 0)
-    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync folder '%s'", dir);
-  if (fd >= 0)
-    close(fd);
-  free(dir);
-  return r;
-}
-
-
 /* Hand each -o option to the core (threads) or the writer. */
 static int apply_options(struct vab_writer *w,
                          const struct vab_convert_opts *opts) {
@@ -500,17 +471,10 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
   if (writer_setup(ctx, src_path, dst_path, opts, &w, &sink, &src) < 0)
     goto out;
   res.virtual_size = w.virtual_size;
-  tmp = temp_path_for(dst_path);
-  if (tmp == NULL) {
-    vab_error(ctx, VAB_E_NOMEM, "out of memory");
-    goto out;
-  }
-  fd = mkostemp(tmp, O_CLOEXEC);
+  fd = create_temp_beside(dst_path, &tmp);
   if (fd < 0) {
     vab_error_errno(ctx, VAB_E_IO, errno, "cannot create a file next to '%s'",
                     dst_path);
-    free(tmp);
-    tmp = NULL;
     goto out;
   }
   fchmod(fd, 0644);
@@ -538,8 +502,11 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
   }
   free(tmp);
   tmp = NULL;
-  if (sync_folder_of(ctx, dst_path) < 0)
+  if (sync_parent_folder(dst_path) < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
+                    dst_path);
     goto out;
+  }
   rc = 0;
 out:
   if (fd >= 0)

@@ -39,6 +39,7 @@
 
 #include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "formats/ova/ova.h"
 #include "signing/digest.h"
 #include "vab/progress.h"
@@ -382,30 +383,11 @@ static time_t archive_time(void) {
 
 /* "NAME.ova" -> "NAME" (the members' base name). */
 static char *member_base(const char *dst_path) {
-  const char *slash = strrchr(dst_path, '/');
-  const char *name = slash ? slash + 1 : dst_path;
+  const char *name = path_base_name(dst_path);
   size_t len = strlen(name);
   if (len > 4 && strcmp(name + len - 4, ".ova") == 0)
     len -= 4;
   return strndup(name, len);
-}
-
-/* Make a rename in folder durable. */
-static void sync_folder(const char *folder) {
-  int fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-}
-
-static char *folder_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL)
-    return strdup(".");
-  if (slash == path)
-    return strdup("/");
-  return strndup(path, (size_t)(slash - path));
 }
 
 static uint64_t round_block(uint64_t n) {
@@ -625,8 +607,7 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   struct ovf_devices dev;
   pick_devices(opts, &dev);
   CLEANUP_FREE char *base = member_base(dst_path);
-  CLEANUP_FREE char *folder = folder_of(dst_path);
-  if (base == NULL || folder == NULL)
+  if (base == NULL)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   char vmdk_name[512];
   snprintf(vmdk_name, sizeof vmdk_name, "%s-disk1.vmdk", base);
@@ -639,14 +620,14 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   if (size_room(ctx, opts, base, vmdk_name, &room) < 0)
     return -1;
 
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", folder, base);
-  int fd = mkostemp(tmp, O_CLOEXEC);
+  CLEANUP_FREE char *tmp = NULL;
+  int fd = create_temp_beside(dst_path, &tmp);
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno,
-                           "cannot create a file in '%s'", folder);
+                           "cannot create a file next to '%s'", dst_path);
   fchmod(fd, 0644);
   int r = -1;
+  bool renamed = false;
   char *ovf = NULL;
   char *cert = NULL;
   struct buf mf = BUF_INIT;
@@ -777,7 +758,12 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
                     dst_path);
     goto out;
   }
-  sync_folder(folder);
+  renamed = true;
+  if (sync_parent_folder(dst_path) < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
+                    dst_path);
+    goto out;
+  }
   res.virtual_size = vres.virtual_size;
   res.data_bytes = vres.data_bytes;
   res.zero_bytes = vres.zero_bytes;
@@ -787,7 +773,7 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
 out:
   if (fd >= 0)
     close(fd);
-  if (r < 0)
+  if (r < 0 && !renamed)
     unlink(tmp);
   vab_sha256_free(disk.hash);
   free(ovf);

@@ -74,6 +74,25 @@ chmod 600 "$work/ecdsa-p256/k.key"
 expect_fail "sign with a mismatched certificate" "does not match key" \
   "$VAB" sign --key "$work/ecdsa-p256/k.key" --cert "$work/ed25519/k.crt" \
   "$work/ecdsa-p256/out"
+# vab build --sign-key: a key that cannot be used fails the build before any
+# work starts (no bootstrap, no VM), names the key, and leaves no image.
+chmod 644 "$work/rsa-3072/k.key"
+expect_fail "build with a group/world-readable --sign-key" \
+  "cannot sign the build with '$work/rsa-3072/k.key' (--sign-key)" \
+  timeout 60 "$VAB" build "$SRCDIR/examples/minimal.yaml" --accel tcg \
+  --cache-dir "$work/cache" -o "$work/build" \
+  --sign-key "$work/rsa-3072/k.key" --sign-cert "$work/rsa-3072/k.crt"
+chmod 600 "$work/rsa-3072/k.key"
+expect_fail "build with a missing --sign-key" "(--sign-key)" \
+  timeout 60 "$VAB" build "$SRCDIR/examples/minimal.yaml" --accel tcg \
+  --cache-dir "$work/cache" -o "$work/build" --sign-key "$work/none.key"
+[ -z "$(ls "$work/build" | grep -v '\.log$')" ] ||
+  fail "a refused --sign-key left files: $(ls "$work/build")"
+[ ! -e "$work/cache" ] || [ -z "$(ls -A "$work/cache")" ] ||
+  fail "a refused --sign-key started the bootstrap"
+expect_status 2 "build --sign-cert without --sign-key" \
+  "$VAB" build "$SRCDIR/examples/minimal.yaml" --sign-cert "$work/rsa-3072/k.crt"
+
 # Usage errors exit 2.
 expect_status 2 "verify without a key" "$VAB" verify "$work/ed25519/out"
 expect_status 2 "sign without --key" "$VAB" sign "$work/ed25519/out"
