@@ -439,6 +439,29 @@ static void test_ova(void **state) {
   vab_ctx_free(ctx);
 }
 
+/* ustar names stop at 99 bytes: a longer output name is refused before
+ * any work, with the name in the message, and nothing is left behind. */
+static void test_ova_name_too_long(void **state) {
+  (void)state;
+  struct vab_hardware hw = {.cpus = 1, .memory = 1u << 30, .nics = 1,
+                            .disk_bus = "scsi", .nic_model = "auto"};
+  struct vab_ova_opts o = {.disk_path = disk, .disk_format = "raw",
+                           .name = "web", .target = "vmware", .hardware = &hw};
+  char dir[128], ova[512];
+  new_out_dir(dir, sizeof dir, "ova-long");
+  assert_int_equal(run("mkdir -p %s", dir), 0);
+  char name[120];
+  memset(name, 'n', 100);
+  name[100] = '\0';
+  snprintf(ova, sizeof ova, "%s/%s.ova", dir, name);
+  struct vab_ctx *ctx = vab_ctx_new();
+  assert_int_equal(vab_ova_write(ctx, &o, ova, NULL), -1);
+  assert_int_equal(vab_last_error(ctx)->code, VAB_E_USAGE);
+  assert_non_null(strstr(vab_last_error(ctx)->message, name));
+  assert_int_equal(files_in(dir), 0);
+  vab_ctx_free(ctx);
+}
+
 /* hardware.disk_bus picks the OVF controller: virtio asks for VMware's
  * paravirtual SCSI, scsi for LSI Logic, sata for AHCI; VirtualBox always
  * gets AHCI. */
@@ -671,6 +694,7 @@ int main(void) {
       cmocka_unit_test(test_failure_removes_artifacts),
       cmocka_unit_test(test_ova),
       cmocka_unit_test(test_vm_definitions),
+      cmocka_unit_test(test_ova_name_too_long),
       cmocka_unit_test(test_ova_controllers),
       cmocka_unit_test(test_ova_cert_length_varies),
       cmocka_unit_test(test_signed_ova_rsa),
