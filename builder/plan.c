@@ -85,15 +85,15 @@ static int put_file(struct vab_ctx *ctx, struct vab_sha256 *h,
                     const struct vab_mark *mark) {
   if (put_string(h, key_path(t, path)) < 0)
     return -1;
-  CLEANUP_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", path);
+  /* A FIFO or a device named by a template must not block the plan. */
   struct stat st;
-  if (fstat(fd, &st) < 0)
-    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot stat '%s'", path);
-  if (!S_ISREG(st.st_mode))
+  bool not_regular;
+  CLEANUP_CLOSE int fd = open_regular_file(path, &st, &not_regular);
+  if (fd < 0 && not_regular)
     return vab_error_at(ctx, VAB_E_IO, mark, "'%s' is not a regular file",
                         path);
+  if (fd < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", path);
   uint64_t size = (uint64_t)st.st_size;
   if (put_length(h, size) < 0)
     return -1;

@@ -37,6 +37,30 @@ int mkdir_p(const char *path, mode_t mode, char *failed, size_t failed_len) {
   return r;
 }
 
+int open_regular_file(const char *path, struct stat *st, bool *not_regular) {
+  *not_regular = false;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0)
+    return -1;
+  int flags;
+  if (fstat(fd, st) < 0)
+    goto fail;
+  if (!S_ISREG(st->st_mode)) {
+    *not_regular = true;
+    errno = EINVAL;
+    goto fail;
+  }
+  flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    goto fail;
+  return fd;
+fail:;
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return -1;
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag,
                         struct FTW *ftw) {
   (void)st;

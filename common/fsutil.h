@@ -2,12 +2,21 @@
 #ifndef VAB_COMMON_FSUTIL_H
 #define VAB_COMMON_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* mkdir -p.  On failure returns -1 with errno set, and copies the folder
  * that could not be made into failed (if not NULL). */
 int mkdir_p(const char *path, mode_t mode, char *failed, size_t failed_len);
+
+/* Open path read-only without ever blocking: O_NONBLOCK lets open() return
+ * at once on a FIFO or a device, fstat then says what it is, and only a
+ * regular file is kept (O_NONBLOCK cleared again for ordinary reads).
+ * Returns the descriptor with its stat in *st, or -1 with errno set and
+ * *not_regular true when path exists but is not a regular file. */
+int open_regular_file(const char *path, struct stat *st, bool *not_regular);
 
 /* The part of path after its last '/' (a pointer into path). */
 const char *path_base_name(const char *path);

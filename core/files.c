@@ -2,6 +2,7 @@
  * Manifests, signatures, keys, VM definitions and auth files go through
  * these. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,14 +16,14 @@
 
 int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
                         uint8_t **data, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* Never blocks: a FIFO given as a key, manifest or auth file is refused. */
+  struct stat st;
+  bool not_regular;
+  int fd = open_regular_file(path, &st, &not_regular);
+  if (fd < 0 && not_regular)
+    return vab_error(ctx, VAB_E_IO, "'%s' is not a regular file", path);
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", path);
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return vab_error(ctx, VAB_E_IO, "'%s' is not a regular file", path);
-  }
   if ((uint64_t)st.st_size > max) {
     close(fd);
     return vab_error(ctx, VAB_E_IO, "'%s' is too large (%lld bytes, at most %zu)",

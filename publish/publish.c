@@ -2,6 +2,7 @@
  * + cosign signature) in a registry. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,12 +170,16 @@ static int open_artifacts(struct publish_run *run, const char *dir) {
     if (!oci_title_valid(a->name))
       return vab_error(ctx, VAB_E_USAGE,
                        "artifact name '%s' cannot be a layer title", a->name);
-    run->fds[i] = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (run->fds[i] < 0 || fstat(run->fds[i], &st) < 0)
+    bool not_regular;
+    run->fds[i] = open_regular_file(path, &st, &not_regular);
+    if (run->fds[i] < 0 && not_regular)
+      return vab_error(ctx, VAB_E_IO, "artifact '%s' is not a regular file",
+                       path);
+    if (run->fds[i] < 0)
       return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open artifact '%s'",
                              path);
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != a->size)
+    if ((uint64_t)st.st_size != a->size)
       return vab_error(ctx, VAB_E_SIGNATURE,
                        "artifact '%s' is %lld bytes, the manifest says %llu",
                        a->name, (long long)st.st_size,

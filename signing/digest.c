@@ -1,12 +1,14 @@
 /* SHA-256 through OpenSSL's EVP interface. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "signing/digest.h"
 
 /* Files are hashed through a buffer of this size, whatever their size. */
@@ -59,7 +61,12 @@ void vab_sha256_free(struct vab_sha256 *h) {
 }
 
 int vab_sha256_file(struct vab_ctx *ctx, const char *path, uint8_t out[32]) {
-  CLEANUP_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* An artifact planted as a FIFO or a device must not block or be read. */
+  struct stat st;
+  bool not_regular;
+  CLEANUP_CLOSE int fd = open_regular_file(path, &st, &not_regular);
+  if (fd < 0 && not_regular)
+    return vab_error(ctx, VAB_E_IO, "'%s' is not a regular file", path);
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", path);
   CLEANUP_FREE uint8_t *buf = malloc(DIGEST_FILE_BUFFER);
