@@ -1068,6 +1068,8 @@ static int keep_secrets(struct vab_ctx *ctx, struct registry *reg) {
     reg->secret[n++] = strdup(c->password);
     char *escaped = curl_easy_escape(reg->curl, c->password, 0);
     reg->secret[n++] = escaped ? strdup(escaped) : NULL;
+    if (escaped != NULL)
+      explicit_bzero(escaped, strlen(escaped));
     curl_free(escaped);
     for (size_t i = 0; i < n; i++)
       if (reg->secret[i] == NULL)
