@@ -18,6 +18,8 @@ MODE says:
   realm            Bearer auth; the token realm is OTHER_PORT, another
                    origin, which logs whether an Authorization header came
   realm-same       Bearer auth with the realm on PORT itself (same origin)
+  mute             accepts connections and never says a word (not even a
+                   TLS handshake)
 
 Each request is logged to LOG as "PORT METHOD PATH auth=present|absent".
 The server exits by itself after 90 seconds.
@@ -25,6 +27,7 @@ The server exits by itself after 90 seconds.
 import base64
 import http.server
 import os
+import socket
 import sys
 import threading
 import time
@@ -161,6 +164,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self.reply(200, body)
 
+
+if mode == "mute":
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(16)
+    held = []
+    while True:
+        conn, _ = listener.accept()
+        log("%d connection" % port)
+        held.append(conn)
 
 servers = [http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)]
 if mode == "realm":

@@ -188,8 +188,14 @@ start_fake_registry() {  # MODE DIR
   fake_pid=$!
   local i
   for i in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$fake_port/token" && {
-      : >"$work/fake.log"; return 0; }
+    if [ "$1" = mute ]; then
+      # Nothing to ask: wait until the port accepts connections.
+      python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+        "$fake_port" 2>/dev/null && { : >"$work/fake.log"; return 0; }
+    else
+      curl -s -o /dev/null "http://127.0.0.1:$fake_port/token" && {
+        : >"$work/fake.log"; return 0; }
+    fi
     sleep 0.1
   done
   echo "fake registry did not start:"; cat "$work/fake.out"

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Registries that stall never block vab: a blob trickled at 2 B/s fails the
 # low-speed limit, the same trickle with a low enough limit meets the
-# per-request deadline, and a manifest whose headers promise 10 GB before
-# silence fails too (limits from the environment this time).  Each exits 1
+# per-request deadline, a manifest whose headers promise 10 GB before
+# silence fails too (limits from the environment this time), and a server
+# that never completes the TLS handshake meets the connect timeout.  Each exits 1
 # within bounded time, naming the registry, the URL and the limits.
 set -u
 . "$SRCDIR/tests/publish/lib.sh"
@@ -35,6 +36,16 @@ expect_fail_within 20 "10 GB promised, then silence" \
   timeout 60 "$VAB" pull "$reg/team/app:1.0" -o "$work/out3"
 grep -qF -- "--low-speed-limit 100 --low-speed-time 1" "$work/$n.log" ||
   fail "the variables did not set the limit: $(cat "$work/$n.log")"
+
+# A server that accepts the connection and then says nothing, not even
+# the TLS handshake: the connect timeout ends it.
+start_fake_registry mute "$work/store"
+reg="127.0.0.1:$fake_port"
+expect_fail_within 20 "a mute server, connect timeout" \
+  "registry $reg stalled on GET https://$reg/v2/" \
+  timeout 60 "$VAB" pull "$reg/team/app:1.0" -o "$work/out5" --connect-timeout 2
+grep -qF -- "--connect-timeout 2," "$work/$n.log" ||
+  fail "the message does not name the connect timeout: $(cat "$work/$n.log")"
 
 expect_usage() {  # NAME MESSAGE CMD...: exit 2 and MESSAGE in the output
   local name=$1 msg=$2; shift 2
