@@ -10,6 +10,15 @@
 #include "publish/publish.h"
 #include "signing/signing.h"
 
+/* Long options without a short form. */
+enum {
+  OPT_SEND_CREDS_TO_REALM = 1000,
+  OPT_CONNECT_TIMEOUT,
+  OPT_TIMEOUT,
+  OPT_LOW_SPEED_LIMIT,
+  OPT_LOW_SPEED_TIME,
+};
+
 static int run_publish(struct vab_ctx *ctx, int argc, char **argv);
 
 const struct cli_command cli_cmd_publish = {
@@ -20,7 +29,9 @@ const struct cli_command cli_cmd_publish = {
     "usage: vab publish [DIR] REF [--tag T]... [--containerdisk]\n"
     "                   [--key KEY [--passphrase-env NAME | --passphrase-fd N]]\n"
     "                   [--creds USER:PASSWORD] [--authfile FILE] [--ca-cert FILE]\n"
-    "                   [--insecure] [--chunk-size BYTES] [--quiet] [--json]\n"
+    "                   [--insecure] [--chunk-size BYTES] [--send-creds-to-realm]\n"
+    "                   [--connect-timeout S] [--timeout S]\n"
+    "                   [--low-speed-limit B --low-speed-time S] [--quiet] [--json]\n"
     "\n"
     "Push the build in DIR (default: the current folder; one\n"
     "NAME-VERSION.manifest.json, its .sig and its artifacts) to REF,\n"
@@ -48,6 +59,14 @@ const struct cli_command cli_cmd_publish = {
     "                     (TLS certificates are always verified)\n"
     "  --chunk-size BYTES upload blobs larger than this in chunks of this\n"
     "                     size (default 67108864; suffixes K, M, G)\n"
+    "  --send-creds-to-realm  log in to a token realm on another origin too\n"
+    "                     (default: only the registry's own scheme, host and\n"
+    "                     port get credentials; elsewhere an anonymous token)\n"
+    "  --connect-timeout S  give up connecting after S seconds (default 30)\n"
+    "  --timeout S        give up on any one request after S seconds\n"
+    "                     (default 3600); a download resumes where it stopped\n"
+    "  --low-speed-limit B  fail a request slower than B bytes/s ...\n"
+    "  --low-speed-time S ... for S seconds in a row (defaults 1024 and 60)\n"
     "  -q, --quiet        no progress bar or progress messages\n"
     "  --json             write the result as JSON to stdout\n"
     "  -h, --help         show this help\n"
@@ -56,7 +75,13 @@ const struct cli_command cli_cmd_publish = {
     "VAB_REGISTRY_PASSWORD; --authfile (or REGISTRY_AUTH_FILE);\n"
     "$XDG_RUNTIME_DIR/containers/auth.json;\n"
     "$XDG_CONFIG_HOME/containers/auth.json; $DOCKER_CONFIG/config.json or\n"
-    "~/.docker/config.json.  None: anonymous.\n",
+    "~/.docker/config.json.  None: anonymous.\n"
+    "\n"
+    "Each limit may also come from VAB_REGISTRY_CONNECT_TIMEOUT,\n"
+    "VAB_REGISTRY_TIMEOUT, VAB_REGISTRY_LOW_SPEED_LIMIT or\n"
+    "VAB_REGISTRY_LOW_SPEED_TIME (the option wins; 'vab build' reads only\n"
+    "these), and VAB_REGISTRY_SEND_CREDS_TO_REALM=1 acts as\n"
+    "--send-creds-to-realm.  A request that hits a limit is tried once more.\n",
 };
 
 static bool quiet_log;
@@ -129,6 +154,11 @@ static int run_publish(struct vab_ctx *ctx, int argc, char **argv) {
     {"ca-cert", required_argument, NULL, 'C'},
     {"insecure", no_argument, NULL, 'i'},
     {"chunk-size", required_argument, NULL, 's'},
+    {"send-creds-to-realm", no_argument, NULL, OPT_SEND_CREDS_TO_REALM},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"low-speed-limit", required_argument, NULL, OPT_LOW_SPEED_LIMIT},
+    {"low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME},
     {"quiet", no_argument, NULL, 'q'},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
@@ -171,6 +201,35 @@ static int run_publish(struct vab_ctx *ctx, int argc, char **argv) {
         goto out;
       }
       break;
+    case OPT_SEND_CREDS_TO_REALM:
+      opts.registry.send_creds_to_realm = true;
+      break;
+    case OPT_CONNECT_TIMEOUT:
+    case OPT_TIMEOUT:
+    case OPT_LOW_SPEED_LIMIT:
+    case OPT_LOW_SPEED_TIME: {
+      long v;
+      const char *name = c == OPT_CONNECT_TIMEOUT ? "--connect-timeout"
+                         : c == OPT_TIMEOUT       ? "--timeout"
+                         : c == OPT_LOW_SPEED_LIMIT ? "--low-speed-limit"
+                                                    : "--low-speed-time";
+      if (vab_registry_parse_limit(optarg, &v) < 0) {
+        cli_usage_error(&cli_cmd_publish,
+                        "%s wants a whole number from 1 to %ld",
+                        name, VAB_REGISTRY_LIMIT_MAX);
+        goto out;
+      }
+      if (c == OPT_CONNECT_TIMEOUT)
+        opts.registry.connect_timeout = v;
+      else if (c == OPT_TIMEOUT)
+        opts.registry.timeout = v;
+      else if (c == OPT_LOW_SPEED_LIMIT)
+        opts.registry.low_speed_limit = v;
+      else
+        opts.registry.low_speed_time = v;
+      break;
+    }
+
     case 'q': quiet = true; break;
     case 'j': json = true; break;
     default:

@@ -8,6 +8,15 @@
 #include "publish/publish.h"
 #include "signing/signing.h"
 
+/* Long options without a short form. */
+enum {
+  OPT_SEND_CREDS_TO_REALM = 1000,
+  OPT_CONNECT_TIMEOUT,
+  OPT_TIMEOUT,
+  OPT_LOW_SPEED_LIMIT,
+  OPT_LOW_SPEED_TIME,
+};
+
 static int run_pull(struct vab_ctx *ctx, int argc, char **argv);
 
 const struct cli_command cli_cmd_pull = {
@@ -17,7 +26,9 @@ const struct cli_command cli_cmd_pull = {
   .usage =
     "usage: vab pull REF -o DIR [--pubkey PUB | --cert CRT]\n"
     "                [--creds USER:PASSWORD] [--authfile FILE] [--ca-cert FILE]\n"
-    "                [--insecure] [--quiet] [--json]\n"
+    "                [--insecure] [--send-creds-to-realm] [--connect-timeout S]\n"
+    "                [--timeout S] [--low-speed-limit B --low-speed-time S]\n"
+    "                [--quiet] [--json]\n"
     "\n"
     "Download every file of the vab artifact at REF\n"
     "(HOST[:PORT]/REPO:TAG or HOST[:PORT]/REPO@sha256:HEX) into DIR, each\n"
@@ -37,11 +48,21 @@ const struct cli_command cli_cmd_pull = {
     "  --authfile FILE    read credentials from this auth.json/config.json\n"
     "  --ca-cert FILE     trust this CA (PEM) for the registry's TLS\n"
     "  --insecure         allow plain HTTP to a host that is not loopback\n"
+    "  --send-creds-to-realm  log in to a token realm on another origin too\n"
+    "                     (default: only the registry's own scheme, host and\n"
+    "                     port get credentials; elsewhere an anonymous token)\n"
+    "  --connect-timeout S  give up connecting after S seconds (default 30)\n"
+    "  --timeout S        give up on any one request after S seconds\n"
+    "                     (default 3600); a download resumes where it stopped\n"
+    "  --low-speed-limit B  fail a request slower than B bytes/s ...\n"
+    "  --low-speed-time S ... for S seconds in a row (defaults 1024 and 60)\n"
     "  -q, --quiet        no progress bar or progress messages\n"
     "  --json             write the result as JSON to stdout\n"
     "  -h, --help         show this help\n"
     "\n"
-    "Credentials are found as for 'vab publish' (see its --help).\n",
+    "Credentials and the limits' variables are as for 'vab publish' (see\n"
+    "its --help).  Before downloading, the layers' declared sizes must fit\n"
+    "in DIR's free space; a layer larger than declared is refused.\n",
 };
 
 static bool quiet_log;
@@ -89,6 +110,11 @@ static int run_pull(struct vab_ctx *ctx, int argc, char **argv) {
     {"authfile", required_argument, NULL, 'a'},
     {"ca-cert", required_argument, NULL, 'C'},
     {"insecure", no_argument, NULL, 'i'},
+    {"send-creds-to-realm", no_argument, NULL, OPT_SEND_CREDS_TO_REALM},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"low-speed-limit", required_argument, NULL, OPT_LOW_SPEED_LIMIT},
+    {"low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME},
     {"quiet", no_argument, NULL, 'q'},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
@@ -108,6 +134,34 @@ static int run_pull(struct vab_ctx *ctx, int argc, char **argv) {
     case 'a': opts.registry.authfile = optarg; break;
     case 'C': opts.registry.ca_cert = optarg; break;
     case 'i': opts.registry.insecure = true; break;
+    case OPT_SEND_CREDS_TO_REALM:
+      opts.registry.send_creds_to_realm = true;
+      break;
+    case OPT_CONNECT_TIMEOUT:
+    case OPT_TIMEOUT:
+    case OPT_LOW_SPEED_LIMIT:
+    case OPT_LOW_SPEED_TIME: {
+      long v;
+      const char *name = c == OPT_CONNECT_TIMEOUT ? "--connect-timeout"
+                         : c == OPT_TIMEOUT       ? "--timeout"
+                         : c == OPT_LOW_SPEED_LIMIT ? "--low-speed-limit"
+                                                    : "--low-speed-time";
+      if (vab_registry_parse_limit(optarg, &v) < 0) {
+        return cli_usage_error(&cli_cmd_pull,
+                               "%s wants a whole number from 1 to %ld",
+                               name, VAB_REGISTRY_LIMIT_MAX);
+      }
+      if (c == OPT_CONNECT_TIMEOUT)
+        opts.registry.connect_timeout = v;
+      else if (c == OPT_TIMEOUT)
+        opts.registry.timeout = v;
+      else if (c == OPT_LOW_SPEED_LIMIT)
+        opts.registry.low_speed_limit = v;
+      else
+        opts.registry.low_speed_time = v;
+      break;
+    }
+
     case 'q': quiet = true; break;
     case 'j': json = true; break;
     default:

@@ -15,6 +15,9 @@
 #include "vab/progress.h"
 
 #define READ_BUFFER (256u * 1024)
+/* A download cut short with at least this much new data resumes without
+ * counting as a failed attempt. */
+#define RESUME_PROGRESS_MIN (1u << 20)
 
 ssize_t blob_source_read(const struct blob_source *s, uint64_t offset,
                          void *buf, size_t len) {
@@ -233,10 +236,14 @@ static int finish_upload(struct registry *reg, const struct blob_source *s,
       vab_log(ctx, VAB_LOG_WARNING, "uploading %s: %s", s->name,
               resp.transport_error);
   } else if (resp.status == 201) {
-    if (resp.docker_digest != NULL && strcmp(resp.docker_digest, s->digest) != 0)
+    if (resp.docker_digest != NULL &&
+        strcmp(resp.docker_digest, s->digest) != 0) {
+      char shown[100];
+      registry_scrub(reg, resp.docker_digest, shown, sizeof shown);
       r = vab_error(ctx, VAB_E_NETWORK,
                     "registry %s stored %s as %s, not %s", registry_host(reg),
-                    s->name, resp.docker_digest, s->digest);
+                    s->name, shown, s->digest);
+    }
   } else if (resp.status >= 500 || resp.status == 429 || resp.status == 404 ||
              resp.status == 400) {
     /* 400 DIGEST_INVALID: bytes got lost or doubled on the way; 404: the
@@ -458,7 +465,7 @@ int blob_pull_to_file(struct registry *reg, const char *digest,
   char *url = blob_path(reg, digest);
   char label[96];
   snprintf(label, sizeof label, "download %s", name);
-  int r = -1, failures = 0;
+  int r = -1, failures = 0, timeouts = 0;
   if (url == NULL) {
     vab_error(ctx, VAB_E_NOMEM, "out of memory");
     goto out;
@@ -486,7 +493,8 @@ int blob_pull_to_file(struct registry *reg, const char *digest,
       vab_error_errno(ctx, VAB_E_IO, errno, "cannot seek in '%s'", path);
       goto out;
     }
-    struct http_sink sink = {.fd = fd, .hash = h, .limit = size - have};
+    struct http_sink sink = {.fd = fd, .hash = h, .limit = size - have,
+                             .declared = size};
     struct http_request req = {
         .method = "GET", .url = url, .resume_from = have, .sink = &sink,
         .no_retry = true, .progress = label, .progress_base = have,
@@ -510,13 +518,24 @@ int blob_pull_to_file(struct registry *reg, const char *digest,
       restart = resp.status == 416;
     }
     have += sink.written;
-    bool progressed = got == 0 && !restart && sink.written > 0;
-    char why[300], retry_after[16] = "";
-    if (got < 0)
+    /* An answer cut short after real progress (the deadline ends a long
+     * download) resumes at once; a trickle counts as a failure. */
+    bool progressed = !restart && sink.written > 0 &&
+                      (got == 0 || sink.written >= RESUME_PROGRESS_MIN);
+    bool timed_out = got < 0 && resp.timed_out;
+    char why[700], retry_after[16] = "";
+    if (timed_out)
+      snprintf(why, sizeof why, "downloading %s from registry %s stalled: %s",
+               name, registry_host(reg), resp.transport_error);
+    else if (got < 0)
       snprintf(why, sizeof why, "downloading %s: %s", name,
                resp.transport_error);
     else if (resp.status != 200 && resp.status != 206)
       snprintf(why, sizeof why, "downloading %s: HTTP %ld", name, resp.status);
+    else if (restart)
+      snprintf(why, sizeof why,
+               "downloading %s: the registry ignored the Range to resume "
+               "from; starting again", name);
     else
       snprintf(why, sizeof why, "downloading %s: the answer ended early", name);
     if (resp.retry_after != NULL)
@@ -535,7 +554,10 @@ int blob_pull_to_file(struct registry *reg, const char *digest,
       break;
     if (progressed)
       continue;  /* the answer ended early but moved us on: ask again */
-    if (++failures >= REGISTRY_RETRY_ATTEMPTS) {
+    if (timed_out)
+      timeouts++;
+    if (++failures >= REGISTRY_RETRY_ATTEMPTS ||
+        timeouts >= REGISTRY_TIMEOUT_ATTEMPTS) {
       vab_error(ctx, VAB_E_NETWORK, "%s (gave up after %d attempts)", why,
                 failures);
       goto out;

@@ -1,6 +1,7 @@
 /* The registry session: libcurl transport, auth, retries and redirects. */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "publish/blob.h"
 #include "publish/http.h"
 #include "publish/publish.h"
+#include "publish/redact.h"
 #include "publish/ref.h"
 #include "signing/digest.h"
 #include "vab/progress.h"
@@ -41,6 +43,12 @@ struct registry {
   struct registry_creds creds;
   char *authorization;      /* "Basic ..." or "Bearer ..."; never logged */
   bool auth_is_basic;
+  bool send_creds_to_realm; /* log in to a token realm of another origin */
+  bool creds_withheld;      /* the last token was asked for anonymously */
+  /* Forms of the credentials a message must never show: user:password,
+   * its base64, the password, URL-encoded too, the refresh token. */
+  char *secret[5];
+  long connect_timeout, timeout, low_speed_limit, low_speed_time;
   char *token_scope;        /* scope the current bearer token was for */
   uint64_t bytes_sent;
   char curl_error[CURL_ERROR_SIZE];
@@ -90,6 +98,29 @@ static char *dup_trimmed(const char *p, size_t n) {
   return strndup(p, n);
 }
 
+/* Every secret a message must not show: the fixed ones and the current
+ * bearer token. */
+static size_t registry_secrets(const struct registry *reg,
+                               const char *out[8]) {
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof reg->secret / sizeof reg->secret[0]; i++)
+    if (reg->secret[i] != NULL && reg->secret[i][0] != '\0')
+      out[n++] = reg->secret[i];
+  if (reg->authorization != NULL) {
+    const char *space = strchr(reg->authorization, ' ');
+    out[n++] = space ? space + 1 : reg->authorization;
+  }
+  return n;
+}
+
+void registry_scrub(const struct registry *reg, const char *text, char *out,
+                    size_t out_len) {
+  const char *secrets[8];
+  size_t n = registry_secrets(reg, secrets);
+  redact_text(text ? text : "", text ? strlen(text) : 0, secrets, n, out,
+              out_len);
+}
+
 static bool header_is(const char *line, size_t len, const char *name,
                       const char **value, size_t *value_len) {
   size_t n = strlen(name);
@@ -126,6 +157,24 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *opaque) {
     keep_header(&resp->content_type, v, vn);
   } else if (header_is(data, len, "Retry-After", &v, &vn)) {
     keep_header(&resp->retry_after, v, vn);
+  } else if (header_is(data, len, "Content-Length", &v, &vn) &&
+             t->req->sink != NULL &&
+             (resp->status == 200 || resp->status == 206)) {
+    /* Refuse a body larger than the blob before a byte of it lands: a
+     * 206 brings the rest (limit), a 200 the whole blob (declared). */
+    struct http_sink *sink = t->req->sink;
+    char *value = dup_trimmed(v, vn), *end = NULL;
+    errno = 0;
+    unsigned long long n = value ? strtoull(value, &end, 10) : 0;
+    bool number = value && end != value && *end == '\0' && errno == 0 &&
+                  value[0] != '-';
+    free(value);
+    uint64_t most = resp->status == 206 ? sink->limit : sink->declared;
+    if (!number || n > most) {
+      sink->announced = number ? (uint64_t)n : UINT64_MAX;
+      sink->overflow = true;
+      return 0;
+    }
   } else if (header_is(data, len, "WWW-Authenticate", &v, &vn)) {
     char *value = dup_trimmed(v, vn);
     if (value == NULL ||
@@ -139,9 +188,12 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *opaque) {
   } else if (header_is(data, len, "Warning", &v, &vn)) {
     /* Registries may send "299 - text" for the user to see. */
     char *value = dup_trimmed(v, vn);
-    if (value != NULL)
+    char shown[300];
+    if (value != NULL) {
+      registry_scrub(t->reg, value, shown, sizeof shown);
       vab_log(t->reg->ctx, VAB_LOG_WARNING, "registry %s: %s", t->reg->host,
-              value);
+              shown);
+    }
     free(value);
   }
   return len;
@@ -156,6 +208,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque) {
   size_t len = size * nmemb;
   struct http_sink *sink = t->req->sink;
   if (sink != NULL && status_is_success_body(t->resp->status)) {
+    if (t->resp->status == 200 && t->req->resume_from > 0) {
+      /* The whole blob instead of the rest: the caller starts over. */
+      sink->range_ignored = true;
+      return 0;
+    }
     if (sink->written + len > sink->limit) {
       sink->overflow = true;
       return 0;
@@ -348,10 +405,11 @@ static CURLcode perform(struct registry *reg, const struct http_request *req,
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, reg->curl_error);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "vab/" VAB_VERSION);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-  /* A connection that moves nothing for a minute is dead. */
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+  /* A registry that stalls or trickles must not block vab forever. */
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, reg->connect_timeout);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, reg->timeout);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, reg->low_speed_limit);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, reg->low_speed_time);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
   if (reg->ca_cert != NULL)
@@ -406,8 +464,20 @@ static CURLcode perform(struct registry *reg, const struct http_request *req,
       }
     }
   } else {
-    snprintf(resp->transport_error, sizeof resp->transport_error, "%s",
-             reg->curl_error[0] ? reg->curl_error : curl_easy_strerror(rc));
+    const char *why = reg->curl_error[0] ? reg->curl_error
+                                         : curl_easy_strerror(rc);
+    char shown[CURL_ERROR_SIZE];
+    registry_scrub(reg, why, shown, sizeof shown);
+    resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+    if (resp->timed_out)
+      snprintf(resp->transport_error, sizeof resp->transport_error,
+               "%s (limits: --connect-timeout %ld, --timeout %ld, "
+               "--low-speed-limit %ld --low-speed-time %ld)",
+               shown, reg->connect_timeout, reg->timeout,
+               reg->low_speed_limit, reg->low_speed_time);
+    else
+      snprintf(resp->transport_error, sizeof resp->transport_error, "%s",
+               shown);
   }
   return rc;
 }
@@ -460,39 +530,6 @@ static long retry_delay_ms(int attempt, const struct http_response *resp) {
   return ms > RETRY_MAX_MS ? RETRY_MAX_MS : ms;
 }
 
-/* The registry's JSON error ("CODE: message"), or the start of a text
- * body, for messages. */
-static void describe_error_body(const struct http_response *resp, char *out,
-                                size_t len) {
-  out[0] = '\0';
-  if (resp->body.len == 0)
-    return;
-  char err[64];
-  struct json_value *root = json_parse(resp->body.data, resp->body.len, err,
-                                       sizeof err);
-  const struct json_value *errors = root ? json_get(root, "errors") : NULL;
-  if (errors != NULL && errors->type == JSON_ARRAY && errors->n > 0) {
-    const char *code = json_get_string(errors->items[0], "code");
-    const char *message = json_get_string(errors->items[0], "message");
-    snprintf(out, len, " (%s%s%s)", code ? code : "error",
-             message ? ": " : "", message ? message : "");
-  } else {
-    /* Plain text such as "404 page not found": the first line, printable
-     * characters only. */
-    size_t n = 0;
-    char text[120];
-    for (size_t i = 0; i < resp->body.len && n < sizeof text - 1; i++) {
-      char ch = resp->body.data[i];
-      if (ch == '\n')
-        break;
-      text[n++] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
-    }
-    text[n] = '\0';
-    snprintf(out, len, " (%s)", text);
-  }
-  json_free(root);
-}
-
 int registry_wait_before_retry(struct registry *reg, int attempt,
                                const char *why, const char *retry_after) {
   struct http_response none = {0};
@@ -506,12 +543,17 @@ int registry_wait_before_retry(struct registry *reg, int attempt,
 
 int registry_http_error(struct registry *reg, const struct http_response *resp,
                         const char *fmt, ...) {
-  char what[512], detail[300];
+  char raw[512], what[512], detail[300];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(what, sizeof what, fmt, ap);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
-  describe_error_body(resp, detail, sizeof detail);
+  /* Callers put registry text (URLs, digests) into fmt's arguments. */
+  registry_scrub(reg, raw, what, sizeof what);
+  const char *secrets[8];
+  size_t n = registry_secrets(reg, secrets);
+  redact_error_body(resp->body.data, resp->body.len, secrets, n, detail,
+                    sizeof detail);
   return vab_error(reg->ctx, VAB_E_NETWORK, "%s: registry %s answered HTTP %ld%s",
                    what, reg->host, resp->status, detail);
 }
@@ -526,11 +568,13 @@ static bool may_send_credentials_to(const struct registry *reg,
 static int fetch_token(struct registry *reg, const char *realm,
                        const char *service, const char *scope) {
   struct vab_ctx *ctx = reg->ctx;
+  char shown_realm[300];
+  registry_scrub(reg, realm, shown_realm, sizeof shown_realm);
   if (strncasecmp(realm, "https://", 8) != 0 &&
       !(strncasecmp(realm, "http://", 7) == 0 && reg->plain_http_allowed))
     return vab_error(ctx, VAB_E_NETWORK,
                      "registry %s sent a token realm '%s' that is not https",
-                     reg->host, realm);
+                     reg->host, shown_realm);
   char *url = strdup(realm);
   if (url != NULL && service != NULL) {
     char *next = url_append_query(url, "service", service);
@@ -554,7 +598,21 @@ static int fetch_token(struct registry *reg, const char *realm,
                              .max_body = TOKEN_BODY_MAX};
   char *form = NULL;
   char *basic = NULL;
-  if (reg->creds.identity_token != NULL) {
+  /* Credentials belong to the registry's own origin.  A realm elsewhere
+   * gets an anonymous request unless the user said otherwise. */
+  bool have_creds = reg->creds.identity_token != NULL || reg->creds.user != NULL;
+  bool withheld = have_creds && !reg->send_creds_to_realm &&
+                  !same_origin(realm, reg->base_url);
+  if (withheld && !reg->creds_withheld)
+    vab_log(ctx, VAB_LOG_INFO,
+            "registry %s: its token realm %s is another origin; asking it "
+            "for an anonymous token (--send-creds-to-realm sends the "
+            "credentials)",
+            reg->host, shown_realm);
+  reg->creds_withheld = withheld;
+  if (withheld) {
+    /* anonymous */
+  } else if (reg->creds.identity_token != NULL) {
     /* OAuth2 refresh-token grant (docs/spec/auth/oauth.md). */
     char *rt = curl_easy_escape(reg->curl, reg->creds.identity_token, 0);
     char *sv = curl_easy_escape(reg->curl, service ? service : "", 0);
@@ -606,11 +664,19 @@ static int fetch_token(struct registry *reg, const char *realm,
   else if (rc != CURLE_OK)
     vab_error(ctx, VAB_E_NETWORK, "cannot reach the token server of %s: %s",
               reg->host, resp.transport_error);
-  else if (resp.status == 401 || resp.status == 403)
+  else if (resp.status == 401 || resp.status == 403) {
     vab_error(ctx, VAB_E_NETWORK,
               "the token server of %s refused %s (HTTP %ld)", reg->host,
-              reg->creds.user ? "the credentials" : "anonymous access",
+              have_creds && !withheld ? "the credentials" : "anonymous access",
               resp.status);
+    if (withheld)
+      vab_diag_hint(ctx, "the token server %s is not the registry's origin, "
+                         "so vab did not send it the credentials; "
+                         "--send-creds-to-realm (or "
+                         "VAB_REGISTRY_SEND_CREDS_TO_REALM=1) does, if you "
+                         "trust it",
+                    shown_realm);
+  }
   else if (resp.status != 200)
     registry_http_error(reg, &resp, "cannot get a token for %s", reg->repo);
   else {
@@ -686,11 +752,19 @@ static int authenticate(struct registry *reg, const struct http_response *resp,
                strcmp(reg->token_scope, scope) == 0) {
       /* A token fetched for this very request and scope was refused (an
        * older one may just have expired: that one is fetched again). */
+      char shown_scope[300], shown_error[200];
+      registry_scrub(reg, scope, shown_scope, sizeof shown_scope);
+      registry_scrub(reg, error ? error : "HTTP 401", shown_error,
+                     sizeof shown_error);
       r = vab_error(ctx, VAB_E_NETWORK,
                     "registry %s refused access to %s (%s)%s%s", reg->host,
-                    scope, error ? error : "HTTP 401",
+                    shown_scope, shown_error,
                     reg->creds.user ? " for user " : "",
                     reg->creds.user ? reg->creds.user : "");
+      if (reg->creds_withheld)
+        vab_diag_hint(ctx, "the token was asked for anonymously, because the "
+                           "token realm is not the registry's origin; "
+                           "--send-creds-to-realm sends the credentials");
     } else {
       r = fetch_token(reg, realm, service, scope);
     }
@@ -752,6 +826,8 @@ int registry_request(struct registry *reg, const struct http_request *req,
   char *redirect_url = NULL;
   for (;;) {
     const char *target = redirect_url ? redirect_url : url;
+    char shown_target[300];  /* a redirect's URL came from the registry */
+    registry_scrub(reg, target, shown_target, sizeof shown_target);
     /* Credentials go only to the registry itself, never to a host a
      * redirect points at (e.g. storage behind pre-signed URLs). */
     const char *authorization =
@@ -764,34 +840,60 @@ int registry_request(struct registry *reg, const struct http_request *req,
       break;
     }
     if (rc != CURLE_OK) {
+      /* The sink's own failures are recorded here, and transport_error is
+       * cleared so that a no_retry caller does not retry them. */
+      if (req->sink != NULL && req->sink->range_ignored) {
+        resp->transport_error[0] = '\0';
+        r = 0;
+        break;
+      }
       if (req->sink != NULL && req->sink->overflow) {
-        r = vab_error(ctx, VAB_E_NETWORK,
-                      "registry %s sent more bytes than expected for %s",
-                      reg->host, req->progress ? req->progress : "a blob");
+        if (req->sink->announced == UINT64_MAX)
+          r = vab_error(ctx, VAB_E_NETWORK,
+                        "registry %s sent an invalid Content-Length for %s",
+                        reg->host, req->progress ? req->progress : "a blob");
+        else if (req->sink->announced > 0)
+          r = vab_error(ctx, VAB_E_NETWORK,
+                        "registry %s announced %" PRIu64 " bytes (Content-"
+                        "Length) for %s, more than the %" PRIu64 " its "
+                        "descriptor declares; refused before writing",
+                        reg->host, req->sink->announced,
+                        req->progress ? req->progress : "a blob",
+                        req->sink->declared);
+        else
+          r = vab_error(ctx, VAB_E_NETWORK,
+                        "registry %s sent more bytes than the %" PRIu64
+                        " declared for %s; stopped and refused",
+                        reg->host, req->sink->declared,
+                        req->progress ? req->progress : "a blob");
+        resp->transport_error[0] = '\0';
         break;
       }
       if (req->sink != NULL && req->sink->write_errno != 0) {
         r = vab_error_errno(ctx, VAB_E_IO, req->sink->write_errno,
                             "cannot write %s",
                             req->progress ? req->progress : "a download");
+        resp->transport_error[0] = '\0';
         break;
       }
       if (resp->body_too_large) {
         r = vab_error(ctx, VAB_E_NETWORK,
                       "registry %s sent an answer too large for %s %s",
-                      reg->host, req->method, target);
+                      reg->host, req->method, shown_target);
+        resp->transport_error[0] = '\0';
         break;
       }
       if (req->no_retry) {
         r = -1;
         break;
       }
-      if (retryable_curl(rc) && attempt < RETRY_ATTEMPTS) {
+      int most = resp->timed_out ? REGISTRY_TIMEOUT_ATTEMPTS : RETRY_ATTEMPTS;
+      if (retryable_curl(rc) && attempt < most) {
         long ms = retry_delay_ms(attempt, resp);
         vab_log(ctx, VAB_LOG_WARNING,
                 "registry %s: %s; retrying in %.1f s (attempt %d of %d)",
                 reg->host, resp->transport_error, ms / 1000.0, attempt + 1,
-                RETRY_ATTEMPTS);
+                most);
         if (backoff_sleep(ctx, ms) < 0)
           break;
         attempt++;
@@ -804,9 +906,15 @@ int registry_request(struct registry *reg, const struct http_request *req,
         vab_diag_hint(ctx, "give the registry's CA with --ca-cert FILE");
         break;
       }
-      r = vab_error(ctx, VAB_E_NETWORK, "cannot reach registry %s: %s%s",
-                    reg->host, resp->transport_error,
-                    attempt > 1 ? " (gave up after retries)" : "");
+      if (resp->timed_out)
+        r = vab_error(ctx, VAB_E_NETWORK,
+                      "registry %s stalled on %s %s: %s%s", reg->host,
+                      req->method, shown_target, resp->transport_error,
+                      attempt > 1 ? " (gave up after retries)" : "");
+      else
+        r = vab_error(ctx, VAB_E_NETWORK, "cannot reach registry %s: %s%s",
+                      reg->host, resp->transport_error,
+                      attempt > 1 ? " (gave up after retries)" : "");
       break;
     }
     if (resp->status == 401) {
@@ -845,9 +953,11 @@ int registry_request(struct registry *reg, const struct http_request *req,
       }
       if (url_is_plain_http(resp->location) && !reg->plain_http_allowed &&
           !url_is_plain_http(target)) {
+        char shown[300];
+        registry_scrub(reg, resp->location, shown, sizeof shown);
         r = vab_error(ctx, VAB_E_NETWORK,
                       "registry %s redirected to plain HTTP (%s); refused",
-                      reg->host, resp->location);
+                      reg->host, shown);
         break;
       }
       char *next = strdup(resp->location);
@@ -893,6 +1003,84 @@ static bool speaks_plain_http(struct registry *reg) {
   return yes;
 }
 
+int vab_registry_parse_limit(const char *text, long *out) {
+  char *end = NULL;
+  if (text == NULL || !isdigit((unsigned char)text[0]))
+    return -1;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v < 1 || v > VAB_REGISTRY_LIMIT_MAX)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* An option's value, else its variable's, else the default. */
+static int resolve_limit(struct vab_ctx *ctx, long given, const char *env,
+                         long fallback, long *out) {
+  const char *text = getenv(env);
+  if (given > 0)
+    *out = given;
+  else if (text != NULL && text[0] != '\0') {
+    if (vab_registry_parse_limit(text, out) < 0)
+      return vab_error(ctx, VAB_E_USAGE,
+                       "%s='%s' is not a whole number from 1 to %ld", env,
+                       text, VAB_REGISTRY_LIMIT_MAX);
+  } else
+    *out = fallback;
+  return 0;
+}
+
+static int resolve_limits(struct vab_ctx *ctx,
+                          const struct vab_registry_opts *opts,
+                          struct registry *reg) {
+  const char *realm = getenv("VAB_REGISTRY_SEND_CREDS_TO_REALM");
+  reg->send_creds_to_realm = opts->send_creds_to_realm ||
+                             (realm != NULL && strcmp(realm, "1") == 0);
+  return resolve_limit(ctx, opts->connect_timeout,
+                       "VAB_REGISTRY_CONNECT_TIMEOUT",
+                       VAB_REGISTRY_DEFAULT_CONNECT_TIMEOUT,
+                       &reg->connect_timeout) < 0 ||
+                 resolve_limit(ctx, opts->timeout, "VAB_REGISTRY_TIMEOUT",
+                               VAB_REGISTRY_DEFAULT_TIMEOUT, &reg->timeout) < 0 ||
+                 resolve_limit(ctx, opts->low_speed_limit,
+                               "VAB_REGISTRY_LOW_SPEED_LIMIT",
+                               VAB_REGISTRY_DEFAULT_LOW_SPEED_LIMIT,
+                               &reg->low_speed_limit) < 0 ||
+                 resolve_limit(ctx, opts->low_speed_time,
+                               "VAB_REGISTRY_LOW_SPEED_TIME",
+                               VAB_REGISTRY_DEFAULT_LOW_SPEED_TIME,
+                               &reg->low_speed_time) < 0
+             ? -1
+             : 0;
+}
+
+/* The forms in which the credentials could come back in an answer. */
+static int keep_secrets(struct vab_ctx *ctx, struct registry *reg) {
+  const struct registry_creds *c = &reg->creds;
+  size_t n = 0;
+  if (c->user != NULL && c->password != NULL) {
+    char *pair = NULL;
+    if (asprintf(&pair, "%s:%s", c->user, c->password) < 0)
+      return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    reg->secret[n++] = pair;
+    reg->secret[n++] = base64_encode(pair, strlen(pair));
+    reg->secret[n++] = strdup(c->password);
+    char *escaped = curl_easy_escape(reg->curl, c->password, 0);
+    reg->secret[n++] = escaped ? strdup(escaped) : NULL;
+    if (escaped != NULL)
+      explicit_bzero(escaped, strlen(escaped));
+    curl_free(escaped);
+    for (size_t i = 0; i < n; i++)
+      if (reg->secret[i] == NULL)
+        return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (c->identity_token != NULL &&
+      (reg->secret[n] = strdup(c->identity_token)) == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  return 0;
+}
+
 int registry_open(struct vab_ctx *ctx, const char *host, const char *repo,
                   const struct vab_registry_opts *opts, bool push,
                   struct registry **out) {
@@ -920,7 +1108,9 @@ int registry_open(struct vab_ctx *ctx, const char *host, const char *repo,
     registry_close(reg);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
-  if (auth_find_creds(ctx, opts, host, &reg->creds) < 0) {
+  if (resolve_limits(ctx, opts, reg) < 0 ||
+      auth_find_creds(ctx, opts, host, &reg->creds) < 0 ||
+      keep_secrets(ctx, reg) < 0) {
     registry_close(reg);
     return -1;
   }
@@ -976,6 +1166,11 @@ void registry_close(struct registry *reg) {
     explicit_bzero(reg->authorization, strlen(reg->authorization));
     free(reg->authorization);
   }
+  for (size_t i = 0; i < sizeof reg->secret / sizeof reg->secret[0]; i++)
+    if (reg->secret[i] != NULL) {
+      explicit_bzero(reg->secret[i], strlen(reg->secret[i]));
+      free(reg->secret[i]);
+    }
   free(reg->token_scope);
   free(reg->host);
   free(reg->repo);

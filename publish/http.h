@@ -20,8 +20,11 @@ struct http_sink {
   int fd;
   struct vab_sha256 *hash;
   uint64_t written;
-  uint64_t limit;       /* more than this is an error */
-  bool overflow;
+  uint64_t limit;       /* more than this in one answer is an error... */
+  uint64_t declared;    /* ...as is more than the blob's declared size */
+  uint64_t announced;   /* a Content-Length above those, or 0 */
+  bool overflow;        /* either happened: the transfer was stopped */
+  bool range_ignored;   /* a 200 to a Range request: nothing written */
   int write_errno;
 };
 
@@ -54,7 +57,8 @@ struct http_response {
   struct buf www_authenticate;  /* every challenge header, comma-joined */
   struct buf body;
   bool body_too_large;
-  char transport_error[256];  /* set when no HTTP answer came */
+  bool timed_out;             /* a connect, deadline or low-speed limit hit */
+  char transport_error[512];  /* set when no HTTP answer came */
 };
 
 struct registry;
@@ -84,10 +88,17 @@ void http_response_release(struct http_response *resp);
 int registry_http_error(struct registry *reg, const struct http_response *resp,
                         const char *fmt, ...) VAB_PRINTF(3, 4);
 
+/* text from the registry (a header, a digest, a title) made safe for a
+ * message: credentials masked, control characters replaced, capped. */
+void registry_scrub(const struct registry *reg, const char *text, char *out,
+                    size_t out_len);
+
 /* Attempts a caller that recovers by itself (no_retry) should make, and
  * the wait before attempt number attempt + 1 (a Retry-After value of up
  * to 30 s wins; may be NULL), cancellable; logs why. */
 #define REGISTRY_RETRY_ATTEMPTS 6
+/* ... and after a request that hit a time limit, which already waited. */
+#define REGISTRY_TIMEOUT_ATTEMPTS 2
 int registry_wait_before_retry(struct registry *reg, int attempt,
                                const char *why, const char *retry_after);
 

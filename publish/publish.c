@@ -86,10 +86,13 @@ static int put_manifest(struct publish_run *run, const char *reference,
     r = registry_http_error(run->reg, &resp, "cannot store manifest %s:%s",
                             run->ref.repo, reference);
   if (r == 0 && resp.docker_digest != NULL &&
-      strcmp(resp.docker_digest, expected) != 0)
+      strcmp(resp.docker_digest, expected) != 0) {
+    char shown[100];
+    registry_scrub(run->reg, resp.docker_digest, shown, sizeof shown);
     r = vab_error(run->ctx, VAB_E_NETWORK,
                   "registry %s stored manifest %s as %s, not %s",
-                  run->ref.host, reference, resp.docker_digest, expected);
+                  run->ref.host, reference, shown, expected);
+  }
   if (r == 0)
     vab_log(run->ctx, VAB_LOG_INFO, "pushed %s/%s:%s (%s)", run->ref.host,
             run->ref.repo, reference, expected);

@@ -29,9 +29,26 @@ struct vab_registry_opts {
   bool insecure;            /* allow plain HTTP to a non-loopback host */
   uint64_t chunk_size;      /* blobs larger than this go in PATCH chunks;
                              * 0: VAB_PUBLISH_DEFAULT_CHUNK */
+  bool send_creds_to_realm; /* also log in to a token realm on another
+                             * origin (default: anonymous token there) */
+  /* Limits of each request, in seconds and bytes per second; 0: the
+   * VAB_REGISTRY_* variable of the same name, else the default below. */
+  long connect_timeout;     /* VAB_REGISTRY_CONNECT_TIMEOUT */
+  long timeout;             /* VAB_REGISTRY_TIMEOUT: whole request */
+  long low_speed_limit;     /* VAB_REGISTRY_LOW_SPEED_LIMIT ... */
+  long low_speed_time;      /* ... for VAB_REGISTRY_LOW_SPEED_TIME s fails */
 };
 
 #define VAB_PUBLISH_DEFAULT_CHUNK (64ull << 20)
+#define VAB_REGISTRY_DEFAULT_CONNECT_TIMEOUT 30
+#define VAB_REGISTRY_DEFAULT_TIMEOUT 3600
+#define VAB_REGISTRY_DEFAULT_LOW_SPEED_LIMIT 1024
+#define VAB_REGISTRY_DEFAULT_LOW_SPEED_TIME 60
+#define VAB_REGISTRY_LIMIT_MAX 1000000000L
+
+/* A limit's text ("300"): a whole number from 1 to VAB_REGISTRY_LIMIT_MAX.
+ * -1 otherwise.  The same grammar for the options and the variables. */
+int vab_registry_parse_limit(const char *text, long *out);
 
 struct vab_publish_opts {
   struct vab_registry_opts registry;

@@ -1,9 +1,12 @@
 /* vab_pull: a vab artifact from a registry -> files in a folder. */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "publish/blob.h"
@@ -55,11 +58,13 @@ static int fetch_manifest(struct vab_ctx *ctx, struct registry *reg,
       memcpy(digest, "sha256:", 7);
       vab_hex(raw, 32, digest + 7);
       const char *expected = ref->digest ? ref->digest : resp.docker_digest;
+      char shown[100];
+      registry_scrub(reg, expected, shown, sizeof shown);
       if (expected != NULL && strcmp(expected, digest) != 0)
         r = vab_error(ctx, VAB_E_SIGNATURE,
                       "manifest of '%s' has digest %s, but %s was %s",
                       ref_text, digest,
-                      ref->digest ? "asked for" : "announced", expected);
+                      ref->digest ? "asked for" : "announced", shown);
     }
   }
   if (r == 0 && resp.content_type != NULL &&
@@ -76,13 +81,15 @@ static int fetch_manifest(struct vab_ctx *ctx, struct registry *reg,
 }
 
 /* Every layer needs a safe, unique title before anything is written. */
-static int check_layers(struct vab_ctx *ctx, const char *ref_text,
-                        const struct oci_manifest *m) {
+static int check_layers(struct vab_ctx *ctx, struct registry *reg,
+                        const char *ref_text, const struct oci_manifest *m) {
   const char *type = m->artifact_type ? m->artifact_type : m->config.media_type;
+  char shown[300];
   if (strcmp(type, VAB_ARTIFACT_TYPE) != 0) {
+    registry_scrub(reg, type, shown, sizeof shown);
     vab_error(ctx, VAB_E_UNSUPPORTED,
               "'%s' is not a vab appliance artifact (its type is %s)",
-              ref_text, type);
+              ref_text, shown);
     if (strcmp(type, OCI_CONFIG_TYPE) == 0)
       vab_diag_hint(ctx, "a containerDisk image is a container image: pull "
                          "it with podman or skopeo");
@@ -94,17 +101,18 @@ static int check_layers(struct vab_ctx *ctx, const char *ref_text,
       return vab_error(ctx, VAB_E_FORMAT,
                        "'%s': layer %zu has no %s annotation", ref_text, i + 1,
                        OCI_TITLE);
+    registry_scrub(reg, title, shown, sizeof shown);
     if (!oci_title_valid(title))
       return vab_error(ctx, VAB_E_FORMAT,
                        "'%s': layer %zu has the title '%s', which is not a "
                        "plain file name; refusing to write outside the "
                        "folder",
-                       ref_text, i + 1, title);
+                       ref_text, i + 1, shown);
     for (size_t j = 0; j < i; j++)
       if (strcmp(oci_annotation_get(&m->layers[j], OCI_TITLE), title) == 0)
         return vab_error(ctx, VAB_E_FORMAT,
                          "'%s': two layers have the title '%s'", ref_text,
-                         title);
+                         shown);
   }
   return 0;
 }
@@ -182,6 +190,47 @@ out:
   return r;
 }
 
+/* The layers' declared sizes, less what .part files already hold, must
+ * fit in the folder's free space before a byte is downloaded. */
+static int check_free_space(struct vab_ctx *ctx, const char *dir,
+                            const struct oci_manifest *m) {
+  uint64_t need = 0;
+  for (size_t i = 0; i < m->n_layers; i++) {
+    const struct oci_descriptor *d = &m->layers[i];
+    char part[4096];
+    snprintf(part, sizeof part, "%s/.%s.part", dir,
+             oci_annotation_get(d, OCI_TITLE));
+    struct stat st;
+    uint64_t have = lstat(part, &st) == 0 && S_ISREG(st.st_mode) &&
+                            (uint64_t)st.st_size <= d->size
+                        ? (uint64_t)st.st_size
+                        : 0;
+    if (d->size - have > UINT64_MAX - need)
+      return vab_error(ctx, VAB_E_FORMAT,
+                       "the layers' declared sizes add up to more than 2^64 "
+                       "bytes");
+    need += d->size - have;
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct statvfs sv;
+  if (fd < 0 || fstatvfs(fd, &sv) < 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    return vab_error_errno(ctx, VAB_E_IO, e,
+                           "cannot check the free space of '%s'", dir);
+  }
+  close(fd);
+  uint64_t avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+  if (need > avail)
+    return vab_error(ctx, VAB_E_IO,
+                     "not enough free space in '%s' for the download: its "
+                     "layers declare %" PRIu64 " bytes still to fetch, %" PRIu64
+                     " are free",
+                     dir, need, avail);
+  return 0;
+}
+
 static int make_dir(struct vab_ctx *ctx, const char *dir) {
   if (mkdir(dir, 0755) == 0)
     return 0;
@@ -212,14 +261,14 @@ int vab_pull(struct vab_ctx *ctx, const char *ref_text, const char *dir,
   }
   if (registry_open(ctx, ref.host, ref.repo, &opts->registry, false, &reg) < 0 ||
       fetch_manifest(ctx, reg, &ref, ref_text, &m, result->digest) < 0 ||
-      check_layers(ctx, ref_text, &m) < 0)
+      check_layers(ctx, reg, ref_text, &m) < 0)
     goto out;
   if (opts->verifier != NULL) {
     if (verify_build(ctx, reg, ref_text, &m, opts->verifier) < 0)
       goto out;
     result->verified = true;
   }
-  if (make_dir(ctx, dir) < 0)
+  if (make_dir(ctx, dir) < 0 || check_free_space(ctx, dir, &m) < 0)
     goto out;
   result->files = calloc(m.n_layers ? m.n_layers : 1, sizeof *result->files);
   if (result->files == NULL) {

@@ -22,7 +22,15 @@ stop_token_server() {
     token_pid=
   fi
 }
-trap 'stop_registry; stop_token_server; rm -rf "$work"' EXIT
+fake_pid=
+stop_fake_registry() {
+  if [ -n "$fake_pid" ]; then
+    kill "$fake_pid" 2>/dev/null
+    wait "$fake_pid" 2>/dev/null
+    fake_pid=
+  fi
+}
+trap 'stop_registry; stop_token_server; stop_fake_registry; rm -rf "$work"' EXIT
 failures=0
 n=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -153,4 +161,53 @@ start_registry() {
   done
   echo "registry did not start:"; tail -20 "$work/registry.log"
   exit 1
+}
+
+# A vab artifact for fake-registry.py in DIR: one layer app-1.0.raw of
+# SIZE random bytes, declared as DECLARED bytes (default SIZE).
+make_fake_artifact() {  # DIR SIZE [DECLARED]
+  local dir=$1 size=$2 declared=${3:-$2}
+  mkdir -p "$dir"
+  head -c "$size" /dev/urandom >"$dir/app-1.0.raw"
+  fake_digest=$(sha256sum "$dir/app-1.0.raw" | cut -d' ' -f1)
+  cp "$dir/app-1.0.raw" "$dir/$fake_digest"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.vab.appliance.v1","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[{"mediaType":"application/vnd.vab.disk.raw","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.title":"app-1.0.raw"}}]}' \
+    "$fake_digest" "$declared" >"$dir/manifest.json"
+}
+
+# fake-registry.py MODE serving DIR on $fake_port (and $fake_other_port),
+# logging requests to $work/fake.log; it exits by itself after 90 s.
+start_fake_registry() {  # MODE DIR
+  stop_fake_registry
+  command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
+  fake_port=$(free_port)
+  fake_other_port=$(free_port)
+  : >"$work/fake.log"
+  python3 "$SRCDIR/tests/publish/fake-registry.py" "$1" "$fake_port" \
+    "$fake_other_port" "$2" "$work/fake.log" >"$work/fake.out" 2>&1 &
+  fake_pid=$!
+  local i
+  for i in $(seq 1 100); do
+    if [ "$1" = mute ]; then
+      # Nothing to ask: wait until the port accepts connections.
+      python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+        "$fake_port" 2>/dev/null && { : >"$work/fake.log"; return 0; }
+    else
+      curl -s -o /dev/null "http://127.0.0.1:$fake_port/token" && {
+        : >"$work/fake.log"; return 0; }
+    fi
+    sleep 0.1
+  done
+  echo "fake registry did not start:"; cat "$work/fake.out"
+  exit 1
+}
+
+# expect_fail, and the command must end within SECONDS.
+expect_fail_within() {  # SECONDS NAME MESSAGE CMD...
+  local limit=$1 start end; shift
+  start=$(date +%s)
+  expect_fail "$@"
+  end=$(date +%s)
+  [ $((end - start)) -le "$limit" ] ||
+    fail "$1: took $((end - start)) s, more than $limit s"
 }
