@@ -210,9 +210,11 @@ int vab_image_open_backing(struct vab_reader *parent, const char *name,
   if (path == NULL)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   /* Open first, then check what was opened: a check of the name before
-   * the open could be raced by a rename. */
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) {
+   * the open could be raced by a rename.  O_PATH opens nothing (a device's
+   * open can have side effects: /dev/watchdog arms a timer); the file is
+   * opened for reading only once it passed. */
+  int pfd = open(path, O_PATH | O_CLOEXEC);
+  if (pfd < 0) {
     int e = errno;
     vab_error_errno(ctx, VAB_E_IO, e, "cannot open %s '%s' of '%s'", what,
                     path, parent->path);
@@ -220,26 +222,18 @@ int vab_image_open_backing(struct vab_reader *parent, const char *name,
     return -1;
   }
   struct stat st;
-  if (fstat(fd, &st) < 0) {
-    int e = errno;
-    close(fd);
-    vab_error_errno(ctx, VAB_E_IO, e, "cannot stat '%s'", path);
-    free(path);
-    return -1;
-  }
-  if (!S_ISREG(st.st_mode)) {
+  int r = 0;
+  if (fstat(pfd, &st) < 0) {
+    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot stat '%s'", path);
+  } else if (!S_ISREG(st.st_mode)) {
     char why[96];
     snprintf(why, sizeof why, "which is %s, not a regular file",
              file_kind(st.st_mode));
-    close(fd);
-    free(path);
-    return refuse(parent, what, name, why);
-  }
-  if (!trusted) {
+    r = refuse(parent, what, name, why);
+  } else if (!trusted) {
     char *folder = real_folder(parent->path);
     char *real = realpath(path, NULL);
     struct stat real_st;
-    int r = 0;
     if (folder == NULL || real == NULL) {
       r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot resolve %s '%s' of "
                           "'%s'", what, path, parent->path);
@@ -258,16 +252,25 @@ int vab_image_open_backing(struct vab_reader *parent, const char *name,
     }
     free(folder);
     free(real);
-    if (r < 0) {
-      close(fd);
-      free(path);
-      return -1;
-    }
   }
-  if (clear_nonblock(fd) < 0) {
-    int e = errno;
-    close(fd);
-    vab_error_errno(ctx, VAB_E_IO, e, "cannot open '%s'", path);
+  int fd = -1;
+  if (r == 0) {
+    /* The same inode, reopened for reading through its descriptor. */
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", pfd);
+    fd = open(self, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    struct stat fd_st;
+    if (fd < 0)
+      r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot open %s '%s' of '%s'",
+                          what, path, parent->path);
+    else if (fstat(fd, &fd_st) < 0 || fd_st.st_dev != st.st_dev ||
+             fd_st.st_ino != st.st_ino || clear_nonblock(fd) < 0)
+      r = refuse(parent, what, name, "which changed while vab opened it");
+  }
+  close(pfd);
+  if (r < 0) {
+    if (fd >= 0)
+      close(fd);
     free(path);
     return -1;
   }
