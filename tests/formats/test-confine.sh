@@ -225,5 +225,16 @@ sed -i 's/trust_backing: true/trust_backing: maybe/' "$tmp/t/t.yaml"
 "$VAB" validate "$tmp/t/t.yaml" >/dev/null 2>"$tmp/err"
 [ $? = 1 ] && grep -qF "'source.image.trust_backing' must be true or false, not 'maybe'" "$tmp/err" ||
   problem "validate trust_backing: maybe: $(cat "$tmp/err")"
+# A block device as source.image: not named on the command line, refused.
+if [ -n "$blk" ]; then
+  sed "s|path: img.qcow2, format: qcow2[^}]*}|path: $blk, format: raw}|" \
+    "$tmp/t/t.yaml" >"$tmp/t/dev.yaml"
+  grep -qF "path: $blk" "$tmp/t/dev.yaml" || problem "sed dev.yaml"
+  timeout 60 "$VAB" build "$tmp/t/dev.yaml" -o "$tmp/t/out" --no-test \
+    --accel tcg --cache-dir "$tmp/t/cache" >/dev/null 2>"$tmp/err"
+  got=$?
+  [ $got = 1 ] && grep -qF "image '$blk' is not a file" "$tmp/err" ||
+    problem "block device source.image: exit $got: $(cat "$tmp/err")"
+fi
 
 exit $fail
