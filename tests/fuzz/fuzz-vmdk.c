@@ -55,13 +55,25 @@ static void walk(const char *path) {
   vab_ctx_free(ctx);
 }
 
-/* A private folder holding the input as fuzz.vmdk and parent.vmdk. */
+/* A private folder holding the input as fuzz.vmdk and parent.vmdk,
+ * removed at exit. */
+static char dir[64];
+
+static void remove_folder(void) {
+  char path[96];
+  snprintf(path, sizeof path, "%s/fuzz.vmdk", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/parent.vmdk", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
 static const char *folder(void) {
-  static char dir[64];
   if (dir[0] == '\0') {
     snprintf(dir, sizeof dir, "/tmp/fuzz-vmdk.XXXXXX");
     if (mkdtemp(dir) == NULL)
       abort();
+    atexit(remove_folder);
   }
   return dir;
 }
