@@ -455,6 +455,8 @@ static int writer_setup(struct vab_ctx *ctx, const char *src_path,
   w->sink = sink;
   w->path = dst_name;
   w->threads = opts->threads ? opts->threads : default_threads();
+  /* A backing_file option is named by the user; its own chain is not. */
+  w->open_flags = opts->open_flags & VAB_OPEN_TRUST_BACKING;
   if (apply_options(w, opts) < 0)
     return -1;
   if (vab_image_open(ctx, src_path, opts->src_format, opts->open_flags,

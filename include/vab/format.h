@@ -82,6 +82,7 @@ struct vab_writer {
   uint64_t virtual_size;  /* set before open() */
   uint32_t block_size;    /* set by open(): the unit encode()/put() get */
   unsigned threads;       /* worker threads, >= 1 */
+  unsigned open_flags;    /* VAB_OPEN_* for images the writer reads */
   uint64_t stored_bytes;  /* set by the writer: data bytes it stored */
   uint64_t dedup_bytes;   /* set by the writer: guest bytes dedup saved */
   void *priv;             /* the writer's own state */

@@ -125,6 +125,15 @@ cmp -s "$b/base.raw" "$out/t.raw" || problem "trusted chain read wrong data"
 "$VAB" inspect --trust-backing "$a/dotdot.qcow2" >"$tmp/stdout" ||
   problem "inspect --trust-backing"
 grep -qF "../b/base.raw" "$tmp/stdout" || problem "inspect shows no chain"
+# -o backing_file=X is named by the user, but X's own chain is not.
+"$VAB" convert -q -O qcow2 -o backing_file=dotdot.qcow2 "$b/base.raw" \
+  "$a/layer.qcow2" 2>"$tmp/err"
+[ $? = 1 ] && grep -qxF "vab convert: error: $(outside "$a/dotdot.qcow2" ../b/base.raw "$b/base.raw")" "$tmp/err" ||
+  problem "backing_file= with a chain out of its folder: $(cat "$tmp/err")"
+[ ! -e "$a/layer.qcow2" ] || problem "backing_file=: output left"
+"$VAB" convert -q --trust-backing -O qcow2 -o backing_file=dotdot.qcow2 \
+  "$b/base.raw" "$a/layer.qcow2" && qemu-img compare -q "$b/base.raw" "$a/layer.qcow2" ||
+  problem "--trust-backing -o backing_file=dotdot.qcow2"
 # Trust lifts the folder rule only: FIFOs and devices stay refused.
 timeout 10 "$VAB" convert -q --trust-backing -O raw "$a/fifo-backing.qcow2" \
   "$out/tf.raw" 2>/dev/null
