@@ -391,6 +391,10 @@ static int prepare_image(struct vab_ctx *ctx, const struct vab_template *t,
   vab_log(ctx, VAB_LOG_INFO, "converting %s to the work disk", src->path);
   struct vab_convert_opts copts = {
     .src_format = src->format, .dst_format = "raw",
+    /* A template's image is not a name given on the command line: no
+     * block device, and its chain confined unless the template trusts it. */
+    .open_flags = VAB_OPEN_REGULAR_ONLY |
+                  (src->trust_backing ? VAB_OPEN_TRUST_BACKING : 0u),
   };
   struct vab_convert_result cres;
   memset(&cres, 0, sizeof cres);

@@ -15,7 +15,7 @@ const struct cli_command cli_cmd_convert = {
   .summary = "convert a disk image to another format",
   .usage =
     "usage: vab convert [-f FMT] -O FMT [-o KEY=VALUE[,KEY=VALUE]...] [--json]\n"
-    "                   [-q] SRC DST\n"
+    "                   [-q] [--trust-backing] SRC DST\n"
     "\n"
     "Read the disk image SRC and write it to DST in format FMT.  Holes and\n"
     "zero blocks of SRC are never stored.  DST is written under a temporary\n"
@@ -30,6 +30,11 @@ const struct cli_command cli_cmd_convert = {
     "  -o, --option KEY=VALUE   a format option (repeatable, or comma\n"
     "                           separated); see below\n"
     "  --json                   write a JSON summary to stdout\n"
+    "  --trust-backing          follow the backing files and VMDK parents of\n"
+    "                           SRC (and of backing_file=) in any folder\n"
+    "                           (default: only inside the folder of the\n"
+    "                           image that names them; see docs/formats.md,\n"
+    "                           Confinement)\n"
     "  -q, --quiet              no progress bar\n"
     "  -h, --help               show this help\n"
     "\n"
@@ -103,8 +108,10 @@ static int run_convert(struct vab_ctx *ctx, int argc, char **argv) {
     {"option", required_argument, NULL, 'o'},
     {"json", no_argument, NULL, 'j'},
     {"quiet", no_argument, NULL, 'q'},
+    {"trust-backing", no_argument, NULL, 't'},
     {NULL, 0, NULL, 0},
   };
+  unsigned open_flags = 0;
   const char *src_format = NULL, *dst_format = NULL;
   struct buf option_text = BUF_INIT;
   bool json = false, quiet = false;
@@ -124,6 +131,7 @@ static int run_convert(struct vab_ctx *ctx, int argc, char **argv) {
       break;
     case 'j': json = true; break;
     case 'q': quiet = true; break;
+    case 't': open_flags |= VAB_OPEN_TRUST_BACKING; break;
     default:
       buf_release(&option_text);
       if (optopt != 0 && strchr("fOo", optopt) != NULL)
@@ -162,6 +170,7 @@ static int run_convert(struct vab_ctx *ctx, int argc, char **argv) {
     .dst_format = dst_format,
     .options = options,
     .n_options = n_options,
+    .open_flags = open_flags,
   };
   struct vab_convert_result res;
   cli_progress_attach(ctx, quiet || json);

@@ -13,7 +13,7 @@ const struct cli_command cli_cmd_inspect = {
   .run = run_inspect,
   .summary = "show a disk image's format, sizes and backing chain; check it",
   .usage =
-    "usage: vab inspect [-f FMT] [--json] IMAGE\n"
+    "usage: vab inspect [-f FMT] [--json] [--trust-backing] IMAGE\n"
     "\n"
     "Show the format, subformat, virtual size, file size, allocated bytes,\n"
     "cluster or grain size, compression, dedup savings (clusters shared by\n"
@@ -25,6 +25,9 @@ const struct cli_command cli_cmd_inspect = {
     "Options:\n"
     "  -f, --format FMT  format of IMAGE (default: guessed from its content)\n"
     "  --json            write the result as JSON to stdout\n"
+    "  --trust-backing   follow backing files and VMDK parents in any folder\n"
+    "                    (default: only inside the folder of the image that\n"
+    "                    names them; see docs/formats.md, Confinement)\n"
     "  -h, --help        show this help\n"
     "\n"
     "Exit status: 0 image sound, 1 the image could not be read or the check\n"
@@ -120,10 +123,12 @@ static int run_inspect(struct vab_ctx *ctx, int argc, char **argv) {
   static const struct option longopts[] = {
     {"format", required_argument, NULL, 'f'},
     {"json", no_argument, NULL, 'j'},
+    {"trust-backing", no_argument, NULL, 't'},
     {NULL, 0, NULL, 0},
   };
   const char *format = NULL;
   bool json = false;
+  unsigned open_flags = 0;
   int c;
   optind = 1;
   opterr = 0;
@@ -131,6 +136,7 @@ static int run_inspect(struct vab_ctx *ctx, int argc, char **argv) {
     switch (c) {
     case 'f': format = optarg; break;
     case 'j': json = true; break;
+    case 't': open_flags |= VAB_OPEN_TRUST_BACKING; break;
     default:
       if (optopt == 'f')
         return cli_usage_error(&cli_cmd_inspect, "option -f needs a value");
@@ -144,7 +150,7 @@ static int run_inspect(struct vab_ctx *ctx, int argc, char **argv) {
                                                  : "too many arguments");
   vab_ctx_set_log(ctx, log_to_stderr, NULL);
   struct vab_reader *r = NULL;
-  if (vab_image_open(ctx, argv[optind], format, 0, &r) < 0) {
+  if (vab_image_open(ctx, argv[optind], format, open_flags, &r) < 0) {
     cli_print_diags(ctx, "vab inspect");
     const struct vab_diag *d = vab_last_error(ctx);
     return d != NULL && d->code == VAB_E_USAGE ? EXIT_USAGE : EXIT_FAILED;

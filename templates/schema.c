@@ -360,7 +360,8 @@ static struct vab_node *source_bootstrap(struct schema *s,
 }
 
 static const char *const rootfs_keys[] = {"path", "checksum", NULL};
-static const char *const image_keys[] = {"path", "checksum", "format", NULL};
+static const char *const image_keys[] = {"path", "checksum", "format",
+                                         "trust_backing", NULL};
 static const char *const image_formats[] = {"qcow2", "raw", "vmdk", NULL};
 
 static const char *format_from_path(const char *path) {
@@ -398,6 +399,14 @@ static struct vab_node *source_file(struct schema *s,
                            field(s, canon, map, "format",
                                  format_from_path(text ? text : "")),
                            "source.image.format", image_formats, &src->format));
+  if (image) {
+    /* Present in the canonical spec only when written: it changes what
+     * the source may read. */
+    const struct vab_node *trust = field(s, canon, map, "trust_backing", NULL);
+    if (vab_node_bool(s->ctx, trust, "source.image.trust_backing",
+                      &src->trust_backing) < 0)
+      fail(s);
+  }
   return canon;
 }
 

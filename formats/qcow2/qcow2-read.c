@@ -188,16 +188,8 @@ static int open_backing(struct vab_reader *r, const uint8_t *cluster0,
   if (memchr(name, '\0', len) != NULL)
     return corrupt(r, offset, "backing file name contains a NUL byte");
   snprintf(r->info.backing_file, sizeof r->info.backing_file, "%s", name);
-  char *path = vab_image_relative_path(r->path, name);
-  if (path == NULL)
-    return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
   const char *fmt = r->info.backing_format[0] ? r->info.backing_format : NULL;
-  int rc = vab_image_open(r->ctx, path, fmt, r->depth + 1, &r->backing);
-  if (rc < 0)
-    vab_diag_hint(r->ctx, "'%s' names '%s' as its backing file", r->path,
-                  name);
-  free(path);
-  return rc;
+  return vab_image_open_backing(r, name, fmt, "backing file", &r->backing);
 }
 
 int qcow2_reader_open(struct vab_reader *r) {

@@ -240,7 +240,8 @@ static int qcow2_open(struct vab_writer *w) {
     char *path = vab_image_relative_path(w->path, q->backing_file);
     if (path == NULL)
       return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-    int r = vab_image_open(w->ctx, path, q->backing_format, 1, &q->backing);
+    int r = vab_image_open(w->ctx, path, q->backing_format, w->open_flags,
+                           &q->backing);
     free(path);
     if (r < 0)
       return -1;

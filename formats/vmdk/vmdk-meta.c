@@ -159,17 +159,54 @@ static bool parse_extent(const char *line, size_t n, struct vmdk_descriptor *d) 
   if (strcmp(access, "RW") != 0 && strcmp(access, "RDONLY") != 0 &&
       strcmp(access, "NOACCESS") != 0)
     return false;
+  /* The file name: quoted, or (leniently) one bare word. */
+  const char *p = copy + used;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  const char *name = p, *name_end = p;
+  if (*p == '"') {
+    name = p + 1;
+    name_end = strchr(name, '"');
+    if (name_end == NULL)
+      return false;
+  } else {
+    while (*name_end != '\0' && *name_end != ' ' && *name_end != '\t')
+      name_end++;
+  }
   if (d->n_extents == 0) {
     d->extent_sectors = sectors;
     snprintf(d->extent_type, sizeof d->extent_type, "%s", type);
+    snprintf(d->extent_file, sizeof d->extent_file, "%.*s",
+             (int)(name_end - name), name);
   }
   d->n_extents++;
   return true;
 }
 
+/* A CID value: 1 to 8 hex digits, optionally quoted. */
+static bool parse_cid(const char *v, size_t vn, uint32_t *out) {
+  char hex[16];
+  char *stop;
+  if (!copy_value(hex, sizeof hex, v, vn) || hex[0] == '\0' ||
+      !isxdigit((unsigned char)hex[0]))
+    return false;
+  unsigned long cid = strtoul(hex, &stop, 16);
+  if (*stop != '\0' || cid > UINT32_MAX)
+    return false;
+  *out = (uint32_t)cid;
+  return true;
+}
+
+bool vmdk_descriptor_signature(const uint8_t *text, size_t len) {
+  static const char sig[] = "# Disk DescriptorFile";
+  return len >= sizeof sig - 1 &&
+         strncasecmp((const char *)text, sig, sizeof sig - 1) == 0;
+}
+
 int vmdk_descriptor_parse(const char *text, size_t len,
                           struct vmdk_descriptor *d, const char **why) {
   memset(d, 0, sizeof *d);
+  d->parent_cid = VMDK_NO_PARENT;
   const char *nul = memchr(text, '\0', len);
   if (nul != NULL)
     len = (size_t)(nul - text);
@@ -215,19 +252,21 @@ int vmdk_descriptor_parse(const char *text, size_t len,
         v++;
       size_t kn = (size_t)(ke - p), vn = (size_t)(q - v);
       if (kn == 3 && strncasecmp(p, "CID", 3) == 0) {
-        char hex[16];
-        char *stop;
-        if (!copy_value(hex, sizeof hex, v, vn) || hex[0] == '\0') {
+        if (!parse_cid(v, vn, &d->cid)) {
           *why = "CID is not 8 hex digits";
           return -1;
         }
-        unsigned long cid = strtoul(hex, &stop, 16);
-        if (*stop != '\0' || cid > UINT32_MAX) {
-          *why = "CID is not 8 hex digits";
-          return -1;
-        }
-        d->cid = (uint32_t)cid;
         saw_cid = true;
+      } else if (kn == 9 && strncasecmp(p, "parentCID", 9) == 0) {
+        if (!parse_cid(v, vn, &d->parent_cid)) {
+          *why = "parentCID is not 8 hex digits";
+          return -1;
+        }
+      } else if (kn == 18 && strncasecmp(p, "parentFileNameHint", 18) == 0) {
+        if (!copy_value(d->parent_hint, sizeof d->parent_hint, v, vn)) {
+          *why = "parentFileNameHint is too long";
+          return -1;
+        }
       } else if (kn == 10 && strncasecmp(p, "createType", 10) == 0) {
         if (!copy_value(d->create_type, sizeof d->create_type, v, vn)) {
           *why = "createType is too long";

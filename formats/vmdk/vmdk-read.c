@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "formats/image.h"
 #include "formats/vmdk/vmdk.h"
 #include "vab/error.h"
 #include "vab/progress.h"
@@ -117,7 +119,11 @@ static int read_at(struct vab_reader *r, void *buf, size_t len, uint64_t off,
 }
 
 bool vmdk_probe(const uint8_t *head, size_t len, uint64_t file_size) {
-  return len >= 4 && vmdk_le32(head) == VMDK_MAGIC;
+  (void)file_size;
+  /* A descriptor file is probed too, so that it gets a clear refusal
+   * (vmdk_reader_open) rather than being read as a raw disk of text. */
+  return (len >= 4 && vmdk_le32(head) == VMDK_MAGIC) ||
+         vmdk_descriptor_signature(head, len);
 }
 
 static bool is_power_of_two(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
@@ -221,6 +227,83 @@ static int read_descriptor(struct vab_reader *r, struct vmdk_reader *s) {
   return ret;
 }
 
+/* A descriptor file without data of its own (monolithicFlat, vmfs,
+ * twoGbMaxExtent*...): its extents are other files.  vab does not follow
+ * them (docs/formats.md, Confinement): a clear refusal, never a read. */
+static int refuse_descriptor_file(struct vab_reader *r) {
+  size_t len = r->file_size < VMDK_MAX_DESCRIPTOR_BYTES
+                   ? (size_t)r->file_size
+                   : VMDK_MAX_DESCRIPTOR_BYTES;
+  char *text = malloc(len ? len : 1);
+  if (text == NULL)
+    return fail(r, VAB_E_NOMEM, "out of memory");
+  struct vmdk_descriptor d;
+  const char *why = NULL;
+  int ret = read_at(r, text, len, 0, "descriptor");
+  if (ret == 0 && vmdk_descriptor_parse(text, len, &d, &why) < 0)
+    ret = fail(r, VAB_E_FORMAT, "'%s': bad VMDK descriptor file: %s",
+               r->path, why);
+  else if (ret == 0)
+    ret = fail(r, VAB_E_UNSUPPORTED,
+               "'%s' is a VMDK descriptor file (createType \"%s\") whose "
+               "data is in %u other file%s (the first: %s extent '%s'); vab "
+               "reads only VMDKs that hold their own data (monolithicSparse, "
+               "streamOptimized) and does not open files a descriptor names",
+               r->path, d.create_type, d.n_extents,
+               d.n_extents == 1 ? "" : "s", d.extent_type, d.extent_file);
+  free(text);
+  return ret;
+}
+
+/* An embedded descriptor must describe this one file: a single sparse
+ * extent (its name is this file's, and is never opened). */
+static int check_descriptor(struct vab_reader *r, const struct vmdk_reader *s) {
+  const struct vmdk_descriptor *d = &s->descriptor;
+  if (strcasecmp(d->create_type, "monolithicSparse") != 0 &&
+      strcasecmp(d->create_type, "streamOptimized") != 0)
+    return fail(r, VAB_E_UNSUPPORTED,
+                "'%s': VMDK createType \"%s\" is not supported (vab reads "
+                "monolithicSparse and streamOptimized)",
+                r->path, d->create_type);
+  if (d->n_extents != 1 || strcmp(d->extent_type, "SPARSE") != 0)
+    return fail(r, VAB_E_UNSUPPORTED,
+                "'%s': its descriptor names %u extent%s (the first: %s '%s'); "
+                "vab reads only one sparse extent, the file itself",
+                r->path, d->n_extents, d->n_extents == 1 ? "" : "s",
+                d->extent_type, d->extent_file);
+  return 0;
+}
+
+/* A delta disk: unallocated grains read from the parent, which must be
+ * the disk the child was made from (its CID is the child's parentCID). */
+static int open_parent(struct vab_reader *r, const struct vmdk_reader *s) {
+  const struct vmdk_descriptor *d = &s->descriptor;
+  if (d->parent_hint[0] == '\0')
+    return fail(r, VAB_E_FORMAT,
+                "'%s' is a delta disk (parentCID %08" PRIx32 ") that does "
+                "not name its parent (no parentFileNameHint)",
+                r->path, d->parent_cid);
+  snprintf(r->info.backing_file, sizeof r->info.backing_file, "%s",
+           d->parent_hint);
+  snprintf(r->info.backing_format, sizeof r->info.backing_format, "vmdk");
+  if (vab_image_open_backing(r, d->parent_hint, "vmdk", "parent",
+                             &r->backing) < 0)
+    return -1;
+  const struct vmdk_reader *ps = r->backing->priv;
+  if (!ps->have_descriptor)
+    return fail(r, VAB_E_FORMAT,
+                "'%s': its parent '%s' has no descriptor, so its CID cannot "
+                "be checked against the child's parentCID %08" PRIx32,
+                r->path, d->parent_hint, d->parent_cid);
+  if (ps->descriptor.cid != d->parent_cid)
+    return fail(r, VAB_E_FORMAT,
+                "'%s' was made from a parent with CID %08" PRIx32 ", but its "
+                "parent '%s' has CID %08" PRIx32 " (the parent changed since; "
+                "reading through it would give wrong data)",
+                r->path, d->parent_cid, d->parent_hint, ps->descriptor.cid);
+  return 0;
+}
+
 static int load_gt(struct vab_reader *r, struct vmdk_reader *s, uint64_t index);
 
 int vmdk_reader_open(struct vab_reader *r) {
@@ -232,12 +315,15 @@ int vmdk_reader_open(struct vab_reader *r) {
   s->grain_index = NO_INDEX;
 
   uint8_t sector[VMDK_SECTOR];
+  size_t head = r->file_size < VMDK_SECTOR ? (size_t)r->file_size : VMDK_SECTOR;
+  if (read_at(r, sector, head, 0, "header") < 0)
+    return -1;
+  if (vmdk_descriptor_signature(sector, head))
+    return refuse_descriptor_file(r);
   if (r->file_size < VMDK_SECTOR)
     return fail(r, VAB_E_FORMAT,
                      "'%s': %" PRIu64 " bytes is too short for a VMDK header",
                      r->path, r->file_size);
-  if (read_at(r, sector, sizeof sector, 0, "header") < 0)
-    return -1;
   if (!vmdk_header_decode(sector, &s->header))
     return fail(r, VAB_E_FORMAT,
                      "'%s': no VMDK sparse extent magic (KDMV) at offset 0",
@@ -255,6 +341,8 @@ int vmdk_reader_open(struct vab_reader *r) {
   }
   struct vmdk_header *h = &s->header;
   if (read_descriptor(r, s) < 0)
+    return -1;
+  if (s->have_descriptor && check_descriptor(r, s) < 0)
     return -1;
 
   s->compressed = (h->flags & VMDK_FLAG_COMPRESSED) != 0;
@@ -313,6 +401,8 @@ int vmdk_reader_open(struct vab_reader *r) {
       if (s->gt[j] > 1 || (s->gt[j] == 1 && !s->zeroed_gte))
         info->allocated_bytes += s->grain_bytes;
   }
+  if (s->have_descriptor && s->descriptor.parent_cid != VMDK_NO_PARENT)
+    return open_parent(r, s);
   return 0;
 }
 
@@ -483,7 +573,10 @@ int vmdk_pread(struct vab_reader *r, void *buf, size_t len, uint64_t offset) {
     uint32_t entry;
     if (grain_entry(r, s, grain, &entry) < 0)
       return -1;
-    if (entry_is_zero(s, entry)) {
+    if (entry == 0 && r->backing != NULL) {
+      if (vab_image_read_backing(r, out, n, offset) < 0)
+        return -1;
+    } else if (entry_is_zero(s, entry)) {
       memset(out, 0, n);
     } else if (s->compressed) {
       if (load_grain(r, s, grain, entry) < 0)
@@ -517,12 +610,12 @@ int vmdk_block_status(struct vab_reader *r, uint64_t offset, uint64_t len,
       /* A whole grain table's coverage is unallocated. */
       uint64_t coverage = s->grain_bytes * s->gt_entries;
       span = coverage - pos % coverage;
-      zero = true;
+      zero = r->backing == NULL;   /* else the parent's data shows through */
     } else {
       uint32_t entry;
       if (grain_entry(r, s, grain, &entry) < 0)
         return -1;
-      zero = entry_is_zero(s, entry);
+      zero = entry_is_zero(s, entry) && !(entry == 0 && r->backing != NULL);
     }
     if (done == 0)
       first_zero = zero;

@@ -86,8 +86,13 @@ struct vmdk_descriptor {
   char hw_version[8];          /* "4" */
   uint64_t extent_sectors;     /* from the RW line */
   char extent_type[16];        /* "SPARSE", "FLAT"... */
+  char extent_file[512];       /* the first extent's file name, or "" */
   unsigned n_extents;
+  uint32_t parent_cid;         /* VMDK_NO_PARENT unless a delta disk */
+  char parent_hint[512];       /* parentFileNameHint, or "" */
 };
+
+#define VMDK_NO_PARENT 0xffffffffu      /* parentCID of a disk with none */
 
 /* Write the embedded descriptor text for a single sparse extent. */
 int vmdk_descriptor_format(struct buf *out, const struct vmdk_descriptor *d,
@@ -96,6 +101,9 @@ int vmdk_descriptor_format(struct buf *out, const struct vmdk_descriptor *d,
  * the first NUL).  Returns 0, or -1 with *why set to a static reason. */
 int vmdk_descriptor_parse(const char *text, size_t len,
                           struct vmdk_descriptor *d, const char **why);
+
+/* Does text (len bytes) start like a descriptor file? */
+bool vmdk_descriptor_signature(const uint8_t *text, size_t len);
 
 /* Is name a valid ddb.adapterType value vab accepts? */
 bool vmdk_adapter_type_valid(const char *name);

@@ -82,6 +82,7 @@ struct vab_writer {
   uint64_t virtual_size;  /* set before open() */
   uint32_t block_size;    /* set by open(): the unit encode()/put() get */
   unsigned threads;       /* worker threads, >= 1 */
+  unsigned open_flags;    /* VAB_OPEN_* for images the writer reads */
   uint64_t stored_bytes;  /* set by the writer: data bytes it stored */
   uint64_t dedup_bytes;   /* set by the writer: guest bytes dedup saved */
   void *priv;             /* the writer's own state */
@@ -118,6 +119,7 @@ struct vab_reader {
   struct vab_image_info info;   /* filled by open() */
   struct vab_reader *backing;   /* opened by the reader, or NULL */
   unsigned depth;               /* backing chain depth, for loop limits */
+  unsigned open_flags;          /* VAB_OPEN_*, passed down the chain */
   void *priv;
 };
 
@@ -159,10 +161,28 @@ const struct vab_format *vab_format_by_name(const char *name);
 size_t vab_format_count(void);
 const struct vab_format *vab_format_at(size_t i);
 
-/* Open an image, guessing its format when format_name is NULL.  Readers of
- * formats with backing files open the chain through this too. */
+/* vab_image_open() flags.  By default a backing file, parent or extent
+ * that an image names must be a regular file that resolves (after
+ * symlinks) inside the folder of the image naming it: an image from
+ * elsewhere must not make vab read /etc/shadow (docs/formats.md,
+ * Confinement). */
+enum {
+  /* The user trusts the chain: backing files may be in any folder (they
+   * must still be regular files). */
+  VAB_OPEN_TRUST_BACKING = 1u << 0,
+  /* The image itself must be a regular file too: no block device.  For
+   * paths that did not come from the command line (a template's
+   * source.image). */
+  VAB_OPEN_REGULAR_ONLY = 1u << 1,
+};
+
+/* Open an image, guessing its format when format_name is NULL.  path is
+ * one the user named: it may be a regular file or, unless flags has
+ * VAB_OPEN_REGULAR_ONLY, a block device; anything else (a FIFO, a socket)
+ * is refused without blocking.  The chain it names is opened by the
+ * confinement rules above. */
 int vab_image_open(struct vab_ctx *ctx, const char *path,
-                   const char *format_name, unsigned depth,
+                   const char *format_name, unsigned flags,
                    struct vab_reader **out);
 void vab_image_close(struct vab_reader *r);
 /* Read guest bytes, following the backing chain. */
@@ -180,6 +200,7 @@ struct vab_convert_opts {
   const struct vab_option *options;
   size_t n_options;
   unsigned threads;              /* 0: online cores */
+  unsigned open_flags;           /* VAB_OPEN_* for the source */
 };
 
 struct vab_convert_result {

@@ -105,6 +105,7 @@ struct vab_source {
   const char *path;             /* absolute (resolved against the template) */
   const char *checksum;         /* "sha256:<64 hex>", or NULL */
   const char *format;           /* image: qcow2 | raw | vmdk */
+  bool trust_backing;           /* image: follow backing files anywhere */
 };
 
 enum vab_partitions { VAB_PART_GPT, VAB_PART_MBR };

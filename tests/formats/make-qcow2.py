@@ -167,7 +167,20 @@ def main():
          "backing chain of '{dir}/backing-self.qcow2' is deeper than 16 "
          "images (does it loop?)"),
         ("backing-missing", dict(backing_name=b"no-such-file.img"), 1,
-         "cannot open '{dir}/no-such-file.img': No such file or directory"),
+         "cannot open backing file '{dir}/no-such-file.img' of "
+         "'{path}': No such file or directory"),
+        # Confinement (docs/formats.md): host files outside the folder.
+        ("backing-absolute", dict(backing_name=b"/etc/passwd"), 1,
+         F[:-2] + " names backing file '/etc/passwd', which resolves to "
+         "'/etc/passwd', outside the folder '{dir}' of the image"),
+        ("backing-dotdot",
+         dict(backing_name=b"../../../../../../../../../../etc/passwd"), 1,
+         F[:-2] + " names backing file '../../../../../../../../../../etc/"
+         "passwd', which resolves to '/etc/passwd', outside the folder "
+         "'{dir}' of the image"),
+        ("backing-device", dict(backing_name=b"/dev/zero"), 1,
+         F[:-2] + " names backing file '/dev/zero', which is a character "
+         "device, not a regular file"),
         ("refcount-zero", dict(refcounts=[1, 1, 1, 1, 1, 0, 1]), 0, None),
     ]
     with open(os.path.join(out, "expect"), "w") as e:

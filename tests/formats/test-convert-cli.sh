@@ -108,11 +108,11 @@ err_is "vab inspect: error: cannot open 'missing.qcow2': No such file or directo
 # Help texts name every option.
 run 0 convert --help
 for word in -f -O -o --json -q threads= cluster_size= compression= level= \
-    dedup= backing_file= backing_fmt=; do
+    dedup= backing_file= backing_fmt= --trust-backing; do
   grep -qF -- "$word" "$tmp/out" || problem "convert --help lacks $word"
 done
 run 0 help inspect
-grep -qF "usage: vab inspect [-f FMT] [--json] IMAGE" "$tmp/out" ||
+grep -qF "usage: vab inspect [-f FMT] [--json] [--trust-backing] IMAGE" "$tmp/out" ||
   problem "inspect help"
 no_leftovers "$tmp"
 exit $fail

@@ -5,7 +5,7 @@
 require python3
 
 python3 "$SRCDIR/tests/formats/make-qcow2.py" "$tmp/h" || exit 1
-d="$tmp/h"
+d=$(realpath "$tmp/h")
 
 "$VAB" convert -q -O raw "$d/valid.qcow2" "$tmp/valid.raw" || problem "valid"
 cmp -s "$d/valid.raw" "$tmp/valid.raw" || problem "valid.qcow2 reads wrong"

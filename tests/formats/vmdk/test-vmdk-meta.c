@@ -124,6 +124,47 @@ static void test_descriptor_parse_variants(void **state) {
   assert_string_equal(p.create_type, "monolithicSparse");
   assert_string_equal(p.hw_version, "6");
   assert_int_equal(p.extent_sectors, 8192);
+  assert_string_equal(p.extent_file, "a.vmdk");
+  assert_int_equal(p.parent_cid, VMDK_NO_PARENT);
+  assert_string_equal(p.parent_hint, "");
+}
+
+/* A delta disk and a multi-extent descriptor: what the reader's
+ * confinement rules look at. */
+static void test_descriptor_parse_links(void **state) {
+  static const char child[] =
+      "# Disk DescriptorFile\nversion=1\nCID=81352bca\n"
+      "parentCID=4c9d7a57\ncreateType=\"monolithicSparse\"\n"
+      "parentFileNameHint=\"../base/p.vmdk\"\n"
+      "RW 2048 SPARSE \"c.vmdk\"\n";
+  struct vmdk_descriptor p;
+  const char *why = NULL;
+  assert_int_equal(vmdk_descriptor_parse(child, strlen(child), &p, &why), 0);
+  assert_int_equal(p.parent_cid, 0x4c9d7a57);
+  assert_string_equal(p.parent_hint, "../base/p.vmdk");
+  assert_string_equal(p.extent_file, "c.vmdk");
+
+  static const char split[] =
+      "# Disk DescriptorFile\nCID=1\ncreateType=\"twoGbMaxExtentFlat\"\n"
+      "RW 4192256 FLAT \"/etc/shadow\" 0\nRW 8 FLAT \"d-f002.vmdk\" 0\n"
+      "RW 8 ZERO\n";
+  assert_int_equal(vmdk_descriptor_parse(split, strlen(split), &p, &why), 0);
+  assert_int_equal(p.n_extents, 3);
+  assert_string_equal(p.extent_type, "FLAT");
+  assert_string_equal(p.extent_file, "/etc/shadow");
+
+  static const char bad_parent[] =
+      "# Disk DescriptorFile\nCID=1\nparentCID=nothex\n";
+  assert_int_equal(
+      vmdk_descriptor_parse(bad_parent, strlen(bad_parent), &p, &why), -1);
+  assert_string_equal(why, "parentCID is not 8 hex digits");
+  static const char unterminated[] =
+      "# Disk DescriptorFile\nRW 8 FLAT \"no-end-quote\n";
+  assert_int_equal(
+      vmdk_descriptor_parse(unterminated, strlen(unterminated), &p, &why), -1);
+  assert_string_equal(why, "malformed extent line");
+  assert_true(vmdk_descriptor_signature((const uint8_t *)child, 30));
+  assert_false(vmdk_descriptor_signature((const uint8_t *)"KDMV", 4));
 }
 
 static void expect_parse_error(const char *text, const char *reason) {
@@ -226,6 +267,7 @@ int main(void) {
       cmocka_unit_test(test_marker_bytes),
       cmocka_unit_test(test_descriptor_round_trip),
       cmocka_unit_test(test_descriptor_parse_variants),
+      cmocka_unit_test(test_descriptor_parse_links),
       cmocka_unit_test(test_descriptor_errors),
       cmocka_unit_test(test_adapter_types),
       cmocka_unit_test(test_vhd_footer),
