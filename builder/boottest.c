@@ -179,7 +179,8 @@ static int copy_file(struct vab_ctx *ctx, const char *src, const char *dst) {
   CLEANUP_CLOSE int in = open(src, O_RDONLY | O_CLOEXEC);
   if (in < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", src);
-  CLEANUP_CLOSE int out = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC);
+  CLEANUP_CLOSE int out =
+      open(dst, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
   if (out < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", dst);
   char buf[65536];

@@ -94,7 +94,9 @@ fi
 conv=$tmp/convert
 mkdir "$conv"
 head -c 1048576 /dev/urandom >"$conv/src.raw"
-for fmt in raw qcow2 vmdk vhd; do
+formats="raw qcow2 vmdk vhd"
+command -v qemu-img >/dev/null && formats="$formats vhdx"
+for fmt in $formats; do
   plant "$conv/dst.$fmt"
   "$VAB" convert -q -O "$fmt" "$conv/src.raw" "$conv/dst.$fmt" \
     >"$tmp/conv.out" 2>&1 || { problem "convert $fmt: exit $?"; cat "$tmp/conv.out"; }
