@@ -364,8 +364,20 @@ int vab_progress(struct vab_ctx *ctx, enum vab_phase phase, const char *step,
                  uint64_t done, uint64_t total) {
   if (vab_check_cancel(ctx) < 0)
     return -1;
-  if (ctx->progress != NULL &&
-      ctx->progress(ctx->progress_opaque, phase, step, done, total) != 0)
+  if (ctx->progress == NULL)
+    return 0;
+  /* Step labels quote template values (a mirror, a command). */
+  char *shown = NULL;
+  if (ctx->n_secrets > 0 && step != NULL) {
+    shown = strdup(step);
+    redact(ctx, &shown);
+    if (shown == NULL)
+      return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  int stop = ctx->progress(ctx->progress_opaque, phase,
+                           shown != NULL ? shown : step, done, total);
+  free(shown);
+  if (stop != 0)
     return vab_error(ctx, VAB_E_CANCELLED, "cancelled by the progress callback");
   return 0;
 }

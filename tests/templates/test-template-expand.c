@@ -304,6 +304,15 @@ static void log_capture(void *opaque, enum vab_log_level level,
   snprintf(seen, 512, "%s", line);
 }
 
+static int progress_capture(void *opaque, enum vab_phase phase,
+                            const char *step, uint64_t done, uint64_t total) {
+  (void)phase;
+  (void)done;
+  (void)total;
+  snprintf(opaque, 512, "%s", step);
+  return 0;
+}
+
 static void test_environment_values_reach_the_build_only(void **state) {
   (void)state;
   struct vab_ctx *ctx = vab_ctx_new();
@@ -341,6 +350,12 @@ static void test_environment_values_reach_the_build_only(void **state) {
             t->description + 3);
   assert_string_equal(vab_last_error(ctx)->message,
                       "'${env:VAB_TEST_TOKEN}' exited with status 1");
+  /* Progress labels too. */
+  char step[512] = "";
+  vab_ctx_set_progress(ctx, progress_capture, step);
+  assert_int_equal(vab_progress(ctx, VAB_PHASE_PROVISION, t->description, 0,
+                                0), 0);
+  assert_string_equal(step, "by ${env:VAB_TEST_TOKEN}");
   vab_template_free(t);
   vab_ctx_free(ctx);
 }
