@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "common/subprocess.h"
 #include "vab/progress.h"
 
@@ -128,7 +129,7 @@ static int make_temp(struct vab_ctx *ctx, const char *dir, const char *suffix,
   if (n < 0 || (size_t)n >= out_len)
     return vab_error(ctx, VAB_E_USAGE, "work folder path too long: '%s'",
                      dir);
-  int fd = mkstemps(out, (int)strlen(suffix));
+  int fd = mkostemps(out, (int)strlen(suffix), O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
     out[0] = '\0';
@@ -178,7 +179,8 @@ static int copy_file(struct vab_ctx *ctx, const char *src, const char *dst) {
   CLEANUP_CLOSE int in = open(src, O_RDONLY | O_CLOEXEC);
   if (in < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", src);
-  CLEANUP_CLOSE int out = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC);
+  CLEANUP_CLOSE int out =
+      open(dst, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
   if (out < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", dst);
   char buf[65536];
@@ -388,7 +390,8 @@ static void check_serial(struct boot *b) {
   const char *pattern = b->test->serial;
   size_t plen = strlen(pattern);
   if (b->serial_fd < 0) {
-    b->serial_fd = open(b->opts->serial_log_path, O_RDONLY | O_CLOEXEC);
+    b->serial_fd =
+        open(b->opts->serial_log_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (b->serial_fd < 0) {
       snprintf(b->serial.seen, sizeof b->serial.seen,
                "no serial output (cannot open the log: %s)", strerror(errno));
@@ -828,7 +831,15 @@ int vab_boottest_run(struct vab_ctx *ctx, const struct vab_boottest_opts *opts,
     goto out;
   if (resolved.firmware == VAB_FW_UEFI && prepare_ovmf(&b) < 0)
     goto out;
-  unlink(resolved.serial_log_path);   /* this boot's output only */
+  /* This boot's output only, in a new file: a link planted at the name
+   * is replaced, so qemu does not write through it. */
+  int serial_fd = create_replacing(resolved.serial_log_path, 0644);
+  if (serial_fd < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot create the serial log '%s'",
+                    resolved.serial_log_path);
+    goto out;
+  }
+  close(serial_fd);
 
   double timeout = (double)test->timeout_ms / 1000.0;
   vab_log(ctx, VAB_LOG_INFO,

@@ -167,7 +167,8 @@ static int make_work_dir(struct run *run) {
 }
 
 static int create_disk(struct run *run) {
-  int fd = open(run->disk_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  int fd = open(run->disk_path,
+                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return vab_error_errno(run->ctx, VAB_E_IO, errno, "cannot create '%s'",
                            run->disk_path);

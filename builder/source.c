@@ -1,4 +1,5 @@
 /* The source stage (see source.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -150,7 +151,7 @@ static int bootstrap_key(struct vab_ctx *ctx, const char *plan_key,
 /* Wait for the cache entry's lock, polling so that Ctrl-C still works
  * while another build holds it. */
 static int lock_entry(struct vab_ctx *ctx, const char *lock_path, int *fd_out) {
-  int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", lock_path);
   bool told = false;
@@ -244,6 +245,25 @@ static int run_mmdebstrap(struct vab_ctx *ctx, const struct vab_source *src,
   return r;
 }
 
+/* Remove DIR/.KEY.partial-* folders (the caller holds KEY's lock). */
+static void remove_partial_dirs(const char *dir, const char *key) {
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return;
+  size_t key_len = strlen(key);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] != '.' || strncmp(e->d_name + 1, key, key_len) != 0 ||
+        strncmp(e->d_name + 1 + key_len, ".partial-", 9) != 0)
+      continue;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) <
+        (int)sizeof path)
+      remove_tree(path);
+  }
+  closedir(d);
+}
+
 static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
                              const struct vab_source_opts *opts,
                              struct vab_source_result *result) {
@@ -255,10 +275,11 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
   char key[65];
   if (bootstrap_key(ctx, opts->key, key) < 0)
     return -1;
-  CLEANUP_FREE char *dir = NULL, *tar = NULL, *partial = NULL, *lock = NULL;
+  CLEANUP_FREE char *dir = NULL, *tar = NULL, *partial_dir = NULL,
+                    *partial = NULL, *lock = NULL;
   if (asprintf(&dir, "%s/bootstrap", opts->cache_dir) < 0 ||
       asprintf(&tar, "%s/%s.tar", dir, key) < 0 ||
-      asprintf(&partial, "%s/%s.%d.partial.tar", dir, key, (int)getpid()) < 0 ||
+      asprintf(&partial_dir, "%s/.%s.partial-XXXXXX", dir, key) < 0 ||
       asprintf(&lock, "%s/%s.lock", dir, key) < 0)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   char failed[4096];
@@ -275,11 +296,22 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
     vab_log(ctx, VAB_LOG_INFO, "bootstrap: mmdebstrap %s (%s)",
             src->suite != NULL ? src->suite : "bookworm",
             src->variant != NULL ? src->variant : "minbase");
-    r = run_mmdebstrap(ctx, src, partial);
+    /* mmdebstrap writes by name: into a fresh private folder, where no
+     * link can be planted.  Any earlier one of this key is a killed
+     * build's, since this build holds the key's lock. */
+    remove_partial_dirs(dir, key);
+    if (mkdtemp(partial_dir) == NULL)
+      r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'",
+                          partial_dir);
+    else if (asprintf(&partial, "%s/rootfs.tar", partial_dir) < 0) {
+      partial = NULL;
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    }
+    if (r == 0)
+      r = run_mmdebstrap(ctx, src, partial);
     if (r == 0 && rename(partial, tar) < 0)
       r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s'", partial);
-    if (r < 0)
-      unlink(partial);
+    remove_tree(partial_dir);
   }
   close(lock_fd);   /* releases the lock */
   if (r < 0)
@@ -318,7 +350,8 @@ static int decompress_tarball(struct vab_ctx *ctx, const char *path,
   *used_as_is = false;
   vab_log(ctx, VAB_LOG_INFO, "decompressing %s (%s)", path,
           archive_filter_name(a, 0));
-  int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                0600);
   if (fd < 0) {
     archive_read_free(a);
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'",

@@ -36,6 +36,10 @@ extern const struct cli_command cli_cmd_pull;
 void cli_print_diags(struct vab_ctx *ctx, const char *prefix);
 /* Write the diagnostics as a JSON array value (no newline). */
 void cli_json_diags(FILE *out, struct vab_ctx *ctx);
+/* End a --json result object for a failed command: ,"ok":false, the error
+ * count and the diagnostics, then "}" and a newline.  The caller has
+ * written "{" and the fields that name its inputs. */
+void cli_json_failure_end(FILE *out, struct vab_ctx *ctx);
 /* Write s as a JSON string literal. */
 void cli_json_string(FILE *out, const char *s);
 

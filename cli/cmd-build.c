@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/vars.h"
+#include "common/fsutil.h"
 #include "builder/build.h"
 
 static int run_build(struct vab_ctx *ctx, int argc, char **argv);
@@ -112,9 +113,18 @@ static void log_line(void *opaque, enum vab_log_level level,
 }
 
 static int log_open(struct build_log *log, const char *path) {
-  log->file = fopen(path, "w");
-  if (log->file == NULL)
+  /* A new file renamed onto the name: a link planted there (even by a
+   * build that then fails early) is replaced, never followed. */
+  int fd = create_replacing(path, 0644);
+  if (fd < 0)
     return -1;
+  log->file = fdopen(fd, "w");
+  if (log->file == NULL) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
   setvbuf(log->file, NULL, _IOLBF, 0);
   for (size_t i = 0; i < log->n_held; i++) {
     fputs(log->held[i], log->file);

@@ -101,6 +101,17 @@ static void print_json(const char *src, const char *dst, const char *format,
               : 0.0);
 }
 
+static void print_json_failure(struct vab_ctx *ctx, const char *src,
+                               const char *dst, const char *format) {
+  fputs("{\"source\":", stdout);
+  cli_json_string(stdout, src);
+  fputs(",\"destination\":", stdout);
+  cli_json_string(stdout, dst);
+  fputs(",\"format\":", stdout);
+  cli_json_string(stdout, format);
+  cli_json_failure_end(stdout, ctx);
+}
+
 static int run_convert(struct vab_ctx *ctx, int argc, char **argv) {
   static const struct option longopts[] = {
     {"source-format", required_argument, NULL, 'f'},
@@ -161,6 +172,8 @@ static int run_convert(struct vab_ctx *ctx, int argc, char **argv) {
                         &options_buf) < 0) {
     buf_release(&option_text);
     cli_print_diags(ctx, "vab convert");
+    if (json)
+      print_json_failure(ctx, src, dst, dst_format);
     return EXIT_USAGE;
   }
   buf_release(&option_text);
@@ -180,6 +193,8 @@ static int run_convert(struct vab_ctx *ctx, int argc, char **argv) {
   free(options_buf);
   if (r < 0) {
     cli_print_diags(ctx, "vab convert");
+    if (json)
+      print_json_failure(ctx, src, dst, dst_format);
     const struct vab_diag *d = vab_last_error(ctx);
     if (d != NULL && d->code == VAB_E_USAGE && vab_error_count(ctx) == 1)
       return EXIT_USAGE;

@@ -119,6 +119,12 @@ static void print_json(const struct vab_reader *r, bool checked,
   fputs("}\n", stdout);
 }
 
+static void print_json_failure(struct vab_ctx *ctx, const char *path) {
+  fputs("{\"image\":", stdout);
+  cli_json_string(stdout, path);
+  cli_json_failure_end(stdout, ctx);
+}
+
 static int run_inspect(struct vab_ctx *ctx, int argc, char **argv) {
   static const struct option longopts[] = {
     {"format", required_argument, NULL, 'f'},
@@ -152,6 +158,8 @@ static int run_inspect(struct vab_ctx *ctx, int argc, char **argv) {
   struct vab_reader *r = NULL;
   if (vab_image_open(ctx, argv[optind], format, open_flags, &r) < 0) {
     cli_print_diags(ctx, "vab inspect");
+    if (json)
+      print_json_failure(ctx, argv[optind]);
     const struct vab_diag *d = vab_last_error(ctx);
     return d != NULL && d->code == VAB_E_USAGE ? EXIT_USAGE : EXIT_FAILED;
   }
@@ -162,6 +170,8 @@ static int run_inspect(struct vab_ctx *ctx, int argc, char **argv) {
   if (r->format->check != NULL) {
     if (r->format->check(r, &check) < 0) {
       cli_print_diags(ctx, "vab inspect");
+      if (json)
+        print_json_failure(ctx, argv[optind]);
       vab_image_close(r);
       return EXIT_FAILED;
     }

@@ -114,6 +114,13 @@ void cli_json_diags(FILE *out, struct vab_ctx *ctx) {
   fputc(']', out);
 }
 
+void cli_json_failure_end(FILE *out, struct vab_ctx *ctx) {
+  fprintf(out, ",\"ok\":false,\"errors\":%zu,\"diagnostics\":",
+          vab_error_count(ctx));
+  cli_json_diags(out, ctx);
+  fputs("}\n", out);
+}
+
 /* Progress bar. */
 
 static struct {

@@ -1,11 +1,14 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fsutil.h"
@@ -79,19 +82,95 @@ const char *path_base_name(const char *path) {
   return slash ? slash + 1 : path;
 }
 
+/* The folder part of path, malloc'd ("." for a bare name). */
+static char *folder_of(const char *path) {
+  const char *base = path_base_name(path);
+  if (base == path)
+    return strdup(".");
+  if (base == path + 1)
+    return strdup("/");
+  return strndup(path, (size_t)(base - path - 1));
+}
+
+/* Remove the temporaries of dst whose writer is gone.  Each writer holds
+ * an exclusive flock on its temporary for as long as it lives, and the
+ * kernel drops it when the process dies (SIGKILL included), so a lock
+ * taken here with LOCK_NB proves the owner dead, whatever its pid became.
+ * Called with the folder locked, so no writer is between creating its
+ * temporary and locking it. */
+static void remove_stale_temps(int dir_fd, const char *base) {
+  int scan_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (scan_fd < 0)
+    return;
+  DIR *dir = fdopendir(scan_fd);
+  if (dir == NULL) {
+    close(scan_fd);
+    return;
+  }
+  size_t base_len = strlen(base);
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    const char *name = e->d_name;
+    if (name[0] != '.' || strncmp(name + 1, base, base_len) != 0 ||
+        strncmp(name + 1 + base_len, ".vab-", 5) != 0 ||
+        strlen(name + 1 + base_len + 5) != 6)
+      continue;
+    int fd = openat(dir_fd, name,
+                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0)
+      unlinkat(dir_fd, name, 0);
+    close(fd);
+  }
+  closedir(dir);
+}
+
 int create_temp_beside(const char *dst, char **tmp) {
   const char *base = path_base_name(dst);
   int dir_len = (int)(base - dst);
   size_t len = strlen(dst) + sizeof "/..vab-XXXXXX";
   *tmp = malloc(len);
-  if (*tmp == NULL) {
+  char *folder = folder_of(dst);
+  if (*tmp == NULL || folder == NULL) {
+    free(*tmp);
+    free(folder);
+    *tmp = NULL;
     errno = ENOMEM;
     return -1;
   }
   snprintf(*tmp, len, "%.*s.%s.vab-XXXXXX", dir_len, dst, base);
+  /* The folder's lock orders cleaners and writers: a writer's temporary
+   * is locked before any cleaner can see it.  Best effort: a folder that
+   * cannot be opened, or stays locked for 2 s (anyone who can read it can
+   * lock it), gets no cleaning this time. */
+  int dir_fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free(folder);
+  bool dir_locked = false;
+  for (int tries = 0; dir_fd >= 0 && !dir_locked && tries < 200; tries++) {
+    dir_locked = flock(dir_fd, LOCK_EX | LOCK_NB) == 0;
+    if (!dir_locked) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  if (dir_locked)
+    remove_stale_temps(dir_fd, base);
+  /* mkostemp creates with O_EXCL: a planted link at the name is never
+   * followed. */
   int fd = mkostemp(*tmp, O_CLOEXEC);
+  int e = errno;
+  if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    e = errno;
+    close(fd);
+    unlink(*tmp);
+    fd = -1;
+  }
+  if (dir_fd >= 0)
+    close(dir_fd);   /* drops the folder's lock */
   if (fd < 0) {
-    int e = errno;
     free(*tmp);
     *tmp = NULL;
     errno = e;
@@ -99,11 +178,25 @@ int create_temp_beside(const char *dst, char **tmp) {
   return fd;
 }
 
+int create_replacing(const char *path, mode_t mode) {
+  char *tmp = NULL;
+  int fd = create_temp_beside(path, &tmp);
+  if (fd < 0)
+    return -1;
+  if (fchmod(fd, mode) < 0 || rename(tmp, path) < 0) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    errno = e;
+    return -1;
+  }
+  free(tmp);
+  return fd;
+}
+
 int sync_parent_folder(const char *path) {
-  const char *base = path_base_name(path);
-  char *folder = base == path ? strdup(".")
-                 : base == path + 1 ? strdup("/")
-                                    : strndup(path, (size_t)(base - path - 1));
+  char *folder = folder_of(path);
   if (folder == NULL) {
     errno = ENOMEM;
     return -1;

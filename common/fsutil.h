@@ -22,10 +22,20 @@ int open_regular_file(const char *path, struct stat *st, bool *not_regular);
 const char *path_base_name(const char *path);
 
 /* An output's temporary sibling: creates ".NAME.vab-XXXXXX" in dst's folder
- * (so that rename() onto dst is atomic), open read-write, mode 0600.
- * Returns the descriptor and the malloc'd name in *tmp, or -1 with errno
- * set and *tmp NULL. */
+ * (so that rename() onto dst is atomic), open read-write, O_CLOEXEC, mode
+ * 0600, never through a link planted at the name.  The descriptor holds an
+ * exclusive flock for the writer's whole life: rename before closing it.
+ * Temporaries of dst that no live writer holds (left by a killed one) are
+ * removed first.  Returns the descriptor and the malloc'd name in *tmp, or
+ * -1 with errno set and *tmp NULL. */
 int create_temp_beside(const char *dst, char **tmp);
+
+/* Create path as a new empty file with mode, replacing whatever is there
+ * (a planted symbolic or hard link is replaced, never followed or
+ * truncated): a temporary beside it, renamed onto path at once.  For files
+ * written in place while they grow, such as logs.  Returns an O_CLOEXEC
+ * read-write descriptor, or -1 with errno set. */
+int create_replacing(const char *path, mode_t mode);
 
 /* fsync the folder holding path, so a rename into it is durable.  -1 with
  * errno set on failure. */

@@ -18,6 +18,13 @@ struct vab_ctx {
   void *progress_opaque;
   vab_log_fn log;
   void *log_opaque;
+  struct vab_secret *secrets;   /* vab_ctx_add_secret() */
+  size_t n_secrets;
+};
+
+struct vab_secret {
+  char *value;
+  char *shown;
 };
 
 #endif

@@ -40,6 +40,11 @@ void vab_ctx_free(struct vab_ctx *ctx) {
   if (ctx == NULL)
     return;
   vab_diag_clear(ctx);
+  for (size_t i = 0; i < ctx->n_secrets; i++) {
+    free(ctx->secrets[i].value);
+    free(ctx->secrets[i].shown);
+  }
+  free(ctx->secrets);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }
@@ -47,6 +52,93 @@ void vab_ctx_free(struct vab_ctx *ctx) {
 /* Out of memory while recording a diagnostic: keep a static one so the
  * user still learns something went wrong. */
 static char nomem_message[] = "out of memory";
+
+/* Where the next occurrence of secret starts in text, and its length in
+ * *len: the whole value, or (cut by a "%.200s") any part of it at least 16
+ * bytes long or up to the end of the text. */
+#define SECRET_PREFIX 16
+static const char *find_secret(const char *text, const char *value,
+                               size_t *len) {
+  size_t value_len = strlen(value);
+  size_t prefix = value_len < SECRET_PREFIX ? value_len : SECRET_PREFIX;
+  const char *hit = memmem(text, strlen(text), value, prefix);
+  if (hit == NULL)
+    return NULL;
+  size_t n = prefix;
+  while (value[n] != '\0' && hit[n] == value[n])
+    n++;
+  *len = n;
+  return hit;
+}
+
+/* *text (malloc'd, or NULL) with every secret replaced by its shown form.
+ * Out of memory, the text is dropped rather than shown. */
+static void redact(const struct vab_ctx *ctx, char **text) {
+  for (size_t i = 0; *text != NULL && i < ctx->n_secrets; i++) {
+    const struct vab_secret *sec = &ctx->secrets[i];
+    size_t shown_len = strlen(sec->shown), n = 0, size = 1;
+    const char *p = *text, *hit;
+    for (; (hit = find_secret(p, sec->value, &n)) != NULL; p = hit + n)
+      size += (size_t)(hit - p) + shown_len;
+    if (p == *text)
+      continue;
+    size += strlen(p);
+    char *out = malloc(size);
+    if (out == NULL) {
+      free(*text);
+      *text = NULL;
+      return;
+    }
+    char *o = out;
+    for (p = *text; (hit = find_secret(p, sec->value, &n)) != NULL;
+         p = hit + n) {
+      memcpy(o, p, (size_t)(hit - p));
+      o += hit - p;
+      memcpy(o, sec->shown, shown_len);
+      o += shown_len;
+    }
+    strcpy(o, p);
+    free(*text);
+    *text = out;
+  }
+}
+
+int vab_ctx_add_secret(struct vab_ctx *ctx, const char *value,
+                       const char *shown) {
+  if (strlen(value) < VAB_SECRET_MIN_LEN)
+    return 0;
+  for (size_t i = 0; i < ctx->n_secrets; i++)
+    if (strcmp(ctx->secrets[i].value, value) == 0)
+      return 0;
+  struct vab_secret *grown =
+      realloc(ctx->secrets, (ctx->n_secrets + 1) * sizeof *grown);
+  if (grown == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  ctx->secrets = grown;
+  struct vab_secret sec = {strdup(value), strdup(shown)};
+  if (sec.value == NULL || sec.shown == NULL) {
+    free(sec.value);
+    free(sec.shown);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  /* Longest first, so a value that holds another is shown whole. */
+  size_t at = 0;
+  while (at < ctx->n_secrets && strlen(ctx->secrets[at].value) >= strlen(value))
+    at++;
+  memmove(&ctx->secrets[at + 1], &ctx->secrets[at],
+          (ctx->n_secrets - at) * sizeof *ctx->secrets);
+  ctx->secrets[at] = sec;
+  ctx->n_secrets++;
+  /* Diagnostics recorded before the value was known to be one. */
+  for (size_t i = 0; i < ctx->n_diags; i++) {
+    struct vab_diag *d = &ctx->diags[i];
+    redact(ctx, &d->message);
+    if (d->message == NULL)
+      d->message = strdup(nomem_message);
+    redact(ctx, &d->hint);
+  }
+  return 0;
+}
 
 static struct vab_diag *diag_push(struct vab_ctx *ctx, enum vab_code code,
                                   enum vab_severity sev, int errnum,
@@ -78,6 +170,7 @@ static struct vab_diag *diag_push(struct vab_ctx *ctx, enum vab_code code,
   }
   if (vasprintf(&d->message, fmt, ap) < 0)
     d->message = NULL;
+  redact(ctx, &d->message);
   if (d->message == NULL) {
     d->code = VAB_E_NOMEM;
     d->message = strdup(nomem_message);
@@ -144,6 +237,7 @@ void vab_diag_hint(struct vab_ctx *ctx, const char *fmt, ...) {
   if (vasprintf(&d->hint, fmt, ap) < 0)
     d->hint = NULL;
   va_end(ap);
+  redact(ctx, &d->hint);
 }
 
 void vab_diag_source_line(struct vab_ctx *ctx, const char *line, size_t len) {
@@ -270,8 +364,20 @@ int vab_progress(struct vab_ctx *ctx, enum vab_phase phase, const char *step,
                  uint64_t done, uint64_t total) {
   if (vab_check_cancel(ctx) < 0)
     return -1;
-  if (ctx->progress != NULL &&
-      ctx->progress(ctx->progress_opaque, phase, step, done, total) != 0)
+  if (ctx->progress == NULL)
+    return 0;
+  /* Step labels quote template values (a mirror, a command). */
+  char *shown = NULL;
+  if (ctx->n_secrets > 0 && step != NULL) {
+    shown = strdup(step);
+    redact(ctx, &shown);
+    if (shown == NULL)
+      return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  int stop = ctx->progress(ctx->progress_opaque, phase,
+                           shown != NULL ? shown : step, done, total);
+  free(shown);
+  if (stop != 0)
     return vab_error(ctx, VAB_E_CANCELLED, "cancelled by the progress callback");
   return 0;
 }
@@ -286,6 +392,9 @@ void vab_log(struct vab_ctx *ctx, enum vab_log_level level, const char *fmt,
   int n = vasprintf(&line, fmt, ap);
   va_end(ap);
   if (n < 0)
+    return;
+  redact(ctx, &line);
+  if (line == NULL)
     return;
   ctx->log(ctx->log_opaque, level, line);
   free(line);

@@ -77,9 +77,11 @@ int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
   }
   if (err == 0 && fsync(fd) < 0)
     err = errno;
-  if (close(fd) < 0 && err == 0)
-    err = errno;
+  /* Renamed while still open: the descriptor's lock tells other writers
+   * that the temporary is not a leftover. */
   if (err == 0 && rename(tmp, path) < 0)
+    err = errno;
+  if (close(fd) < 0 && err == 0)
     err = errno;
   if (err == 0 && sync_parent_folder(path) < 0) {
     free(tmp);

@@ -544,12 +544,8 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
     goto out;
   }
   res.file_size = (uint64_t)st.st_size;
-  if (close(fd) < 0) {
-    fd = -1;
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot close '%s'", tmp);
-    goto out;
-  }
-  fd = -1;
+  /* Renamed before it is closed: until then its lock marks the temporary
+   * as a live writer's (create_temp_beside). */
   if (rename(tmp, dst_path) < 0) {
     vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s' to '%s'", tmp,
                     dst_path);
@@ -557,6 +553,13 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
   }
   free(tmp);
   tmp = NULL;
+  int closed = close(fd);
+  fd = -1;
+  if (closed < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot close '%s'", dst_path);
+    unlink(dst_path);
+    goto out;
+  }
   if (sync_parent_folder(dst_path) < 0) {
     vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
                     dst_path);

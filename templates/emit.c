@@ -70,6 +70,10 @@ static int emit_node(yaml_emitter_t *e, const struct vab_node *node,
       return -1;
     return 0;
   case VAB_NODE_SCALAR:
+    /* For people, a value from the environment stays as written: it may
+     * be a secret, and loading the output reads the environment again. */
+    if (hide_secrets && node->shown != NULL)
+      return emit_scalar(e, node->shown, node->quoted, false);
     return emit_scalar(e, node->scalar, node->quoted, escape);
   case VAB_NODE_SEQ:
     if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
@@ -144,7 +148,9 @@ static char *emit(struct vab_ctx *ctx, const struct vab_node *node, bool top,
   return buf_detach(&out);
 }
 
-/* The whole template, for people (--print): a plain password is hidden. */
+/* The whole template, for people (--print) and the template digest: a
+ * plain password is hidden, values from the environment are shown as
+ * written. */
 char *tpl_emit(struct vab_ctx *ctx, const struct vab_node *node) {
   return emit(ctx, node, true, true);
 }

@@ -422,10 +422,37 @@ static void VAB_PRINTF(4, 5) ref_error(struct loader *l,
   free(message);
 }
 
+const char *tpl_var_env_shown(struct loader *l, const char *name) {
+  if (env_override(l, name) == NULL)
+    return NULL;
+  char *shown = NULL;
+  if (asprintf(&shown, "${env:VAB_VAR_%s}", name) < 0)
+    return NULL;
+  const char *copy = arena_strdup(l->arena, shown);
+  free(shown);
+  return copy;
+}
+
+/* Keep value out of what vab shows from now on: shown is how the template
+ * wrote where it came from. */
+static int add_secret(struct loader *l, const char *value, bool env,
+                      const char *name, size_t name_len) {
+  char *shown = NULL;
+  if (asprintf(&shown, "${%s%.*s}", env ? "env:" : "", (int)name_len,
+               name) < 0)
+    return vab_error(l->ctx, VAB_E_NOMEM, "out of memory");
+  int r = vab_ctx_add_secret(l->ctx, value, shown);
+  free(shown);
+  return r;
+}
+
 int tpl_expand_scalar(struct loader *l, const struct tpl_vars *vars,
-                      const struct vab_node *node, const char **out) {
+                      const struct vab_node *node, const char **out,
+                      bool *from_env) {
   struct vab_ctx *ctx = l->ctx;
   const char *text = node->scalar;
+  if (from_env != NULL)
+    *from_env = false;
   if (strchr(text, '$') == NULL) {
     *out = text;
     return 0;
@@ -473,6 +500,14 @@ int tpl_expand_scalar(struct loader *l, const struct tpl_vars *vars,
         ref_error(l, node, offset,
                      "environment variable '%s' is not set", env);
       free(env);
+      if (value != NULL) {
+        if (from_env != NULL)
+          *from_env = true;
+        if (add_secret(l, value, true, name + 4, len - 4) < 0) {
+          buf_release(&b);
+          return -1;
+        }
+      }
     } else if (!valid_var_name(name, len)) {
       ref_error(l, node, offset,
                    "invalid variable reference '${%.*s}'", (int)len, name);
@@ -487,6 +522,15 @@ int tpl_expand_scalar(struct loader *l, const struct tpl_vars *vars,
       /* ${name} and ${version} are the template's own, never overridden. */
       bool own = strcmp(var, "name") == 0 || strcmp(var, "version") == 0;
       value = own ? NULL : env_override(l, var);
+      if (value != NULL) {
+        if (from_env != NULL)
+          *from_env = true;
+        if (add_secret(l, value, false, name, len) < 0) {
+          free(var);
+          buf_release(&b);
+          return -1;
+        }
+      }
       for (size_t i = 0; value == NULL && i < vars->n; i++)
         if (strcmp(vars->names[i], var) == 0)
           value = vars->values[i];
@@ -536,7 +580,8 @@ int tpl_expand_tree(struct loader *l, const struct tpl_vars *vars,
   }
   if (node->kind == VAB_NODE_SCALAR) {
     const char *text = NULL;
-    if (tpl_expand_scalar(l, vars, node, &text) < 0) {
+    bool from_env = false;
+    if (tpl_expand_scalar(l, vars, node, &text, &from_env) < 0) {
       if (l->n_failed < VAB_DIAG_MAX)
         l->failed[l->n_failed++] = node->mark;
       return -1;
@@ -550,6 +595,8 @@ int tpl_expand_tree(struct loader *l, const struct tpl_vars *vars,
       return -1;
     n->scalar = (char *)text;
     n->quoted = node->quoted;
+    if (from_env)
+      n->shown = node->scalar;
     *out = n;
     return 0;
   }

@@ -212,6 +212,10 @@ const struct vab_mark *vab_node_key_mark(const struct vab_node *map,
   return &map->mark;
 }
 
+const char *node_shown(const struct vab_node *node) {
+  return node->shown != NULL ? node->shown : node->scalar;
+}
+
 const char *node_kind_name(const struct vab_node *node) {
   switch (node->kind) {
   case VAB_NODE_NULL: return "nothing";
@@ -264,7 +268,8 @@ int vab_node_bool(struct vab_ctx *ctx, const struct vab_node *node,
   if (node->kind != VAB_NODE_SCALAR || !node_is_bool_text(node->scalar, &value)) {
     if (node->kind == VAB_NODE_SCALAR)
       vab_error_at(ctx, VAB_E_SCHEMA, &node->mark,
-                   "'%.200s' must be true or false, not '%.200s'", what, node->scalar);
+                   "'%.200s' must be true or false, not '%.200s'", what,
+                   node_shown(node));
     else
       vab_error_at(ctx, VAB_E_SCHEMA, &node->mark,
                    "'%.200s' must be true or false, not %s", what,
@@ -303,7 +308,7 @@ int vab_node_uint(struct vab_ctx *ctx, const struct vab_node *node,
   if (parse_uint(node->scalar, &v) < 0 || v > max) {
     vab_error_at(ctx, VAB_E_SCHEMA, &node->mark,
                  "'%.200s' must be a whole number from 0 to %llu, not '%.200s'", what,
-                 (unsigned long long)max, node->scalar);
+                 (unsigned long long)max, node_shown(node));
     return -1;
   }
   *out = v;
@@ -401,9 +406,9 @@ int vab_node_size(struct vab_ctx *ctx, const struct vab_node *node,
     vab_error_at(ctx, VAB_E_SCHEMA, &node->mark,
                  "'%.200s' must be a size such as 512M, 4G, 4GiB or a number of "
                  "bytes, not '%.200s'",
-                 what, node->scalar);
+                 what, node_shown(node));
     size_t len = strlen(node->scalar);
-    if (len >= 2 && node->scalar[len - 1] == 'B' &&
+    if (node->shown == NULL && len >= 2 && node->scalar[len - 1] == 'B' &&
         strchr("KMGTPkmgtp", node->scalar[len - 2]) != NULL)
       vab_diag_hint(ctx, "sizes are binary: write %.*s or %.*siB",
                     (int)(len - 1), node->scalar, (int)(len - 1),
@@ -425,7 +430,7 @@ int vab_node_duration(struct vab_ctx *ctx, const struct vab_node *node,
     return vab_error_at(ctx, VAB_E_SCHEMA, &node->mark,
                         "'%.200s' must be a duration such as 90s, 5m or 1h30m, "
                         "not '%.200s'",
-                        what, node->scalar);
+                        what, node_shown(node));
   return 0;
 }
 
@@ -512,12 +517,13 @@ const char *vab_suggest(const char *word, const char *const *candidates) {
   return best;
 }
 
+/* word NULL: the list only. */
 static void hint_one_of(struct vab_ctx *ctx, const char *word,
                         const char *const *allowed) {
   /* Past the cap the hint would be dropped: skip the edit distances. */
   if (vab_diag_dropped(ctx) > 0)
     return;
-  const char *close = vab_suggest(word, allowed);
+  const char *close = word != NULL ? vab_suggest(word, allowed) : NULL;
   if (close != NULL) {
     vab_diag_hint(ctx, "did you mean '%.200s'?", close);
     return;
@@ -544,8 +550,10 @@ int vab_node_enum(struct vab_ctx *ctx, const struct vab_node *node,
       *out = allowed[i];
       return 0;
     }
-  vab_error_at(ctx, VAB_E_SCHEMA, &node->mark, "unknown %s '%.200s'", what, value);
-  hint_one_of(ctx, value, allowed);
+  vab_error_at(ctx, VAB_E_SCHEMA, &node->mark, "unknown %s '%.200s'", what,
+               node_shown(node));
+  /* No "did you mean" for a value from the environment: it would tell. */
+  hint_one_of(ctx, node->shown != NULL ? NULL : value, allowed);
   return -1;
 }
 

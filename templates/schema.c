@@ -137,6 +137,7 @@ static struct vab_node *local_path(struct schema *s,
     return (struct vab_node *)node;
   }
   copy->quoted = node->quoted;
+  copy->shown = node->shown;
   return copy;
 }
 
@@ -1403,8 +1404,10 @@ int tpl_schema(struct loader *l, const struct vab_node *root,
     struct vab_node *v = node_scalar(l, t->variables[i].value, &root->mark);
     if (v == NULL)
       fail(s);
-    else
+    else {
       v->quoted = true;   /* values are strings, even "2.0" */
+      v->shown = tpl_var_env_shown(l, t->variables[i].name);
+    }
     put(s, vars, t->variables[i].name, NULL, v);
   }
   if (vars != NULL && vars->n > 0)

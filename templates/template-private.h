@@ -82,9 +82,19 @@ int tpl_collect_vars(struct loader *l, const struct vab_node *root,
                      struct tpl_vars *vars);
 int tpl_var_set(struct loader *l, struct tpl_vars *vars, const char *name,
                 const char *value);
-/* Expand ${...} in one scalar node; *out is a new node or node itself. */
+/* Expand ${...} in one scalar node; *out is the expanded text or
+ * node->scalar itself.  *from_env (if not NULL) tells whether part of it
+ * came from the environment (${env:NAME} or a VAB_VAR_NAME override); each
+ * such value is registered with vab_ctx_add_secret(). */
 int tpl_expand_scalar(struct loader *l, const struct tpl_vars *vars,
-                      const struct vab_node *node, const char **out);
+                      const struct vab_node *node, const char **out,
+                      bool *from_env);
+/* "${env:VAB_VAR_NAME}" (arena) when the environment overrides variable
+ * name, else NULL: what --print shows for its value. */
+const char *tpl_var_env_shown(struct loader *l, const char *name);
+/* The text diagnostics show for a scalar: as written when it came from the
+ * environment, else its value. */
+const char *node_shown(const struct vab_node *node);
 /* Expand every scalar of a tree except under the keys `variables` and
  * `extends` of the top level. */
 int tpl_expand_tree(struct loader *l, const struct tpl_vars *vars,

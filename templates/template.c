@@ -89,7 +89,7 @@ static int expand_identity(struct loader *l, const struct vab_node *root,
     const struct vab_node *node = vab_node_get(root, keys[i]);
     const char *value = i == 1 ? "0" : NULL;
     if (node != NULL && node->kind == VAB_NODE_SCALAR &&
-        tpl_expand_scalar(l, vars, node, &value) < 0) {
+        tpl_expand_scalar(l, vars, node, &value, NULL) < 0) {
       if (l->n_failed < VAB_DIAG_MAX)
         l->failed[l->n_failed++] = node->mark;
       value = NULL;

@@ -745,20 +745,23 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
     goto out;
   }
   res.file_size = (uint64_t)st.st_size;
-  int closed = close(fd);
-  fd = -1;
-  if (closed < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", tmp);
-    goto out;
-  }
   if (vab_check_cancel(ctx) < 0)
     goto out;
+  /* Renamed before it is closed: until then its lock marks the temporary
+   * as a live writer's (create_temp_beside). */
   if (rename(tmp, dst_path) < 0) {
     vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s' to '%s'", tmp,
                     dst_path);
     goto out;
   }
   renamed = true;
+  int closed = close(fd);
+  fd = -1;
+  if (closed < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", dst_path);
+    unlink(dst_path);
+    goto out;
+  }
   if (sync_parent_folder(dst_path) < 0) {
     vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
                     dst_path);

@@ -112,6 +112,17 @@ size_t vab_diag_dropped(const struct vab_ctx *ctx);
 const struct vab_diag *vab_last_error(const struct vab_ctx *ctx);
 void vab_diag_clear(struct vab_ctx *ctx);
 
+/* A value that must not be shown (it came from the environment and may be
+ * a secret): every occurrence of value in the diagnostics, hints and log
+ * lines of ctx, those recorded already and those to come, is shown as
+ * shown instead (e.g. "${env:NAME}").  Values shorter than
+ * VAB_SECRET_MIN_LEN bytes are not replaced, as they would hit ordinary
+ * words; the template loader shows those as written itself.  Call it
+ * while no other thread uses ctx (the template loader does). */
+#define VAB_SECRET_MIN_LEN 4
+int vab_ctx_add_secret(struct vab_ctx *ctx, const char *value,
+                       const char *shown);
+
 /* Short, stable name of a code: "io", "schema"... */
 const char *vab_code_name(enum vab_code code);
 /* One-line description of a code. */

@@ -33,6 +33,11 @@ struct vab_node {
   struct vab_node **items;    /* seq items, or map values */
   char **keys;                /* map keys (n of them) */
   struct vab_mark *key_marks; /* map key marks */
+  /* VAB_NODE_SCALAR whose value came (wholly or partly) from the
+   * environment: the text as written ("${env:TOKEN}", "a-${env:X}"),
+   * which diagnostics and --print show instead of the value.  NULL
+   * otherwise. */
+  const char *shown;
 };
 
 /* Map lookup; NULL if absent or node is not a map. */

@@ -236,11 +236,137 @@ static void test_extends_errors_point_into_the_right_file(void **state) {
   vab_ctx_free(ctx);
 }
 
+/* Every diagnostic of ctx, as one string, with hints. */
+static char *all_diags(struct vab_ctx *ctx) {
+  size_t cap = 1;
+  for (size_t i = 0; i < vab_diag_count(ctx); i++) {
+    const struct vab_diag *d = vab_diag_get(ctx, i);
+    cap += strlen(d->message) + (d->hint ? strlen(d->hint) : 0) + 2;
+  }
+  char *out = calloc(1, cap);
+  assert_non_null(out);
+  for (size_t i = 0; i < vab_diag_count(ctx); i++) {
+    const struct vab_diag *d = vab_diag_get(ctx, i);
+    strcat(out, d->message);
+    strcat(out, "\n");
+    if (d->hint != NULL)
+      strcat(out, d->hint);
+  }
+  return out;
+}
+
+#define CANARY "s3cr3t!canary-0123456789-abcdefghij"
+
+static void test_environment_values_are_not_shown(void **state) {
+  (void)state;
+  struct vab_ctx *ctx = vab_ctx_new();
+  struct vab_load_opts opts = {.use_environment = true};
+  setenv("VAB_TEST_TOKEN", CANARY, 1);
+  setenv("VAB_TEST_SHORT", "ab!", 1);
+  setenv("VAB_VAR_where", "x." CANARY, 1);
+  /* Invalid values, wholly or partly from the environment: a size and a
+   * number (the node readers), a host name and a user name (the schema's
+   * and the provisioners' own checks). */
+  assert_null(load_text(ctx,
+      "vab: 1\nname: web\n" SOURCE
+      "variables: {where: here}\n"
+      "disk: {size: \"${env:VAB_TEST_TOKEN}\"}\n"
+      "hardware: {cpus: \"${env:VAB_TEST_SHORT}\"}\n"
+      "provisioners:\n"
+      "  - {type: hostname, hostname: \"h-${env:VAB_TEST_TOKEN}\"}\n"
+      "  - {type: users, users: [{name: \"${where}\"}]}\n"
+      "outputs: [{format: \"${env:VAB_TEST_SHORT}\"}]\n",
+      &opts));
+  char *text = all_diags(ctx);
+  if (strstr(text, "s3cr3t") != NULL || strstr(text, "ab!") != NULL ||
+      strstr(text, "0123456789") != NULL)
+    dump_diags(ctx);
+  assert_null(strstr(text, "s3cr3t"));
+  assert_null(strstr(text, "0123456789"));
+  assert_null(strstr(text, "ab!"));
+  /* What is shown instead: the text as written. */
+  assert_non_null(strstr(text, "not '${env:VAB_TEST_TOKEN}'"));
+  assert_non_null(strstr(text, "not '${env:VAB_TEST_SHORT}'"));
+  assert_non_null(strstr(text, "h-${env:VAB_TEST_TOKEN}"));
+  assert_non_null(strstr(text, "'${where}' is not a valid user name"));
+  assert_true(vab_error_count(ctx) >= 4);
+  free(text);
+  vab_ctx_free(ctx);
+  unsetenv("VAB_TEST_SHORT");
+  unsetenv("VAB_VAR_where");
+  unsetenv("VAB_TEST_TOKEN");
+}
+
+static void log_capture(void *opaque, enum vab_log_level level,
+                        const char *line) {
+  (void)level;
+  char *seen = opaque;
+  snprintf(seen, 512, "%s", line);
+}
+
+static int progress_capture(void *opaque, enum vab_phase phase,
+                            const char *step, uint64_t done, uint64_t total) {
+  (void)phase;
+  (void)done;
+  (void)total;
+  snprintf(opaque, 512, "%s", step);
+  return 0;
+}
+
+static void test_environment_values_reach_the_build_only(void **state) {
+  (void)state;
+  struct vab_ctx *ctx = vab_ctx_new();
+  char seen[512] = "";
+  vab_ctx_set_log(ctx, log_capture, seen);
+  struct vab_load_opts opts = {.use_environment = true};
+  setenv("VAB_TEST_TOKEN", CANARY, 1);
+  struct vab_template *t = load_text(ctx,
+      "vab: 1\nname: web\n" SOURCE
+      "description: \"by ${env:VAB_TEST_TOKEN}\"\n"
+      "provisioners:\n"
+      "  - {type: shell, inline: [\"echo ${env:VAB_TEST_TOKEN} >/etc/t\"]}\n",
+      &opts);
+  unsetenv("VAB_TEST_TOKEN");
+  assert_non_null(t);
+  /* The build gets the value... */
+  assert_string_equal(t->description, "by " CANARY);
+  char *full = vab_node_to_yaml(ctx, t->root);
+  assert_non_null(strstr(full, "echo " CANARY " >/etc/t"));
+  free(full);
+  /* ...--print and the template digest the text as written, which reads
+   * the environment again when loaded. */
+  char *shown = vab_template_to_yaml(ctx, t);
+  assert_null(strstr(shown, "s3cr3t"));
+  assert_non_null(strstr(shown, "description: by ${env:VAB_TEST_TOKEN}"));
+  assert_non_null(strstr(shown, "- echo ${env:VAB_TEST_TOKEN} >/etc/t"));
+  free(shown);
+  /* Later stages quoting the value (a failing step, the build log) show
+   * it as written too, even cut short by a "%.20s". */
+  vab_log(ctx, VAB_LOG_INFO, "running: %s", t->description);
+  assert_string_equal(seen, "running: by ${env:VAB_TEST_TOKEN}");
+  vab_log(ctx, VAB_LOG_INFO, "step '%.20s' failed", t->description);
+  assert_string_equal(seen, "step 'by ${env:VAB_TEST_TOKEN}' failed");
+  vab_error(ctx, VAB_E_PROVISION, "'%s' exited with status 1",
+            t->description + 3);
+  assert_string_equal(vab_last_error(ctx)->message,
+                      "'${env:VAB_TEST_TOKEN}' exited with status 1");
+  /* Progress labels too. */
+  char step[512] = "";
+  vab_ctx_set_progress(ctx, progress_capture, step);
+  assert_int_equal(vab_progress(ctx, VAB_PHASE_PROVISION, t->description, 0,
+                                0), 0);
+  assert_string_equal(step, "by ${env:VAB_TEST_TOKEN}");
+  vab_template_free(t);
+  vab_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_variable_precedence),
     cmocka_unit_test(test_escapes_and_builtins),
     cmocka_unit_test(test_environment_reference),
+    cmocka_unit_test(test_environment_values_are_not_shown),
+    cmocka_unit_test(test_environment_values_reach_the_build_only),
     cmocka_unit_test(test_unknown_variable_is_located),
     cmocka_unit_test(test_bad_variable_names),
     cmocka_unit_test(test_extends_merges),
