@@ -14,6 +14,11 @@ int vab_image_block_status(struct vab_reader *r, uint64_t offset,
  * the folder of the image that names them.  malloc'd, NULL if no memory. */
 char *vab_image_relative_path(const char *image_path, const char *name);
 
+/* The virtual size a sector-based format writes for the writer's size:
+ * rounded up to a whole 512-byte sector, with a warning on the context's
+ * log when that grows it (the extra bytes read as zeros). */
+uint64_t vab_writer_sector_size(struct vab_writer *w, const char *format);
+
 /* True if all len bytes are zero. */
 bool vab_buffer_is_zero(const void *buf, size_t len);
 
