@@ -13,17 +13,14 @@ n=0
 while IFS=$'\t' read -r name command message; do
   n=$((n + 1))
   img="$d/$name"
-  start=$SECONDS
   if [ "$command" = inspect ]; then
     timeout -s KILL 20 "$VAB" inspect "$img" >"$tmp/out" 2>"$tmp/err"
   else
     timeout -s KILL 20 "$VAB" convert -q -O qcow2 "$img" "$tmp/out.qcow2" \
       2>"$tmp/err"
   fi
-  got=$?
+  got=$?  # 137 if the timeout killed it
   [ $got = 1 ] || { problem "$name: $command exit $got, want 1"; cat "$tmp/err"; }
-  [ $((SECONDS - start)) -le 10 ] ||
-    problem "$name: $command took $((SECONDS - start)) s"
   if [ -n "$message" ]; then
     want="vab $command: error: ${message//\{path\}/$img}"
     grep -qxF -- "$want" "$tmp/err" ||
