@@ -130,12 +130,8 @@ def qcow2_snapshot_l1(path, cluster_bits, l1_entries, snapshots):
     cs = 1 << cluster_bits
     l1_bytes = l1_entries * 8
     snap_at = cs
-    entry = lambda: struct.pack(">QIHHIIQII", l1_at, l1_entries, 1, 1, 0, 0,
-                                0, 0, 0) + b"1s"
-    # 40-byte fixed part, id and name of one byte each, padded to 8.
-    l1_at = 0  # set below
-    table_bytes = snapshots * 48
-    table_clusters = (table_bytes + cs - 1) // cs
+    # 48 bytes each: the 40-byte fixed part, a one-byte id and name, padding.
+    table_clusters = (snapshots * 48 + cs - 1) // cs
     l1_at = cs * (1 + table_clusters)
     l1_clusters = (l1_bytes + cs - 1) // cs
     rt_at = l1_at + l1_clusters * cs
@@ -143,7 +139,8 @@ def qcow2_snapshot_l1(path, cluster_bits, l1_entries, snapshots):
     f = File()
     f.put(0, qcow2_header(cluster_bits, 1 << 20, 1, rb_at + cs, rt_at, 1,
                           nb_snapshots=snapshots, snapshots_offset=snap_at))
-    one = entry()
+    one = struct.pack(">QIHHIIQII", l1_at, l1_entries, 1, 1, 0, 0, 0, 0,
+                      0) + b"1s"
     one += bytes(48 - len(one))
     f.put(snap_at, one * snapshots)
     f.put(rt_at, be64s([rb_at]))
