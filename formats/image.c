@@ -11,8 +11,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vab/error.h"
 #include "vab/format.h"
+#include "vab/progress.h"
 #include "formats/image.h"
+
+uint64_t vab_writer_sector_size(struct vab_writer *w, const char *format) {
+  uint64_t size = (w->virtual_size + 511) & ~(uint64_t)511;
+  if (size != w->virtual_size)
+    vab_log(w->ctx, VAB_LOG_WARNING,
+            "%s: virtual size %llu bytes is not a whole number of 512-byte "
+            "sectors; writing %llu bytes (the last %llu read as zeros)",
+            format, (unsigned long long)w->virtual_size,
+            (unsigned long long)size,
+            (unsigned long long)(size - w->virtual_size));
+  return size;
+}
 
 /* Deeper chains are refused: a chain that names itself would recurse
  * forever, and no real build stacks this many layers. */

@@ -27,6 +27,11 @@ int vab_image_open_backing(struct vab_reader *parent, const char *name,
 int vab_image_read_backing(struct vab_reader *r, void *buf, size_t len,
                            uint64_t offset);
 
+/* The virtual size a sector-based format writes for the writer's size:
+ * rounded up to a whole 512-byte sector, with a warning on the context's
+ * log when that grows it (the extra bytes read as zeros). */
+uint64_t vab_writer_sector_size(struct vab_writer *w, const char *format);
+
 /* True if all len bytes are zero. */
 bool vab_buffer_is_zero(const void *buf, size_t len);
 

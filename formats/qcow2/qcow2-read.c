@@ -29,6 +29,11 @@
 #define MAX_VIRTUAL_SIZE (1ull << 56)
 /* check() keeps a 16-bit count per host cluster of the file. */
 #define CHECK_MAX_CLUSTERS (1ull << 26)
+/* Work a hostile image can make the reader or the check do beyond what
+ * its own size explains (tables or clusters shared many times over): at
+ * most this many times the file's size, and at least WORK_BUDGET_MIN. */
+#define WORK_BUDGET_FACTOR 64u
+#define WORK_BUDGET_MIN (1ull << 30)
 
 struct l2_cache_entry {
   uint64_t offset;   /* host offset of the table, 0 = empty */
@@ -57,6 +62,10 @@ struct qcow2_reader {
   uint8_t *cbuf;            /* compressed bytes, 2 clusters */
   uint8_t *dbuf;            /* one decompressed cluster */
   uint64_t dbuf_entry;      /* entry dbuf holds, 0 = none */
+  bool dbuf_zero;           /* dbuf is all zero */
+  uint64_t zero_budget;     /* bytes of zeros left to reread from clusters */
+  uint64_t *zero_seen;      /* host offsets of all-zero clusters read */
+  uint64_t zero_seen_slots, zero_seen_used;
   struct libdeflate_decompressor *inflater;
   ZSTD_DCtx *zstd;
 };
@@ -192,6 +201,79 @@ static int open_backing(struct vab_reader *r, const uint8_t *cluster0,
   return vab_image_open_backing(r, name, fmt, "backing file", &r->backing);
 }
 
+static uint64_t work_budget(const struct vab_reader *r) {
+  uint64_t budget = r->file_size * WORK_BUDGET_FACTOR;
+  return budget > WORK_BUDGET_MIN ? budget : WORK_BUDGET_MIN;
+}
+
+/* Distinct L2 tables inside the file number at most its clusters, so an
+ * L1 table that points at more shares them: 100,000 L1 entries pointing at
+ * one L2 table would make a 10 MiB file map 50 TB of guest clusters, each
+ * walked by the check and by every read.  Images qemu and vab write never
+ * share an L2 table within one L1 table. */
+static int check_l1_sharing(struct vab_reader *r, const struct qcow2_reader *q) {
+  uint64_t tables = 0;
+  for (uint64_t i = 0; i < q->l1_size; i++)
+    if ((q->l1[i] & QCOW2_L1E_OFFSET_MASK) != 0)
+      tables++;
+  uint64_t clusters = r->file_size >> q->cluster_bits;
+  if (tables <= clusters)
+    return 0;
+  char msg[192];
+  snprintf(msg, sizeof msg, "the L1 table points at %llu L2 tables, more "
+           "than the file's %llu clusters can hold: L2 tables are shared "
+           "(work budget exceeded)", (unsigned long long)tables,
+           (unsigned long long)clusters);
+  return corrupt(r, q->l1_offset, msg);
+}
+
+/* Has the all-zero cluster at this host offset been read before?  Distinct
+ * ones are bounded by the file's size; past the set's cap, every one
+ * counts as seen. */
+static bool zero_seen_before(struct qcow2_reader *q, uint64_t file_size,
+                             uint64_t host) {
+  if (q->zero_seen == NULL) {
+    q->zero_seen_slots = 1024;
+    while (q->zero_seen_slots < (1u << 20) &&
+           q->zero_seen_slots < 2 * (file_size / QCOW2_SECTOR))
+      q->zero_seen_slots *= 2;
+    q->zero_seen = calloc(q->zero_seen_slots, sizeof *q->zero_seen);
+  }
+  if (q->zero_seen == NULL ||
+      (q->zero_seen_used + 1) * 4 > q->zero_seen_slots * 3)
+    return true;
+  uint64_t key = host + 1;  /* 0 marks an empty slot */
+  uint64_t mask = q->zero_seen_slots - 1;
+  uint64_t i = (key * 0x9e3779b97f4a7c15ull) >> 20;
+  for (i &= mask;; i = (i + 1) & mask) {
+    if (q->zero_seen[i] == key)
+      return true;
+    if (q->zero_seen[i] == 0) {
+      q->zero_seen[i] = key;
+      q->zero_seen_used++;
+      return false;
+    }
+  }
+}
+
+/* Shared data clusters are fine (dedup), but all-zero ones read again and
+ * again cost far more than the sparse output they give; budget them. */
+static int spend_zero_budget(struct vab_reader *r, uint64_t host,
+                             uint64_t bytes) {
+  struct qcow2_reader *q = r->priv;
+  if (!zero_seen_before(q, r->file_size, host))
+    return 0;
+  if (bytes <= q->zero_budget) {
+    q->zero_budget -= bytes;
+    return 0;
+  }
+  return vab_error(r->ctx, VAB_E_FORMAT,
+                   "'%s': more than %llu bytes of zeros reread from shared "
+                   "clusters of a %llu-byte file (work budget exceeded)",
+                   r->path, (unsigned long long)work_budget(r),
+                   (unsigned long long)r->file_size);
+}
+
 int qcow2_reader_open(struct vab_reader *r) {
   uint8_t h[4096];
   memset(h, 0, sizeof h);
@@ -286,6 +368,9 @@ int qcow2_reader_open(struct vab_reader *r) {
     for (uint64_t i = 0; i < q->l1_size; i++)
       q->l1[i] = qcow2_be64((const uint8_t *)&q->l1[i]);
   }
+  if (check_l1_sharing(r, q) < 0)
+    return -1;
+  q->zero_budget = work_budget(r);
   q->cache_size = (unsigned)(L2_CACHE_BYTES / q->cluster_size);
   if (q->cache_size < 1)
     q->cache_size = 1;
@@ -418,6 +503,7 @@ static int decompress_cluster(struct vab_reader *r, uint64_t entry) {
     return corrupt(r, host, "compressed cluster does not decompress to a "
                    "full cluster");
   q->dbuf_entry = entry;
+  q->dbuf_zero = vab_buffer_is_zero(q->dbuf, q->cluster_size);
   return 0;
 }
 
@@ -462,6 +548,12 @@ int qcow2_pread(struct vab_reader *r, void *buf, size_t len, uint64_t offset) {
     case KIND_COMPRESSED:
       if (decompress_cluster(r, entry & ~QCOW2_OFLAG_COPIED) < 0)
         return -1;
+      if (q->dbuf_zero) {
+        uint64_t chost, clen;
+        qcow2_compressed_range(entry, q->cluster_bits, &chost, &clen);
+        if (spend_zero_budget(r, chost, n) < 0)
+          return -1;
+      }
       memcpy(out, q->dbuf + in_cluster, n);
       break;
     case KIND_NORMAL: {
@@ -471,6 +563,9 @@ int qcow2_pread(struct vab_reader *r, void *buf, size_t len, uint64_t offset) {
                                                    : n)
                          : 0;
       if (avail > 0 && read_exact(r, out, avail, pos, "data cluster") < 0)
+        return -1;
+      if (vab_buffer_is_zero(out, avail) &&
+          spend_zero_budget(r, host, avail) < 0)
         return -1;
       memset(out + avail, 0, n - avail);
       break;
@@ -540,7 +635,8 @@ struct check_state {
   uint64_t *seen;          /* compressed descriptors met, open addressing */
   uint64_t seen_slots, seen_used;
   unsigned reports;
-  uint64_t snapshot_budget;  /* bytes of snapshot L2 tables left to read */
+  uint64_t snapshot_budget;  /* bytes of snapshot L1, L2 tables left */
+  uint8_t *one;            /* bit per host cluster: stored refcount is 1 */
 };
 
 /* Problems are logged (the first few) and counted. */
@@ -677,22 +773,36 @@ static int check_l2_table(struct check_state *cs, uint64_t l1_index,
   return 0;
 }
 
+static bool refcount_is_one(const struct check_state *cs, uint64_t cluster) {
+  return (cs->one[cluster / 8] >> (cluster % 8)) & 1;
+}
+
+/* The refcount for a report; the check itself uses cs->one, so that
+ * entries hopping between refcount blocks do not reread a block each. */
+static uint64_t refcount_for_report(struct check_state *cs,
+                                    const uint8_t *reftable, uint8_t *block,
+                                    uint64_t cluster) {
+  uint64_t block_offset = 0;
+  bool bad;
+  if (cs->reports >= CHECK_MAX_REPORTS)
+    return 0;
+  return stored_refcount(cs->r, reftable, block, &block_offset, cluster, &bad);
+}
+
 static int check_copied(struct check_state *cs, const uint8_t *reftable,
                         uint8_t *block) {
   struct vab_reader *r = cs->r;
   struct qcow2_reader *q = r->priv;
-  uint64_t block_offset = 0;
-  bool bad;
   for (uint64_t i = 0; i < q->l1_size; i++) {
     uint64_t l1e = q->l1[i];
     uint64_t l2_offset = l1e & QCOW2_L1E_OFFSET_MASK;
     if (l2_offset == 0 || (l2_offset & (q->cluster_size - 1)) ||
         l2_offset >= r->file_size)
       continue;
-    uint64_t rc = stored_refcount(r, reftable, block, &block_offset,
-                                  l2_offset >> q->cluster_bits, &bad);
-    if (((l1e & QCOW2_OFLAG_COPIED) != 0) != (rc == 1)) {
+    uint64_t c = l2_offset >> q->cluster_bits;
+    if (((l1e & QCOW2_OFLAG_COPIED) != 0) != refcount_is_one(cs, c)) {
       cs->res->errors++;
+      uint64_t rc = refcount_for_report(cs, reftable, block, c);
       report(cs,
               "'%s': L1 entry %llu: COPIED flag does not match refcount "
               "%llu",
@@ -708,10 +818,10 @@ static int check_copied(struct check_state *cs, const uint8_t *reftable,
       if ((entry & QCOW2_OFLAG_COMPRESSED) || host == 0 ||
           (host & (q->cluster_size - 1)) || host >= r->file_size)
         continue;
-      rc = stored_refcount(r, reftable, block, &block_offset,
-                           host >> q->cluster_bits, &bad);
-      if (((entry & QCOW2_OFLAG_COPIED) != 0) != (rc == 1)) {
+      c = host >> q->cluster_bits;
+      if (((entry & QCOW2_OFLAG_COPIED) != 0) != refcount_is_one(cs, c)) {
         cs->res->errors++;
+        uint64_t rc = refcount_for_report(cs, reftable, block, c);
         report(cs,
                 "'%s': guest cluster %llu: COPIED flag does not match "
                 "refcount %llu",
@@ -719,6 +829,8 @@ static int check_copied(struct check_state *cs, const uint8_t *reftable,
                 (unsigned long long)rc);
       }
     }
+    if (vab_check_cancel(r->ctx) < 0)
+      return -1;
   }
   return 0;
 }
@@ -749,6 +861,14 @@ static void count_l2_table_refs(struct check_state *cs, const uint8_t *table) {
   }
 }
 
+static int snapshot_budget_exceeded(struct vab_reader *r) {
+  return vab_error(r->ctx, VAB_E_UNSUPPORTED,
+                   "'%s': snapshots point to more L1 and L2 tables than vab "
+                   "checks (%u times the file's size, at least 1 GiB): check "
+                   "stopped, work budget exceeded",
+                   r->path, WORK_BUDGET_FACTOR);
+}
+
 /* The clusters that a snapshot's L1 table holds. */
 static int count_snapshot_l1(struct check_state *cs, unsigned index,
                              uint64_t l1_offset, uint64_t l1_size,
@@ -767,6 +887,10 @@ static int count_snapshot_l1(struct check_state *cs, unsigned index,
   if (l1_size == 0)
     return 0;
   count_range(cs, l1_offset, l1_size * 8, "snapshot L1 table");
+  /* Snapshots can share one L1 table too; qemu gives each its own copy. */
+  if (cs->snapshot_budget < l1_size * 8)
+    return snapshot_budget_exceeded(r);
+  cs->snapshot_budget -= l1_size * 8;
   uint8_t *l1 = malloc(l1_size * 8);
   if (l1 == NULL)
     return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
@@ -787,9 +911,7 @@ static int count_snapshot_l1(struct check_state *cs, unsigned index,
     /* Snapshots share L2 tables; a hostile image could make every one of
      * 65536 snapshots point to all of them. */
     if (cs->snapshot_budget < q->cluster_size) {
-      rc = vab_error(r->ctx, VAB_E_UNSUPPORTED,
-                     "'%s': snapshots point to more L2 tables than vab "
-                     "checks (64 times the file's size)", r->path);
+      rc = snapshot_budget_exceeded(r);
       break;
     }
     cs->snapshot_budget -= q->cluster_size;
@@ -820,8 +942,7 @@ static int count_snapshots(struct check_state *cs) {
   uint8_t *table = malloc(q->cluster_size);
   if (table == NULL)
     return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
-  cs->snapshot_budget = 64 * r->file_size > (1ull << 30) ? 64 * r->file_size
-                                                          : (1ull << 30);
+  cs->snapshot_budget = work_budget(r);
   uint64_t at = q->snapshots_offset;
   int rc = 0;
   for (unsigned i = 0; rc == 0 && i < q->nb_snapshots; i++) {
@@ -845,6 +966,8 @@ static int count_snapshots(struct check_state *cs) {
     }
     at = (end + 7) & ~7ull;
     rc = count_snapshot_l1(cs, i, l1_offset, l1_size, table);
+    if (rc == 0)
+      rc = vab_check_cancel(r->ctx);
   }
   if (rc == 0)
     count_range(cs, q->snapshots_offset, at - q->snapshots_offset,
@@ -871,11 +994,13 @@ int qcow2_check(struct vab_reader *r, struct vab_check_result *res) {
          cs->seen_slots < 2 * (r->file_size / QCOW2_SECTOR))
     cs->seen_slots *= 2;
   cs->seen = calloc(cs->seen_slots, sizeof *cs->seen);
+  cs->one = calloc(cs->n_clusters / 8 + 1, 1);
   uint64_t reftable_bytes = q->reftable_clusters * q->cluster_size;
   uint8_t *reftable = calloc(1, reftable_bytes ? reftable_bytes : 1);
   uint8_t *block = malloc(q->cluster_size);
   int rc = -1;
-  if (cs->counts == NULL || reftable == NULL || block == NULL) {
+  if (cs->counts == NULL || cs->one == NULL || reftable == NULL ||
+      block == NULL) {
     vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
     goto out;
   }
@@ -919,7 +1044,8 @@ int qcow2_check(struct vab_reader *r, struct vab_check_result *res) {
       continue;
     }
     count_range(cs, l2_offset, q->cluster_size, "L2 table");
-    if (check_l2_table(cs, i, &allocated, &compressed) < 0)
+    if (check_l2_table(cs, i, &allocated, &compressed) < 0 ||
+        vab_check_cancel(r->ctx) < 0)
       goto out;
   }
   if (count_snapshots(cs) < 0)
@@ -939,6 +1065,8 @@ int qcow2_check(struct vab_reader *r, struct vab_check_result *res) {
       res->errors++;
       continue;
     }
+    if (stored == 1)
+      cs->one[c / 8] |= (uint8_t)(1u << (c % 8));
     uint64_t counted = cs->counts[c];
     if (stored < counted) {
       res->errors++;
@@ -956,6 +1084,7 @@ int qcow2_check(struct vab_reader *r, struct vab_check_result *res) {
 out:
   free(cs->counts);
   free(cs->seen);
+  free(cs->one);
   free(reftable);
   free(block);
   return rc;
@@ -968,6 +1097,7 @@ void qcow2_reader_close(struct vab_reader *r) {
   for (unsigned i = 0; i < L2_CACHE_MAX; i++)
     free(q->cache[i].table);
   free(q->l1);
+  free(q->zero_seen);
   free(q->cbuf);
   free(q->dbuf);
   libdeflate_free_decompressor(q->inflater);

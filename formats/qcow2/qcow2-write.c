@@ -48,6 +48,9 @@ struct dedup_slot {
 };
 
 struct qcow2_writer {
+  /* qemu reads a qcow2 size down to whole sectors (raw ones up), so the
+   * header gives it rounded up; the extra bytes read as zeros. */
+  uint64_t header_size;
   /* Options, fixed once open() runs. */
   uint32_t cluster_size;
   unsigned cluster_bits;
@@ -219,7 +222,8 @@ static int qcow2_open(struct vab_writer *w) {
   w->block_size = q->cluster_size;
   q->l2_entries = cs / 8;
   uint64_t coverage = cs * q->l2_entries;
-  q->l1_size = (w->virtual_size + coverage - 1) / coverage;
+  q->header_size = vab_writer_sector_size(w, "qcow2");
+  q->l1_size = (q->header_size + coverage - 1) / coverage;
   if (q->l1_size * 8 > QCOW2_MAX_L1_BYTES)
     return vab_error(w->ctx, VAB_E_USAGE,
                      "a %llu-byte disk needs a larger qcow2 cluster_size "
@@ -716,10 +720,7 @@ static int write_header(struct vab_writer *w, uint64_t l1_offset,
   qcow2_put_be32(h + 0, QCOW2_MAGIC);
   qcow2_put_be32(h + 4, 3);
   qcow2_put_be32(h + 20, q->cluster_bits);
-  /* qemu reads a qcow2 size down to whole sectors (raw ones up), so the
-   * header gives it rounded up; the extra bytes read as zeros. */
-  uint64_t size = (w->virtual_size + QCOW2_SECTOR - 1) & ~(uint64_t)511;
-  qcow2_put_be64(h + 24, size);
+  qcow2_put_be64(h + 24, q->header_size);
   qcow2_put_be32(h + 36, (uint32_t)q->l1_size);
   qcow2_put_be64(h + 40, l1_offset);
   qcow2_put_be64(h + 48, reftable_offset);

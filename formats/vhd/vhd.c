@@ -1,10 +1,11 @@
 /* Fixed VHD (Virtual PC / Hyper-V / Azure): the raw disk followed by one
  * 512-byte big-endian footer.  Facts: docs/formats.md (VHD).
  *
- * The writer rounds the virtual size up to a whole MiB (Azure accepts
- * nothing else) and writes the force-size geometry 65535/16/255, which
- * makes qemu (and Hyper-V, which always does) take the size from
- * current_size instead of from CHS.  The output is an append stream.
+ * The writer keeps the virtual size (rounded up to a whole sector) and
+ * writes the force-size geometry 65535/16/255, which makes qemu (and
+ * Hyper-V, which always does) take the size from current_size instead of
+ * from CHS, as qemu-img's force_size does.  Azure wants a whole number of
+ * MiB; a note says when the size is not.  The output is an append stream.
  *
  * Deterministic output: the timestamp is 0 (2000-01-01) and the unique id
  * is derived from a hash of the disk's content and size.
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "formats/image.h"
 #include "formats/vhd/vhd.h"
 #include "vab/error.h"
 #include "vab/progress.h"
@@ -114,22 +116,29 @@ bool vhd_footer_decode(const uint8_t in[VHD_FOOTER_SIZE],
   return true;
 }
 
-/* The size a reader should use, as qemu decides it: creators known to
- * write CHS geometry ("vpc ", "qemu") give CHS x 512 unless the geometry
- * is the maximum, which means "use current_size" (force_size). */
+/* The size a reader should use, as qemu's vpc driver decides it: CHS x 512
+ * unless the creator is one known to use current_size (Hyper-V "win ",
+ * qemu-img's "qem2", Disk2vhd "d2v ", XenConverter "CTXS", XenServer
+ * "tap\0") or the geometry is the maximum 65535/16/255, which means "use
+ * current_size" (force_size; vab writes it). */
 uint64_t vhd_footer_virtual_size(const struct vhd_footer *f) {
+  static const char current_size_creators[][4] = {
+      {'w', 'i', 'n', ' '}, {'q', 'e', 'm', '2'}, {'d', '2', 'v', ' '},
+      {'C', 'T', 'X', 'S'}, {'t', 'a', 'p', '\0'}};
   uint64_t chs = (uint64_t)f->cylinders * f->heads * f->sectors_per_track;
-  bool uses_chs = memcmp(f->creator_app, "vpc ", 4) == 0 ||
-                  memcmp(f->creator_app, "qemu", 4) == 0;
-  if (uses_chs && chs != UINT64_C(65535) * 16 * 255)
-    return chs * 512;
-  return f->current_size;
+  bool uses_chs = chs != UINT64_C(65535) * 16 * 255;
+  for (size_t i = 0; uses_chs && i < sizeof current_size_creators /
+                                         sizeof current_size_creators[0];
+       i++)
+    if (memcmp(f->creator_app, current_size_creators[i], 4) == 0)
+      uses_chs = false;
+  return uses_chs ? chs * 512 : f->current_size;
 }
 
 /* Writer. */
 
 struct vhd_writer {
-  uint64_t size;        /* virtual size rounded up to a MiB */
+  uint64_t size;        /* virtual size rounded up to a sector */
   uint64_t hash[2];     /* content hash for the unique id */
 };
 
@@ -169,9 +178,12 @@ static int vhd_open(struct vab_writer *w) {
                      "vhd: virtual size %" PRIu64
                      " bytes is over Azure's 32 TiB VHD limit",
                      w->virtual_size);
-  s->size = (w->virtual_size + MIB - 1) / MIB * MIB;
-  if (s->size == 0)
-    s->size = MIB;
+  s->size = vab_writer_sector_size(w, "vhd");
+  if (s->size % MIB != 0)
+    vab_log(w->ctx, VAB_LOG_INFO,
+            "vhd: %" PRIu64 " bytes is not a whole number of MiB; Azure "
+            "refuses such VHDs (give the disk a size in whole MiB)",
+            s->size);
   s->hash[0] = 0x9e3779b97f4a7c15u;
   s->hash[1] = s->size;
   w->block_size = BLOCK_BYTES;

@@ -306,6 +306,37 @@ static int open_parent(struct vab_reader *r, const struct vmdk_reader *s) {
 
 static int load_gt(struct vab_reader *r, struct vmdk_reader *s, uint64_t index);
 
+/* Work budget.  VMDK never shares a grain table or a grain, so the file
+ * holds at most file_size / table size distinct grain tables and one grain
+ * per grain's worth of bytes (per sector, compressed).  A grain directory
+ * that points at more shares them: 32768 GD entries pointing at one table
+ * in a 131 KB file would make every check and read inflate 16 Mi grains. */
+static int check_gd_sharing(struct vab_reader *r, const struct vmdk_reader *s) {
+  uint64_t tables = 0;
+  for (uint32_t i = 0; i < s->n_gdes; i++)
+    if (s->gd[i] != 0)
+      tables++;
+  if (tables <= r->file_size / ((uint64_t)s->gt_entries * 4))
+    return 0;
+  return fail(r, VAB_E_FORMAT,
+              "'%s': the grain directory points at %" PRIu64 " grain tables, "
+              "more than the file's %" PRIu64 " bytes can hold: grain tables "
+              "are shared (work budget exceeded)",
+              r->path, tables, r->file_size);
+}
+
+static int check_grain_sharing(struct vab_reader *r,
+                               const struct vmdk_reader *s, uint64_t grains) {
+  uint64_t smallest = s->compressed ? VMDK_SECTOR : s->grain_bytes;
+  if (grains <= r->file_size / smallest)
+    return 0;
+  return fail(r, VAB_E_FORMAT,
+              "'%s': the grain tables map %" PRIu64 " grains, more than the "
+              "file's %" PRIu64 " bytes can hold: grains are shared (work "
+              "budget exceeded)",
+              r->path, grains, r->file_size);
+}
+
 int vmdk_reader_open(struct vab_reader *r) {
   struct vmdk_reader *s = calloc(1, sizeof *s);
   if (s == NULL)
@@ -391,16 +422,27 @@ int vmdk_reader_open(struct vab_reader *r) {
   snprintf(info->compression, sizeof info->compression, "%s",
            s->compressed ? "zlib" : "none");
 
+  if (check_gd_sharing(r, s) < 0)
+    return -1;
   /* Allocated bytes: one pass over the grain tables, one GT in memory. */
+  uint64_t grains = 0;
   for (uint32_t i = 0; i < s->n_gdes; i++) {
     if (s->gd[i] == 0)
       continue;
     if (load_gt(r, s, i) < 0)
       return -1;
-    for (uint32_t j = 0; j < s->gt_entries; j++)
+    /* Entries past the capacity are never read (the check reports them). */
+    uint64_t first = (uint64_t)i * s->gt_entries;
+    uint64_t n = s->gt_entries;
+    if ((first + n) * h->grain_size > h->capacity)
+      n = (h->capacity + h->grain_size - 1) / h->grain_size - first;
+    for (uint32_t j = 0; j < n; j++)
       if (s->gt[j] > 1 || (s->gt[j] == 1 && !s->zeroed_gte))
-        info->allocated_bytes += s->grain_bytes;
+        grains++;
   }
+  info->allocated_bytes = grains * s->grain_bytes;
+  if (check_grain_sharing(r, s, grains) < 0)
+    return -1;
   if (s->have_descriptor && s->descriptor.parent_cid != VMDK_NO_PARENT)
     return open_parent(r, s);
   return 0;

@@ -267,10 +267,11 @@ int vmdk_open(struct vab_writer *w) {
                      "vmdk: virtual size %" PRIu64
                      " bytes is over the 2 TiB a sparse VMDK extent can hold",
                      w->virtual_size);
-  /* Capacity is a whole number of grains: readers such as VirtualBox
-   * inflate every grain to exactly grainSize bytes. */
-  uint64_t capacity_bytes =
-      (w->virtual_size + GRAIN_BYTES - 1) / GRAIN_BYTES * GRAIN_BYTES;
+  /* Capacity is in sectors, the source's size where it is whole sectors
+   * (as qemu-img writes it).  The last grain may be partial: it is stored
+   * zero-padded to a whole grain, as VirtualBox inflates every grain to
+   * exactly grainSize bytes. */
+  uint64_t capacity_bytes = vab_writer_sector_size(w, "vmdk");
   uint64_t n_gdes = (capacity_bytes + GT_COVERAGE_BYTES - 1) / GT_COVERAGE_BYTES;
   if (n_gdes == 0)
     n_gdes = 1;

@@ -246,6 +246,15 @@ static void test_vhd_footer(void **state) {
   back.heads = 16;
   back.sectors_per_track = 63;
   assert_int_equal(vhd_footer_virtual_size(&back), 100 * 16 * 63 * 512);
+  /* As qemu's vpc driver: any creator but the current_size ones. */
+  memcpy(back.creator_app, "xyz ", 4);
+  assert_int_equal(vhd_footer_virtual_size(&back), 100 * 16 * 63 * 512);
+  memcpy(back.creator_app, "win ", 4);
+  assert_int_equal(vhd_footer_virtual_size(&back), 20u << 20);
+  memcpy(back.creator_app, "qem2", 4);
+  assert_int_equal(vhd_footer_virtual_size(&back), 20u << 20);
+  memcpy(back.creator_app, "tap\0", 4);
+  assert_int_equal(vhd_footer_virtual_size(&back), 20u << 20);
   raw[0] = 'C';
   assert_false(vhd_footer_decode(raw, &back));
 }

@@ -136,7 +136,8 @@ import json
 i = json.load(open("inspect.json"))
 assert i["format"] == "vmdk" and i["subformat"] == "streamOptimized", i
 assert i["cluster_size"] == 65536 and i["compression"] == "zlib", i
-assert i["virtual_size"] == (150 * 65536 + 4000 + 65535) // 65536 * 65536, i
+# Capacity in sectors: the size rounded up to a sector, not to a grain.
+assert i["virtual_size"] == (150 * 65536 + 4000 + 511) // 512 * 512, i
 assert i["allocated_bytes"] == 113 * 65536, i
 assert i["check"]["errors"] == 0 and i["check"]["checked"] == 113, i
 EOF
@@ -152,17 +153,18 @@ mkdir t1 t2
 cmp t1/t.vmdk t2/t.vmdk || fail "threads 1 and 2 differ"
 head -c 2048 t1/t.vmdk | grep -aq '^ddb.adapterType = "ide"$' || fail "adapter_type"
 head -c 2048 t1/t.vmdk | grep -aq '^ddb.virtualHWVersion = "13"$' || fail "hwversion"
-head -c 2048 t1/t.vmdk | grep -aq '^RW 19328 SPARSE "t.vmdk"$' || fail "extent line"
+head -c 2048 t1/t.vmdk | grep -aq '^RW 19208 SPARSE "t.vmdk"$' || fail "extent line"
 expect_error 2 "vmdk: adapter_type 'scsi' is not ide, buslogic, lsilogic or legacyESX" \
     "$VAB" convert -q -O vmdk -o adapter_type=scsi mixed.raw bad.vmdk
 [ ! -e bad.vmdk ] || fail "a failed convert left bad.vmdk"
 
-# 6. VHD: MiB-aligned size, footer fields, current_size honoured by qemu.
+# 6. VHD: the size to the sector, footer fields, current_size honoured by
+# qemu.
 size=$(stat -c %s mixed.vhd)
-[ "$size" -eq $((10 * 1048576 + 512)) ] || fail "mixed.vhd is $size bytes"
+[ "$size" -eq $((19208 * 512 + 512)) ] || fail "mixed.vhd is $size bytes"
 vsize=$(qemu-img info -f vpc --output=json mixed.vhd | python3 -c \
     'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
-[ "$vsize" -eq $((10 * 1048576)) ] || fail "qemu-img reads mixed.vhd as $vsize"
+[ "$vsize" -eq $((19208 * 512)) ] || fail "qemu-img reads mixed.vhd as $vsize"
 tail -c 512 mixed.vhd | head -c 8 | grep -q conectix || fail "vhd cookie"
 "$VAB" inspect mixed.vhd >inspect.txt 2>&1 || fail "inspect mixed.vhd: $(cat inspect.txt)"
 grep -q "^format: *vhd$" inspect.txt || fail "a fixed VHD is not probed as vhd"
