@@ -147,7 +147,7 @@ static int write_probe_rom(struct vab_ctx *ctx, char *path, size_t path_len) {
   if (tmp == NULL || *tmp == '\0')
     tmp = "/tmp";
   snprintf(path, path_len, "%s/vab-accel-probe-XXXXXX", tmp);
-  int fd = mkstemp(path);
+  int fd = mkostemp(path, O_CLOEXEC);
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno,
                            "cannot create the KVM probe file in '%s'", tmp);

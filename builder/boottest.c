@@ -128,7 +128,7 @@ static int make_temp(struct vab_ctx *ctx, const char *dir, const char *suffix,
   if (n < 0 || (size_t)n >= out_len)
     return vab_error(ctx, VAB_E_USAGE, "work folder path too long: '%s'",
                      dir);
-  int fd = mkstemps(out, (int)strlen(suffix));
+  int fd = mkostemps(out, (int)strlen(suffix), O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
     out[0] = '\0';
