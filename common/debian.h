@@ -16,6 +16,9 @@
  * starting with a digit.  apt's other forms (pkg/suite, pkg-, globs,
  * patterns, ./file.deb) are refused. */
 bool deb_valid_package(const char *s);
+#define DEB_PACKAGE_HINT                                                      \
+  "use a Debian package name (lowercase letters, digits, '+', '-' and '.'), " \
+  "optionally with :ARCH and =VERSION"
 
 /* A release code name or suite: letters, digits, '-', '.' and '_', 1 to
  * 64 of them, starting with a letter or digit. */

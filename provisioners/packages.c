@@ -48,10 +48,12 @@ static int check_names(struct vab_ctx *ctx, const struct prov_list *list,
                        const char *what) {
   int r = 0;
   for (size_t i = 0; i < list->n; i++)
-    if (!deb_valid_package(list->items[i]))
+    if (!deb_valid_package(list->items[i])) {
       r = vab_error_at(ctx, VAB_E_SCHEMA, prov_list_mark(list, i),
                        "'%.200s' in %s is not a package name", list->items[i],
                        what);
+      vab_diag_hint(ctx, DEB_PACKAGE_HINT);
+    }
   return r;
 }
 
