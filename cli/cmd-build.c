@@ -112,7 +112,7 @@ static void log_line(void *opaque, enum vab_log_level level,
 }
 
 static int log_open(struct build_log *log, const char *path) {
-  log->file = fopen(path, "w");
+  log->file = fopen(path, "we");
   if (log->file == NULL)
     return -1;
   setvbuf(log->file, NULL, _IOLBF, 0);
