@@ -274,7 +274,8 @@ static int run_mmdebstrap(struct vab_ctx *ctx, const struct vab_source *src,
   struct buf line = BUF_INIT;
   for (size_t i = 0; argv[i] != NULL; i++)
     buf_printf(&line, "%s%s", i > 0 ? " " : "", argv[i]);
-  vab_log(ctx, VAB_LOG_DEBUG, "running: %s", line.data != NULL ? line.data : "");
+  vab_log(ctx, VAB_LOG_DEBUG, "running: %s",
+          line.data != NULL ? line.data : "");
   buf_release(&line);
   int r = 0, status = 0;
   struct bootstrap_watch watch = {.ctx = ctx};

@@ -335,9 +335,8 @@ static bool db_uid_owner(const char *passwd, unsigned long uid,
     const char *end = strchr(line, '\n');
     size_t line_len = end != NULL ? (size_t)(end - line) : strlen(line);
     const char *colon = memchr(line, ':', line_len);
-    const char *field = colon != NULL
-                            ? memchr(colon + 1, ':', line_len - (size_t)(colon + 1 - line))
-                            : NULL;
+    size_t rest = colon != NULL ? line_len - (size_t)(colon + 1 - line) : 0;
+    const char *field = colon != NULL ? memchr(colon + 1, ':', rest) : NULL;
     if (field != NULL) {
       char *after = NULL;
       unsigned long v = strtoul(field + 1, &after, 10);
@@ -380,7 +379,8 @@ int users_plan_for(const char *name, bool has_uid, uint32_t uid,
   }
   char owner[64];
   if (has_uid && db_uid_owner(passwd, uid, name, owner, sizeof owner)) {
-    snprintf(why, why_len, "uid %" PRIu32 " of '%s' is already '%s''s in the guest",
+    snprintf(why, why_len,
+             "uid %" PRIu32 " of '%s' already belongs to '%s' in the guest",
              uid, name, owner);
     return -1;
   }
@@ -409,8 +409,10 @@ int users_account_command(struct buf *b, const struct users_plan *plan,
     return buf_puts(b, "usermod -s \"$user_shell\" -- \"$name\"\n");
   case USERS_CREATE:
   case USERS_CREATE_IN_USERS:
-    if (buf_puts(b, plan->action == USERS_CREATE ? "useradd -m -U"
-                                                 : "useradd -m -N -g users") < 0 ||
+    /* -U or -N -g users: never -g NAME, see users.h. */
+    if (buf_puts(b, plan->action == USERS_CREATE
+                        ? "useradd -m -U"
+                        : "useradd -m -N -g users") < 0 ||
         (has_uid && buf_printf(b, " -u %" PRIu32, uid) < 0) ||
         buf_puts(b, " -s \"$user_shell\" -- \"$name\"\n") < 0)
       return -1;
@@ -461,7 +463,8 @@ static int user_script(struct buf *b, const struct user_spec *u,
       if (buf_printf(b, "%s\n", u->ssh_keys.items[i]) < 0)
         return -1;
     if (buf_puts(b, "VAB_END\n"
-                    "chown -R -- \"$name:$(id -gn -- \"$name\")\" \"$home/.ssh\"\n"
+                    "chown -R -- \"$name:$(id -gn -- \"$name\")\" "
+                    "\"$home/.ssh\"\n"
                     "chmod 0700 -- \"$home/.ssh\"\n"
                     "chmod 0600 -- \"$home/.ssh/authorized_keys\"\n") < 0)
       return -1;

@@ -125,7 +125,8 @@ static int vhdx_convert_file(struct vab_writer *w, const char *src_path,
   /* "--", then names that qemu-img cannot read as options or protocols
    * ("nbd:x", "json:{...}"). */
   struct buf src = BUF_INIT, dst = BUF_INIT;
-  if (qemu_file_name(&src, src_path) < 0 || qemu_file_name(&dst, dst_path) < 0) {
+  if (qemu_file_name(&src, src_path) < 0 ||
+      qemu_file_name(&dst, dst_path) < 0) {
     buf_release(&src);
     buf_release(&dst);
     return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");

@@ -72,7 +72,8 @@ static const struct hostile_case cases[] = {
   {BOOTSTRAP("    packages: [\"nginx=--force\"]\n"), 5, 16,
    "'nginx=--force' is not a valid package name", package_hint},
   /* the packages step, whose names reach apt-get in the guest */
-  {STEP("{type: packages, install: [\"-o APT::Get::AllowUnauthenticated=true\"]}"),
+  {STEP("{type: packages, install: "
+        "[\"-o APT::Get::AllowUnauthenticated=true\"]}"),
    5, 32,
    "'-o APT::Get::AllowUnauthenticated=true' in install is not a package "
    "name", package_hint},
@@ -122,10 +123,11 @@ static void test_real_values_accepted(void **state) {
     BOOTSTRAP("    suite: bookworm-backports\n"
               "    mirror: https://mirror.example:8443/debian/\n"
               "    variant: important\n"
-              "    packages: [nginx, \"libc6:amd64\", \"openssl=3.0.11-1~deb12u2\","
-              " g++, python3.11]\n"),
+              "    packages: [nginx, \"libc6:amd64\", "
+              "\"openssl=3.0.11-1~deb12u2\", g++, python3.11]\n"),
     BOOTSTRAP("    mirror: file:///srv/mirror/debian\n    variant: standard\n"),
-    STEP("{type: packages, install: [\"nginx=1.22.1-9\", \"libstdc++6:i386\"]}"),
+    STEP("{type: packages, "
+         "install: [\"nginx=1.22.1-9\", \"libstdc++6:i386\"]}"),
   };
   for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
     struct vab_ctx *ctx = vab_ctx_new();

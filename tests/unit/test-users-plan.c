@@ -140,8 +140,8 @@ static void test_conflicts(void **state) {
                            "not 1001");
   assert_int_equal(users_plan_for("deploy", true, 33, debian_passwd,
                                   debian_group, &plan, why, sizeof why), -1);
-  assert_string_equal(why, "uid 33 of 'deploy' is already 'www-data''s in the "
-                           "guest");
+  assert_string_equal(why, "uid 33 of 'deploy' already belongs to 'www-data' "
+                           "in the guest");
   /* A same-named group and no "users" to fall back on. */
   assert_int_equal(users_plan_for("staff", false, 0, "", "staff:x:50:\n",
                                   &plan, why, sizeof why), -1);
