@@ -38,6 +38,7 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/qemu-name.h"
 #include "common/subprocess.h"
 #include "vab/progress.h"
 
@@ -149,12 +150,20 @@ static int create_overlay(struct boot *b) {
   if (make_temp(ctx, b->opts->work_dir, ".qcow2", b->overlay,
                 sizeof b->overlay) < 0)
     return -1;
+  /* backing is absolute (no protocol prefix can apply); the overlay's
+   * name follows "--" as a plain file name. */
+  struct buf overlay = BUF_INIT;
+  if (qemu_file_name(&overlay, b->overlay) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2",
                   "-F", (char *)b->opts->disk_format, "-b", backing,
-                  b->overlay, NULL};
+                  "--", overlay.data, NULL};
   struct subprocess p;
-  if (subprocess_start(&p, argv, NULL) < 0)
-    return vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
+  int started = subprocess_start(&p, argv, NULL);
+  int start_errno = errno;
+  buf_release(&overlay);
+  if (started < 0)
+    return vab_error_errno(ctx, VAB_E_SUBPROCESS, start_errno,
                            "cannot run qemu-img");
   int status = 0;
   if (subprocess_wait(&p, log_line_cb, ctx, cancel_cb, ctx, 60000,
@@ -274,9 +283,9 @@ static int start_qemu(struct boot *b) {
 
   if (o->firmware == VAB_FW_UEFI) {
     if (buf_puts(&code, "if=pflash,format=raw,unit=0,readonly=on,file=") < 0 ||
-        qemu_escape(&code, b->ovmf_code) < 0 ||
+        qemu_option_file_name(&code, b->ovmf_code) < 0 ||
         buf_puts(&vars, "if=pflash,format=raw,unit=1,file=") < 0 ||
-        qemu_escape(&vars, b->vars) < 0)
+        qemu_option_file_name(&vars, b->vars) < 0)
       goto nomem;
     ARG("-drive");
     ARG(code.data);
@@ -293,7 +302,7 @@ static int start_qemu(struct boot *b) {
   ARG("chardev:serial0");
 
   if (buf_puts(&drive, "if=virtio,format=qcow2,cache=unsafe,file=") < 0 ||
-      qemu_escape(&drive, b->overlay) < 0)
+      qemu_option_file_name(&drive, b->overlay) < 0)
     goto nomem;
   ARG("-drive");
   ARG(drive.data);

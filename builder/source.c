@@ -18,6 +18,7 @@
 #include "common/buf.h"
 #include "common/fsutil.h"
 #include "common/cleanup.h"
+#include "common/debian.h"
 #include "common/subprocess.h"
 #include "signing/digest.h"
 #include "builder/source.h"
@@ -189,43 +190,107 @@ static int join_packages(struct buf *b, const struct vab_source *src) {
   return 0;
 }
 
+/* The schema checked these with their locations; this is the last line
+ * before they reach a root process's command line. */
+static int check_bootstrap_values(struct vab_ctx *ctx,
+                                  const struct vab_source *src,
+                                  const char *suite, const char *mirror,
+                                  const char *variant) {
+  if (!deb_valid_suite(suite))
+    return vab_error_at(ctx, VAB_E_SCHEMA, &src->mark,
+                        "'%.200s' is not a suite name such as bookworm",
+                        suite);
+  if (!deb_valid_mirror(mirror))
+    return vab_error_at(ctx, VAB_E_SCHEMA, &src->mark,
+                        "'%.200s' is not a mirror URL", mirror);
+  if (!deb_valid_variant(variant))
+    return vab_error_at(ctx, VAB_E_SCHEMA, &src->mark,
+                        "'%.200s' is not an mmdebstrap variant", variant);
+  for (size_t i = 0; i < src->n_packages; i++)
+    if (!deb_valid_package(src->packages[i]))
+      return vab_error_at(ctx, VAB_E_SCHEMA, &src->mark,
+                          "'%.200s' is not a valid package name",
+                          src->packages[i]);
+  return 0;
+}
+
+static const char *bootstrap_suite(const struct vab_source *src) {
+  return src->suite != NULL ? src->suite : "bookworm";
+}
+
+static const char *bootstrap_mirror(const struct vab_source *src) {
+  return src->mirror != NULL ? src->mirror : "http://deb.debian.org/debian";
+}
+
+void vab_bootstrap_argv_free(char **argv) {
+  for (size_t i = 0; argv != NULL && argv[i] != NULL; i++)
+    free(argv[i]);
+  free(argv);
+}
+
+int vab_bootstrap_argv(struct vab_ctx *ctx, const struct vab_source *src,
+                       const char *target, char ***out) {
+  *out = NULL;
+  const char *suite = bootstrap_suite(src), *mirror = bootstrap_mirror(src);
+  const char *variant = src->variant != NULL ? src->variant : "minbase";
+  if (check_bootstrap_values(ctx, src, suite, mirror, variant) < 0)
+    return -1;
+  struct buf option = BUF_INIT, include = BUF_INIT;
+  char **argv = calloc(11, sizeof *argv);
+  size_t n = 0;
+  int r = argv == NULL || buf_printf(&option, "--variant=%s", variant) < 0 ||
+          buf_puts(&include, "--include=") < 0 ||
+          join_packages(&include, src) < 0 ? -1 : 0;
+  if (r == 0) {
+    /* "--" ends mmdebstrap's options: SUITE, TARGET and MIRROR are never
+     * read as one (a suite "--setup-hook=..." would run a host command). */
+    const char *args[] = {
+      "mmdebstrap", option.data, include.data, "--format=tar",
+      "--aptopt=Acquire::Retries \"3\"", "--", suite, target, mirror, NULL,
+    };
+    for (; args[n] != NULL && r == 0; n++)
+      if ((argv[n] = strdup(args[n])) == NULL)
+        r = -1;
+  }
+  buf_release(&option);
+  buf_release(&include);
+  if (r < 0) {
+    vab_bootstrap_argv_free(argv);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  *out = argv;
+  return 0;
+}
+
 static int run_mmdebstrap(struct vab_ctx *ctx, const struct vab_source *src,
                           const char *target) {
   if (!subprocess_have_program("mmdebstrap"))
     return vab_error_at(ctx, VAB_E_SUBPROCESS, &src->mark,
                         "the bootstrap source needs mmdebstrap; install the "
                         "'mmdebstrap' package");
-  struct buf variant = BUF_INIT, include = BUF_INIT;
-  int r = 0;
-  if (buf_printf(&variant, "--variant=%s",
-                 src->variant != NULL ? src->variant : "minbase") < 0 ||
-      buf_puts(&include, "--include=") < 0 || join_packages(&include, src) < 0)
-    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  const char *suite = src->suite != NULL ? src->suite : "bookworm";
-  const char *mirror =
-      src->mirror != NULL ? src->mirror : "http://deb.debian.org/debian";
-  char *argv[] = {
-    (char *)"mmdebstrap", variant.data, include.data, (char *)"--format=tar",
-    (char *)"--aptopt=Acquire::Retries \"3\"", (char *)suite, (char *)target,
-    (char *)mirror, NULL,
-  };
+  char **argv = NULL;
+  if (vab_bootstrap_argv(ctx, src, target, &argv) < 0)
+    return -1;
+  const char *suite = bootstrap_suite(src), *mirror = bootstrap_mirror(src);
+  struct buf line = BUF_INIT;
+  for (size_t i = 0; argv[i] != NULL; i++)
+    buf_printf(&line, "%s%s", i > 0 ? " " : "", argv[i]);
+  vab_log(ctx, VAB_LOG_DEBUG, "running: %s",
+          line.data != NULL ? line.data : "");
+  buf_release(&line);
+  int r = 0, status = 0;
   struct bootstrap_watch watch = {.ctx = ctx};
-  int status = 0;
-  if (r == 0) {
-    vab_log(ctx, VAB_LOG_DEBUG, "running: mmdebstrap %s %s --format=tar %s %s %s",
-            variant.data, include.data, suite, target, mirror);
-    struct subprocess p;
-    struct subprocess_opts opts = SUBPROCESS_OPTS_INIT;
-    if (subprocess_start(&p, argv, &opts) < 0)
-      r = vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
-                          "cannot start mmdebstrap");
-    else if (subprocess_wait(&p, bootstrap_line, &watch, bootstrap_cancel, ctx,
-                             0, &status) < 0)
-      r = errno == ECANCELED
-              ? vab_error(ctx, VAB_E_CANCELLED, "interrupted during bootstrap")
-              : vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
-                                "waiting for mmdebstrap");
-  }
+  struct subprocess p;
+  struct subprocess_opts opts = SUBPROCESS_OPTS_INIT;
+  if (subprocess_start(&p, argv, &opts) < 0)
+    r = vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
+                        "cannot start mmdebstrap");
+  else if (subprocess_wait(&p, bootstrap_line, &watch, bootstrap_cancel, ctx,
+                           0, &status) < 0)
+    r = errno == ECANCELED
+            ? vab_error(ctx, VAB_E_CANCELLED, "interrupted during bootstrap")
+            : vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
+                              "waiting for mmdebstrap");
   struct buf tail = BUF_INIT;
   watch_release(&watch, &tail);
   if (r == 0 && vab_check_cancel(ctx) < 0)
@@ -240,8 +305,7 @@ static int run_mmdebstrap(struct vab_ctx *ctx, const struct vab_source *src,
       vab_diag_hint(ctx, "mmdebstrap's last lines:\n%s", tail.data);
   }
   buf_release(&tail);
-  buf_release(&variant);
-  buf_release(&include);
+  vab_bootstrap_argv_free(argv);
   return r;
 }
 

@@ -37,6 +37,15 @@ struct vab_source_result {
 /* What vab installs besides the template's packages (NULL-terminated). */
 extern const char *const vab_bootstrap_base_packages[];
 
+/* The mmdebstrap command line that bootstraps src into the tarball target
+ * (NULL-terminated, malloc'd; free with vab_bootstrap_argv_free).  The
+ * suite, mirror, variant and package names are checked against their
+ * grammars first (common/debian.h), and "--" precedes the positional
+ * arguments. */
+int vab_bootstrap_argv(struct vab_ctx *ctx, const struct vab_source *src,
+                       const char *target, char ***argv);
+void vab_bootstrap_argv_free(char **argv);
+
 int vab_source_prepare(struct vab_ctx *ctx, const struct vab_template *t,
                        const struct vab_source_opts *opts,
                        struct vab_source_result *result);

@@ -269,7 +269,7 @@ static void attach_source_lines(struct vab_ctx *ctx) {
     const struct vab_diag *d = vab_diag_get(ctx, i);
     if (d->file == NULL || d->line == 0 || d->source_line != NULL)
       continue;
-    FILE *f = fopen(d->file, "r");
+    FILE *f = fopen(d->file, "re");
     if (f == NULL)
       continue;
     char *line = NULL;

@@ -5,12 +5,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/subprocess.h"
+
+/* The child keeps 0, 1 and 2 only.  An inherited descriptor does harm:
+ * a child's own pipes land on fd 10 and above, where dash cannot redirect
+ * ("Bad fd number"), and a long-lived child (qemu) would hold vab's files
+ * open.  Async-signal-safe: no opendir() of /proc/self/fd in the fallback. */
+static void close_from(int first) {
+#ifdef SYS_close_range
+  /* The system call, so that a libc without close_range() builds too. */
+  if (syscall(SYS_close_range, (unsigned)first, ~0U, 0U) == 0)
+    return;
+#endif
+  /* Kernels before 5.9 (ENOSYS): every descriptor the limit allows. */
+  struct rlimit lim;
+  long max = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+      lim.rlim_cur < (rlim_t)(1 << 20))
+    max = (long)lim.rlim_cur;
+  for (long fd = first; fd < max; fd++)
+    close((int)fd);
+}
+
+/* fd itself when it is above 2 (or -1), else a copy above 2. */
+static int lift_above_stdio(int fd) {
+  if (fd < 0 || fd > 2)
+    return fd;
+  int copy = fcntl(fd, F_DUPFD, 3);
+  return copy >= 0 ? copy : fd;
+}
 
 int subprocess_start(struct subprocess *p, char *const argv[],
                      const struct subprocess_opts *opts) {
@@ -43,17 +73,24 @@ int subprocess_start(struct subprocess *p, char *const argv[],
     int in = opts->stdin_fd;
     if (in < 0)
       in = open("/dev/null", O_RDONLY);
-    if (in >= 0 && in != 0) {
+    int out = opts->stdout_fd;
+    int capture = opts->capture ? pipefd[1] : -1;
+    /* A source that is itself 0, 1 or 2 (vab started with a standard
+     * descriptor closed) would be overwritten by an earlier dup2(). */
+    in = lift_above_stdio(in);
+    out = lift_above_stdio(out);
+    capture = lift_above_stdio(capture);
+    if (in >= 0)
       dup2(in, 0);
+    if (out >= 0) {
+      dup2(out, 1);
+      if (capture >= 0)
+        dup2(capture, 2);
+    } else if (capture >= 0) {
+      dup2(capture, 1);
+      dup2(capture, 2);
     }
-    if (opts->stdout_fd >= 0) {
-      dup2(opts->stdout_fd, 1);
-      if (opts->capture)
-        dup2(pipefd[1], 2);
-    } else if (opts->capture) {
-      dup2(pipefd[1], 1);
-      dup2(pipefd[1], 2);
-    }
+    close_from(3);
     if (opts->cwd != NULL && chdir(opts->cwd) < 0)
       _exit(126);
     if (opts->envp != NULL)

@@ -5,6 +5,11 @@
  * over line by line.  subprocess_wait() polls a cancel callback and a
  * timeout, and on either kills the group: no child outlives its caller.
  *
+ * The child gets descriptors 0, 1 and 2 and nothing else: every other one
+ * is closed before exec, close-on-exec or not, whether vab opened it or
+ * inherited it.  A caller that means to hand a pipe over passes it as
+ * stdin_fd or stdout_fd.
+ *
  * Returns 0/-1 with errno set (ECANCELED, ETIMEDOUT, or the system error).
  */
 #ifndef VAB_COMMON_SUBPROCESS_H

@@ -244,24 +244,25 @@ static int file_run(struct vab_ctx *ctx, const void *opaque,
                         "file: cannot write '%.200s' in the guest",
                         c->destination);
 
-  /* Owner names are the guest's, so chown runs in the guest. */
+  /* Owner names are the guest's, so chown runs in the guest.  Every value
+   * is quoted and follows "--". */
   if (c->source_is_dir) {
-    r = buf_puts(&script, "set -e\nmkdir -p ") < 0 ||
+    r = buf_puts(&script, "set -e\nmkdir -p -- ") < 0 ||
         vab_shell_quote(&script, c->destination) < 0 ||
-        buf_printf(&script, "\ncp -a " FILE_STAGE "/") < 0 ||
+        buf_printf(&script, "\ncp -a -- " FILE_STAGE "/") < 0 ||
         vab_shell_quote(&script, base) < 0 ||
         buf_puts(&script, "/. ") < 0 ||
         vab_shell_quote(&script, c->destination) < 0 ||
-        buf_puts(&script, "\nrm -rf " FILE_STAGE "\nchown -R ") < 0;
+        buf_puts(&script, "\nrm -rf " FILE_STAGE "\nchown -R -- ") < 0;
   } else {
-    r = buf_puts(&script, "set -e\nchown ") < 0;
+    r = buf_puts(&script, "set -e\nchown -- ") < 0;
   }
   if (r == 0)
     r = vab_shell_quote(&script, c->owner) < 0 || buf_putc(&script, ' ') < 0 ||
         vab_shell_quote(&script, c->destination) < 0 ||
         buf_putc(&script, '\n') < 0;
   if (r == 0 && c->has_mode)
-    r = buf_printf(&script, "chmod %04o ", c->mode) < 0 ||
+    r = buf_printf(&script, "chmod %04o -- ", c->mode) < 0 ||
         vab_shell_quote(&script, c->destination) < 0 ||
         buf_putc(&script, '\n') < 0;
   if (r < 0) {

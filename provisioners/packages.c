@@ -6,6 +6,7 @@
 #include "provisioners/util.h"
 #include "builder/guest.h"
 #include "common/buf.h"
+#include "common/debian.h"
 
 struct packages_config {
   struct vab_mark mark;              /* the step */
@@ -43,34 +44,16 @@ static int packages_config(struct vab_ctx *ctx, const struct vab_node *spec,
   return 0;
 }
 
-/* Debian policy: lowercase letters, digits, + - . ; at least two long,
- * starting with a letter or digit.  "=version" and ":arch" may follow. */
-static bool valid_package(const char *name) {
-  size_t len = strcspn(name, "=:");
-  if (len < 2 || len > 128)
-    return false;
-  if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9')))
-    return false;
-  for (size_t i = 0; i < len; i++) {
-    char ch = name[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-          strchr("+-.", ch) != NULL))
-      return false;
-  }
-  for (const char *p = name + len; *p; p++)
-    if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '/' || *p == '\'')
-      return false;
-  return true;
-}
-
 static int check_names(struct vab_ctx *ctx, const struct prov_list *list,
                        const char *what) {
   int r = 0;
   for (size_t i = 0; i < list->n; i++)
-    if (!valid_package(list->items[i]))
+    if (!deb_valid_package(list->items[i])) {
       r = vab_error_at(ctx, VAB_E_SCHEMA, prov_list_mark(list, i),
                        "'%.200s' in %s is not a package name", list->items[i],
                        what);
+      vab_diag_hint(ctx, DEB_PACKAGE_HINT);
+    }
   return r;
 }
 
@@ -102,10 +85,11 @@ static size_t packages_inputs(const void *opaque, const char **paths,
   return 0;
 }
 
-/* Append "apt-get ARGS... 'pkg'..." to script. */
+/* Append "apt-get ARGS... -- 'pkg'..." to script: each name quoted, after
+ * the "--" that ends apt-get's options. */
 static int apt_line(struct buf *script, const char *args,
                     const struct prov_list *list) {
-  if (buf_printf(script, "apt-get %s", args) < 0)
+  if (buf_printf(script, "apt-get %s --", args) < 0)
     return -1;
   for (size_t i = 0; i < list->n; i++)
     if (buf_putc(script, ' ') < 0 || vab_shell_quote(script, list->items[i]) < 0)
@@ -116,6 +100,11 @@ static int apt_line(struct buf *script, const char *args,
 static int packages_run(struct vab_ctx *ctx, const void *opaque,
                         struct vab_guest *guest) {
   const struct packages_config *c = opaque;
+  /* Checked at validate time; again here, where the names reach a root
+   * shell in the guest. */
+  if (check_names(ctx, &c->install, "install") < 0 ||
+      check_names(ctx, &c->remove, "remove") < 0)
+    return -1;
   struct buf script = BUF_INIT;
   /* Keep the guest's own config files when a package ships a new one:
    * nothing may prompt in a build. */

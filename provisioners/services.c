@@ -148,7 +148,8 @@ static int systemctl_line(struct buf *script, const char *verb,
                           const struct prov_list *list) {
   if (list->n == 0)
     return 0;
-  if (buf_printf(script, "systemctl %s", verb) < 0)
+  /* "--": a unit name is never read as an option. */
+  if (buf_printf(script, "systemctl %s --", verb) < 0)
     return -1;
   for (size_t i = 0; i < list->n; i++)
     if (buf_putc(script, ' ') < 0 || vab_shell_quote(script, list->items[i]) < 0)

@@ -131,7 +131,7 @@ static const char inline_marker[] = "vab: inline command ";
 
 static int read_script(struct vab_ctx *ctx, const struct shell_config *c,
                        struct buf *out) {
-  FILE *f = fopen(c->script, "rb");
+  FILE *f = fopen(c->script, "rbe");
   if (f == NULL)
     return vab_error_at(ctx, VAB_E_IO, &c->script_mark,
                         "cannot read script '%.200s'", c->script_written);

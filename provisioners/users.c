@@ -3,12 +3,15 @@
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
 
 #include "provisioners/util.h"
+#include "provisioners/users.h"
 #include "builder/guest.h"
 #include "common/buf.h"
 
@@ -308,25 +311,126 @@ static int hash_password(struct vab_ctx *ctx, const char *password,
   return r;
 }
 
+/* The entry for name in a passwd or group file: its third field (uid or
+ * gid) in *id.  false when there is none. */
+static bool db_lookup(const char *text, const char *name, unsigned long *id) {
+  size_t len = strlen(name);
+  for (const char *line = text; line != NULL && *line != '\0';) {
+    const char *end = strchr(line, '\n');
+    size_t line_len = end != NULL ? (size_t)(end - line) : strlen(line);
+    if (line_len > len && strncmp(line, name, len) == 0 && line[len] == ':') {
+      const char *field = memchr(line + len + 1, ':', line_len - len - 1);
+      *id = field != NULL ? strtoul(field + 1, NULL, 10) : ULONG_MAX;
+      return true;
+    }
+    line = end != NULL ? end + 1 : NULL;
+  }
+  return false;
+}
+
+/* The name of the user with this uid, other than skip, into out. */
+static bool db_uid_owner(const char *passwd, unsigned long uid,
+                         const char *skip, char *out, size_t out_len) {
+  for (const char *line = passwd; line != NULL && *line != '\0';) {
+    const char *end = strchr(line, '\n');
+    size_t line_len = end != NULL ? (size_t)(end - line) : strlen(line);
+    const char *colon = memchr(line, ':', line_len);
+    size_t rest = colon != NULL ? line_len - (size_t)(colon + 1 - line) : 0;
+    const char *field = colon != NULL ? memchr(colon + 1, ':', rest) : NULL;
+    if (field != NULL) {
+      char *after = NULL;
+      unsigned long v = strtoul(field + 1, &after, 10);
+      size_t name_len = (size_t)(colon - line);
+      if (after != field + 1 && *after == ':' && v == uid &&
+          !(strlen(skip) == name_len && strncmp(line, skip, name_len) == 0)) {
+        snprintf(out, out_len, "%.*s", (int)name_len, line);
+        return true;
+      }
+    }
+    line = end != NULL ? end + 1 : NULL;
+  }
+  return false;
+}
+
+int users_plan_for(const char *name, bool has_uid, uint32_t uid,
+                   const char *passwd, const char *group,
+                   struct users_plan *plan, char *why, size_t why_len) {
+  unsigned long existing = 0, gid = 0;
+  if (strcmp(name, "root") == 0) {
+    plan->action = USERS_ROOT;
+    return 0;
+  }
+  if (db_lookup(passwd, name, &existing)) {
+    if (existing < USERS_FIRST_REGULAR_UID || existing == 65534) {
+      snprintf(why, why_len,
+               "'%s' is a system account of the guest (uid %lu); a users "
+               "step does not take it over",
+               name, existing);
+      return -1;
+    }
+    if (has_uid && existing != uid) {
+      snprintf(why, why_len,
+               "user '%s' exists in the guest with uid %lu, not %" PRIu32,
+               name, existing, uid);
+      return -1;
+    }
+    plan->action = USERS_UPDATE;
+    return 0;
+  }
+  char owner[64];
+  if (has_uid && db_uid_owner(passwd, uid, name, owner, sizeof owner)) {
+    snprintf(why, why_len,
+             "uid %" PRIu32 " of '%s' already belongs to '%s' in the guest",
+             uid, name, owner);
+    return -1;
+  }
+  if (!db_lookup(group, name, &gid)) {
+    plan->action = USERS_CREATE;
+    return 0;
+  }
+  if (!db_lookup(group, "users", &gid)) {
+    snprintf(why, why_len,
+             "the guest has a group '%s' but no group 'users' to put user "
+             "'%s' in instead",
+             name, name);
+    return -1;
+  }
+  plan->action = USERS_CREATE_IN_USERS;
+  return 0;
+}
+
+int users_account_command(struct buf *b, const struct users_plan *plan,
+                          bool has_uid, uint32_t uid) {
+  /* "--": no name or shell can be read as an option. */
+  switch (plan->action) {
+  case USERS_ROOT:
+    return 0;
+  case USERS_UPDATE:
+    return buf_puts(b, "usermod -s \"$user_shell\" -- \"$name\"\n");
+  case USERS_CREATE:
+  case USERS_CREATE_IN_USERS:
+    /* -U or -N -g users: never -g NAME, see users.h. */
+    if (buf_puts(b, plan->action == USERS_CREATE
+                        ? "useradd -m -U"
+                        : "useradd -m -N -g users") < 0 ||
+        (has_uid && buf_printf(b, " -u %" PRIu32, uid) < 0) ||
+        buf_puts(b, " -s \"$user_shell\" -- \"$name\"\n") < 0)
+      return -1;
+    return 0;
+  }
+  return -1;
+}
+
 /* The script for one user.  It is never logged (only its output is), and
  * the hash reaches chpasswd on stdin, never on a command line. */
 static int user_script(struct buf *b, const struct user_spec *u,
-                       const char *hash) {
-  bool root = strcmp(u->name, "root") == 0;
+                       const struct users_plan *plan, const char *hash) {
   if (buf_puts(b, "set -e\nname=") < 0 || vab_shell_quote(b, u->name) < 0 ||
       buf_puts(b, "\nuser_shell=") < 0 ||
       vab_shell_quote(b, u->shell != NULL ? u->shell : "/bin/bash") < 0 ||
-      buf_putc(b, '\n') < 0)
+      buf_putc(b, '\n') < 0 ||
+      users_account_command(b, plan, u->has_uid, u->uid) < 0)
     return -1;
-  if (!root) {
-    if (buf_puts(b, "if id -u \"$name\" >/dev/null 2>&1; then\n"
-                    "  usermod -s \"$user_shell\" \"$name\"\n"
-                    "else\n"
-                    "  useradd -m -s \"$user_shell\"") < 0 ||
-        (u->has_uid && buf_printf(b, " -u %u", (unsigned)u->uid) < 0) ||
-        buf_puts(b, " \"$name\"\nfi\n") < 0)
-      return -1;
-  }
   if (u->groups.n > 0) {
     if (buf_puts(b, "usermod -a -G ") < 0)
       return -1;
@@ -337,7 +441,7 @@ static int user_script(struct buf *b, const struct user_spec *u,
     if (r == 0)
       r = vab_shell_quote(b, list.data);
     buf_release(&list);
-    if (r < 0 || buf_puts(b, " \"$name\"\n") < 0)
+    if (r < 0 || buf_puts(b, " -- \"$name\"\n") < 0)
       return -1;
   }
   if (hash != NULL &&
@@ -359,11 +463,43 @@ static int user_script(struct buf *b, const struct user_spec *u,
       if (buf_printf(b, "%s\n", u->ssh_keys.items[i]) < 0)
         return -1;
     if (buf_puts(b, "VAB_END\n"
-                    "chown -R \"$name:$(id -gn \"$name\")\" \"$home/.ssh\"\n"
-                    "chmod 0700 \"$home/.ssh\"\n"
-                    "chmod 0600 \"$home/.ssh/authorized_keys\"\n") < 0)
+                    "chown -R -- \"$name:$(id -gn -- \"$name\")\" "
+                    "\"$home/.ssh\"\n"
+                    "chmod 0700 -- \"$home/.ssh\"\n"
+                    "chmod 0600 -- \"$home/.ssh/authorized_keys\"\n") < 0)
       return -1;
   }
+  return 0;
+}
+
+/* users_plan_for() on the guest's current /etc/passwd and /etc/group:
+ * read again for each user, since the one before may have added to them. */
+static int plan_user(struct vab_ctx *ctx, struct vab_guest *guest,
+                     const struct user_spec *u, struct users_plan *plan) {
+  char *passwd = NULL, *group = NULL;
+  size_t len = 0;
+  if (vab_guest_read(guest, "/etc/passwd", &passwd, &len) < 0)
+    return -1;
+  if (vab_guest_read(guest, "/etc/group", &group, &len) < 0) {
+    free(passwd);
+    return -1;
+  }
+  char why[256];
+  int r = users_plan_for(u->name, u->has_uid, u->uid, passwd, group, plan,
+                         why, sizeof why);
+  free(passwd);
+  free(group);
+  if (r < 0) {
+    vab_error_at(ctx, VAB_E_PROVISION, &u->name_mark, "users: %s", why);
+    vab_diag_hint(ctx, "choose another name; docs/template.md (users) says "
+                       "which names vab creates, updates or refuses");
+    return -1;
+  }
+  if (plan->action == USERS_CREATE_IN_USERS)
+    vab_log(ctx, VAB_LOG_INFO,
+            "users: the guest has a group '%s'; user '%s' gets primary group "
+            "'users' and does not join it",
+            u->name, u->name);
   return 0;
 }
 
@@ -375,8 +511,14 @@ static int users_run(struct vab_ctx *ctx, const void *opaque,
     char *hash = NULL;
     if (u->password != NULL && hash_password(ctx, u->password, &hash) < 0)
       return -1;
+    struct users_plan plan;
+    if (plan_user(ctx, guest, u, &plan) < 0) {
+      free(hash);
+      return -1;
+    }
     struct buf script = BUF_INIT;
-    int r = user_script(&script, u, hash != NULL ? hash : u->password_hash);
+    int r = user_script(&script, u, &plan,
+                        hash != NULL ? hash : u->password_hash);
     free(hash);
     if (r < 0) {
       buf_release(&script);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "common/buf.h"
+#include "common/debian.h"
 #include "vab/provisioner.h"
 #include "templates/template-private.h"
 
@@ -233,16 +234,6 @@ static bool valid_checksum(const char *s) {
   return true;
 }
 
-/* A Debian package name, optionally with =version or :arch. */
-static bool valid_package(const char *s) {
-  if (!is_lower_alnum(s[0]))
-    return false;
-  for (const char *p = s; *p; p++)
-    if (!is_lower_alnum(*p) && strchr("+-.:=~", *p) == NULL)
-      return false;
-  return strlen(s) <= 128;
-}
-
 /* The top level. */
 
 static const char *const top_keys[] = {
@@ -290,9 +281,6 @@ static const char *const bootstrap_keys[] = {
   "distro", "suite", "mirror", "variant", "packages", NULL,
 };
 static const char *const distros[] = {"debian", "ubuntu", NULL};
-static const char *const variants[] = {
-  "minbase", "essential", "apt", "required", "important", "standard", NULL,
-};
 
 static struct vab_node *source_bootstrap(struct schema *s,
                                          const struct vab_node *map,
@@ -308,27 +296,30 @@ static struct vab_node *source_bootstrap(struct schema *s,
   if (suite == NULL && src->distro != NULL)
     missing(s, map, "suite", "an ubuntu bootstrap", "suite: jammy");
   read_string(s, suite, "source.bootstrap.suite", &src->suite);
-  if (src->suite != NULL &&
-      (src->suite[0] == '\0' || strpbrk(src->suite, "/ \t") != NULL)) {
+  /* These reach mmdebstrap, which runs as root on the host: a value must
+   * never read as one of its options or as more than one apt line. */
+  if (src->suite != NULL && !deb_valid_suite(src->suite)) {
     vab_error_at(s->ctx, VAB_E_SCHEMA, &suite->mark,
                  "'%.200s' is not a suite name such as bookworm", src->suite);
+    vab_diag_hint(s->ctx, "use 1 to 64 of letters, digits, '-', '.' and '_', "
+                          "starting with a letter or digit");
     fail(s);
   }
   const struct vab_node *mirror = field(
       s, canon, map, "mirror",
       debian ? "http://deb.debian.org/debian" : "http://archive.ubuntu.com/ubuntu");
   read_string(s, mirror, "source.bootstrap.mirror", &src->mirror);
-  if (src->mirror != NULL && strncmp(src->mirror, "http://", 7) != 0 &&
-      strncmp(src->mirror, "https://", 8) != 0 &&
-      strncmp(src->mirror, "file:///", 8) != 0) {
+  if (src->mirror != NULL && !deb_valid_mirror(src->mirror)) {
     vab_error_at(s->ctx, VAB_E_SCHEMA, &mirror->mark,
                  "mirror must be an http://, https:// or file:/// URL, not "
                  "'%.200s'",
                  src->mirror);
+    vab_diag_hint(s->ctx, "one URL, with no spaces, quotes or '#'");
     fail(s);
   }
   check(s, vab_node_enum(s->ctx, field(s, canon, map, "variant", "minbase"),
-                         "source.bootstrap.variant", variants, &src->variant));
+                         "source.bootstrap.variant", deb_variants,
+                         &src->variant));
   const struct vab_node *packages = field(s, canon, map, "packages", NULL);
   const char **list = NULL;
   size_t n = 0;
@@ -337,11 +328,12 @@ static struct vab_node *source_bootstrap(struct schema *s,
     fail(s);
   } else if (list != NULL) {
     for (size_t i = 0; i < n; i++)
-      if (!valid_package(list[i])) {
+      if (!deb_valid_package(list[i])) {
         const struct vab_node *at =
             packages->kind == VAB_NODE_SEQ ? packages->items[i] : packages;
         vab_error_at(s->ctx, VAB_E_SCHEMA, &at->mark,
                      "'%.200s' is not a valid package name", list[i]);
+        vab_diag_hint(s->ctx, DEB_PACKAGE_HINT);
         fail(s);
       }
     src->packages = arena_alloc(s->l->arena, (n + 1) * sizeof *list);

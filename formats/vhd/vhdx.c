@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/qemu-name.h"
 #include "common/subprocess.h"
 #include "formats/vhd/vhd.h"
 #include "vab/error.h"
@@ -120,6 +122,15 @@ static int vhdx_convert_file(struct vab_writer *w, const char *src_path,
                      "vab writes VHDX through it");
   char options[64];
   snprintf(options, sizeof options, "subformat=%s", s->subformat);
+  /* "--", then names that qemu-img cannot read as options or protocols
+   * ("nbd:x", "json:{...}"). */
+  struct buf src = BUF_INIT, dst = BUF_INIT;
+  if (qemu_file_name(&src, src_path) < 0 ||
+      qemu_file_name(&dst, dst_path) < 0) {
+    buf_release(&src);
+    buf_release(&dst);
+    return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
+  }
   const char *argv[16];
   size_t n = 0;
   argv[n++] = "qemu-img";
@@ -133,15 +144,20 @@ static int vhdx_convert_file(struct vab_writer *w, const char *src_path,
   argv[n++] = "vhdx";
   argv[n++] = "-o";
   argv[n++] = options;
-  argv[n++] = src_path;
-  argv[n++] = dst_path;
+  argv[n++] = "--";
+  argv[n++] = src.data;
+  argv[n++] = dst.data;
   argv[n] = NULL;
 
   struct run_state st = {.w = w};
   struct subprocess proc;
   struct subprocess_opts opts = SUBPROCESS_OPTS_INIT;
-  if (subprocess_start(&proc, (char *const *)argv, &opts) < 0)
-    return vab_error_errno(w->ctx, VAB_E_SUBPROCESS, errno,
+  int started = subprocess_start(&proc, (char *const *)argv, &opts);
+  int start_errno = errno;
+  buf_release(&src);
+  buf_release(&dst);
+  if (started < 0)
+    return vab_error_errno(w->ctx, VAB_E_SUBPROCESS, start_errno,
                            "vhdx: cannot start qemu-img");
   int status = 0;
   if (subprocess_wait(&proc, on_line, &st, should_cancel, &st, 0, &status) <

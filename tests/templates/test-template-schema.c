@@ -37,7 +37,9 @@ static const struct diag_case cases[] = {
    "pakages: [nginx]}}\n", 3, 39,
    "unknown key 'pakages' in source.bootstrap", "did you mean 'packages'?"},
   {"vab: 1\nname: web\nsource: {bootstrap: {packages: [\"Bad Name\"]}}\n", 3,
-   33, "'Bad Name' is not a valid package name", ""},
+   33, "'Bad Name' is not a valid package name",
+   "use a Debian package name (lowercase letters, digits, '+', '-' and '.'), "
+   "optionally with :ARCH and =VERSION"},
   {"vab: 1\nname: web\nsource: {bootstrap: {distro: debain}}\n", 3, 30,
    "unknown source.bootstrap.distro 'debain'", "did you mean 'debian'?"},
   {"vab: 1\nname: web\nsource: {rootfs: {path: files/rootfs.tar, "

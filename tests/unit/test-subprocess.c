@@ -1,11 +1,14 @@
-/* common/subprocess: capture, exit status, timeout kills the group. */
+/* common/subprocess: capture, exit status, timeout kills the group, and a
+ * child that gets descriptors 0, 1 and 2 only. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "common/subprocess.h"
@@ -77,12 +80,71 @@ static void test_missing_program(void **state) {
   assert_int_equal(WEXITSTATUS(status), 127);
 }
 
+/* The descriptors the child shell has, one per line ("0|1|2|"): ls is
+ * its child, so the listing holds no descriptor of its own. */
+static void child_fds(const struct subprocess_opts *opts, struct lines *l) {
+  char *argv[] = {"sh", "-c", "ls /proc/$$/fd", NULL};
+  struct subprocess p;
+  assert_int_equal(subprocess_start(&p, argv, opts), 0);
+  int status = 0;
+  assert_int_equal(subprocess_wait(&p, collect, l, NULL, NULL, 10000, &status),
+                   0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_clean_descriptor_table(void **state) {
+  (void)state;
+  /* What a CI runner or `time -o` leaves open: fds 3 and up, none of them
+   * close-on-exec, past 10 where dash's redirections stop working. */
+  int extra[12];
+  size_t n = 0;
+  int null_fd = open("/dev/null", O_RDONLY);
+  assert_true(null_fd >= 0);
+  for (int fd = 3; fd <= 12; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && dup2(null_fd, fd) == fd)
+      extra[n++] = fd;
+  int leak[2];
+  assert_int_equal(pipe(leak), 0);
+  assert_true(fcntl(12, F_GETFD) >= 0);
+
+  struct lines l = {{0}, 0};
+  child_fds(NULL, &l);
+  assert_string_equal(l.text, "0|1|2|");
+
+  /* A pipe meant for the child arrives as its stdin, and nothing else. */
+  int in[2];
+  assert_int_equal(pipe(in), 0);
+  struct subprocess_opts opts = SUBPROCESS_OPTS_INIT;
+  opts.stdin_fd = in[0];
+  struct lines l2 = {{0}, 0};
+  child_fds(&opts, &l2);
+  assert_string_equal(l2.text, "0|1|2|");
+  char *argv[] = {"sh", "-c", "readlink /proc/$$/fd/0", NULL};
+  struct subprocess p;
+  assert_int_equal(subprocess_start(&p, argv, &opts), 0);
+  struct lines l3 = {{0}, 0};
+  int status = 0;
+  assert_int_equal(subprocess_wait(&p, collect, &l3, NULL, NULL, 10000,
+                                   &status), 0);
+  assert_int_equal(strncmp(l3.text, "pipe:", 5), 0);
+
+  close(in[0]);
+  close(in[1]);
+  close(leak[0]);
+  close(leak[1]);
+  for (size_t i = 0; i < n; i++)
+    close(extra[i]);
+  close(null_fd);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_capture_and_status),
     cmocka_unit_test(test_timeout_kills_children),
     cmocka_unit_test(test_cancel),
     cmocka_unit_test(test_missing_program),
+    cmocka_unit_test(test_clean_descriptor_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
