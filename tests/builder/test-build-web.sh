@@ -98,8 +98,8 @@ done
 check "vab verify accepts the build again" "$VAB" verify --cert "$AREA/release.crt" "$out"
 
 # virt-v2v, a real consumer of OVF, .mf and VMDK, imports the vmware OVA
-# (the ESXi/Workstation flavour, the one most users import).  Under TCG an
-# import takes most of this test's time, so CI runs one per run, in the
+# (the ESXi/Workstation flavour).  Under TCG an import takes most of this
+# test's time, so CI runs one per run, in the
 # background while the registry checks below run; the virtualbox OVA is
 # checked above (members, .mf, .cert, its disk against the qcow2).
 # VAB_TEST_V2V=0 skips the import.
