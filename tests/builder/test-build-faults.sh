@@ -112,15 +112,14 @@ left_clean() {
 # (and with VM, once qemu runs), send SIGNAL and check what is left.
 interrupt() {
   local label=$1 name=$2 sig=$3 regex=$4 vm=${5:-}
-  local reached=0 running=1
+  local reached=0 running=0
   wait_log "$name" "$regex" && reached=1
   check "$label: the build reached /$regex/" [ "$reached" -eq 1 ]
   sleep 2
   if [ -n "$vm" ]; then
-    running=0
     for _ in $(seq 1 50); do qemu_runs && { running=1; break; }; sleep 0.2; done
+    check "$label: qemu ran when SIG$sig was sent" [ "$running" -eq 1 ]
   fi
-  check "$label: qemu ran when SIG$sig was sent" [ "$running" -eq 1 ]
   kill -"$sig" "$pid" 2>/dev/null
   finish_run "$label" "$name"
   left_clean "$label" "$name"
