@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -108,6 +109,18 @@ static void bootstrap_line(void *opaque, const char *line) {
 
 static int bootstrap_cancel(void *opaque) {
   return vab_cancelled(opaque);
+}
+
+/* mmdebstrap writes the tarball itself, so a full cache folder reaches vab
+ * only as its message ("cannot copy to TARGET: No space left on device"). */
+static bool watch_saw_full_target(const struct bootstrap_watch *w,
+                                  const char *target) {
+  const char *full = strerror(ENOSPC);
+  for (size_t i = 0; i < TAIL_LINES; i++)
+    if (w->tail[i] != NULL && strstr(w->tail[i], target) != NULL &&
+        strstr(w->tail[i], full) != NULL)
+      return true;
+  return false;
 }
 
 static void watch_release(struct bootstrap_watch *w, struct buf *tail) {
@@ -262,8 +275,120 @@ int vab_bootstrap_argv(struct vab_ctx *ctx, const struct vab_source *src,
   return 0;
 }
 
+/* mmdebstrap runs with a TMPDIR of its own, beside the build's work
+ * folder.  Killed (Ctrl-C, SIGTERM: its process group gets SIGKILL after a
+ * grace), it leaves its chroot there with /proc, /sys and /dev mounted in
+ * it.  Afterwards vab detaches whatever is still mounted under that folder,
+ * deepest first, so that removing the folder never reaches into a mount. */
+static int make_bootstrap_tmp(struct vab_ctx *ctx, const char *work_dir,
+                              char **out) {
+  const char *slash = strrchr(work_dir, '/');
+  int parent = slash != NULL ? (int)(slash - work_dir) : 1;
+  if (asprintf(out, "%.*s/vab-mmdebstrap-XXXXXX", parent,
+               slash != NULL ? work_dir : ".") < 0) {
+    *out = NULL;
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  /* 0755: apt downloads as the _apt user, which must reach inside. */
+  if (mkdtemp(*out) == NULL || chmod(*out, 0755) < 0) {
+    int e = errno;
+    rmdir(*out);
+    vab_error_errno(ctx, VAB_E_IO, e, "cannot create '%s'", *out);
+    free(*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* A mount point as /proc/self/mountinfo spells it: octal escapes (\040
+ * for a space) undone in place. */
+static void unescape_mount_point(char *s) {
+  char *out = s;
+  for (char *in = s; *in != '\0'; in++) {
+    if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' &&
+        in[2] <= '7' && in[3] >= '0' && in[3] <= '7') {
+      *out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+      in += 3;
+    } else {
+      *out++ = *in;
+    }
+  }
+  *out = '\0';
+}
+
+/* The longest mount point under dir ("" when there is none). */
+static void deepest_mount_under(const char *dir, char *point, size_t len) {
+  size_t dir_len = strlen(dir);
+  point[0] = '\0';
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (f == NULL)
+    return;
+  char *line = NULL;
+  size_t cap = 0;
+  while (getline(&line, &cap, f) >= 0) {
+    /* ID PARENT MAJ:MIN ROOT MOUNT-POINT ... */
+    char found[4096];
+    if (sscanf(line, "%*s %*s %*s %*s %4095s", found) != 1)
+      continue;
+    unescape_mount_point(found);
+    if (strncmp(found, dir, dir_len) == 0 && found[dir_len] == '/' &&
+        strlen(found) > strlen(point) && strlen(found) < len)
+      snprintf(point, len, "%s", found);
+  }
+  free(line);
+  fclose(f);
+}
+
+static void remove_bootstrap_tmp(struct vab_ctx *ctx, const char *dir) {
+  char point[4096];
+  for (int i = 0; i < 64; i++) {
+    deepest_mount_under(dir, point, sizeof point);
+    if (point[0] == '\0')
+      break;
+    if (umount2(point, MNT_DETACH) < 0) {
+      /* Removing the folder would reach into it: leave it all. */
+      vab_log(ctx, VAB_LOG_WARNING, "cannot unmount '%s' left by mmdebstrap: %s",
+              point, strerror(errno));
+      return;
+    }
+    vab_log(ctx, VAB_LOG_DEBUG, "unmounted '%s' left by mmdebstrap", point);
+  }
+  remove_tree(dir);
+}
+
+/* The environment with TMPDIR set to dir (NULL when out of memory). */
+static char **environment_with_tmpdir(const char *dir, char **tmpdir_var) {
+  extern char **environ;
+  size_t n = 0;
+  while (environ[n] != NULL)
+    n++;
+  char **env = calloc(n + 2, sizeof *env);
+  if (env == NULL || asprintf(tmpdir_var, "TMPDIR=%s", dir) < 0) {
+    free(env);
+    *tmpdir_var = NULL;
+    return NULL;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "TMPDIR=", 7) != 0)
+      env[k++] = environ[i];
+  env[k++] = *tmpdir_var;
+  env[k] = NULL;
+  return env;
+}
+
+/* subprocess_kill() waits for the group's leader only: let the rest of
+ * the group, SIGKILLed with it, go before their folder is removed. */
+static void wait_group_gone(pid_t group) {
+  for (int i = 0; i < 50 && kill(-group, 0) == 0; i++) {
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
 static int run_mmdebstrap(struct vab_ctx *ctx, const struct vab_source *src,
-                          const char *target) {
+                          const char *target, const char *tmp_dir) {
   if (!subprocess_have_program("mmdebstrap"))
     return vab_error_at(ctx, VAB_E_SUBPROCESS, &src->mark,
                         "the bootstrap source needs mmdebstrap; install the "
@@ -280,29 +405,55 @@ static int run_mmdebstrap(struct vab_ctx *ctx, const struct vab_source *src,
   buf_release(&line);
   int r = 0, status = 0;
   struct bootstrap_watch watch = {.ctx = ctx};
-  struct subprocess p;
-  struct subprocess_opts opts = SUBPROCESS_OPTS_INIT;
-  if (subprocess_start(&p, argv, &opts) < 0)
-    r = vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
-                        "cannot start mmdebstrap");
-  else if (subprocess_wait(&p, bootstrap_line, &watch, bootstrap_cancel, ctx,
-                           0, &status) < 0)
-    r = errno == ECANCELED
-            ? vab_error(ctx, VAB_E_CANCELLED, "interrupted during bootstrap")
-            : vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
-                              "waiting for mmdebstrap");
+  char *tmpdir_var = NULL;
+  char **env = environment_with_tmpdir(tmp_dir, &tmpdir_var);
+  if (env == NULL)
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  if (r == 0) {
+    struct subprocess p;
+    struct subprocess_opts opts = SUBPROCESS_OPTS_INIT;
+    opts.envp = env;
+    if (subprocess_start(&p, argv, &opts) < 0) {
+      r = vab_error_errno(ctx, VAB_E_SUBPROCESS, errno,
+                          "cannot start mmdebstrap");
+    } else {
+      pid_t group = p.pid;
+      if (subprocess_wait(&p, bootstrap_line, &watch, bootstrap_cancel, ctx, 0,
+                          &status) < 0) {
+        int e = errno;
+        wait_group_gone(group);
+        r = e == ECANCELED
+                ? vab_error(ctx, VAB_E_CANCELLED, "interrupted during bootstrap")
+                : vab_error_errno(ctx, VAB_E_SUBPROCESS, e,
+                                  "waiting for mmdebstrap");
+      }
+    }
+  }
+  free(env);
+  free(tmpdir_var);
+  bool cache_full = watch_saw_full_target(&watch, target);
   struct buf tail = BUF_INIT;
   watch_release(&watch, &tail);
   if (r == 0 && vab_check_cancel(ctx) < 0)
     r = -1;
   if (r == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-    char how[64];
-    subprocess_describe_status(status, how, sizeof how);
-    r = vab_error_at(ctx, VAB_E_SUBPROCESS, &src->mark,
-                     "bootstrap of %s from %s failed: mmdebstrap %s", suite,
-                     mirror, how);
-    if (tail.len > 0)
-      vab_diag_hint(ctx, "mmdebstrap's last lines:\n%s", tail.data);
+    if (cache_full) {
+      r = vab_error_errno(ctx, VAB_E_IO, ENOSPC,
+                          "cannot write the bootstrap cache entry '%s'",
+                          target);
+      vab_diag_hint(ctx, "the bootstrap of %s did not fit in the cache "
+                    "folder: free some space there or pick another one "
+                    "with --cache-dir; mmdebstrap's last lines:\n%s",
+                    suite, tail.data != NULL ? tail.data : "");
+    } else {
+      char how[64];
+      subprocess_describe_status(status, how, sizeof how);
+      r = vab_error_at(ctx, VAB_E_SUBPROCESS, &src->mark,
+                       "bootstrap of %s from %s failed: mmdebstrap %s", suite,
+                       mirror, how);
+      if (tail.len > 0)
+        vab_diag_hint(ctx, "mmdebstrap's last lines:\n%s", tail.data);
+    }
   }
   buf_release(&tail);
   vab_bootstrap_argv_free(argv);
@@ -371,8 +522,13 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
       partial = NULL;
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
     }
+    CLEANUP_FREE char *tmp_dir = NULL;
     if (r == 0)
-      r = run_mmdebstrap(ctx, src, partial);
+      r = make_bootstrap_tmp(ctx, opts->work_dir, &tmp_dir);
+    if (r == 0) {
+      r = run_mmdebstrap(ctx, src, partial, tmp_dir);
+      remove_bootstrap_tmp(ctx, tmp_dir);
+    }
     if (r == 0 && rename(partial, tar) < 0)
       r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s'", partial);
     remove_tree(partial_dir);

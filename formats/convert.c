@@ -519,6 +519,8 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
   struct vab_writer w;
   memset(&w, 0, sizeof w);
   vab_sink_init_fd(&sink, ctx, -1);
+  /* Errors name the file the user asked for, not its temporary. */
+  sink.name = dst_path;
   struct vab_reader *src = NULL;
   char *tmp = NULL;
   int fd = -1;

@@ -20,7 +20,8 @@ static int fd_pwrite_all(struct vab_sink *s, const void *buf, size_t len,
       if (errno == EINTR)
         continue;
       return vab_error_errno(s->ctx, VAB_E_IO, errno,
-                             "cannot write %zu bytes at offset %llu", len,
+                             "cannot write '%s' (%zu bytes at offset %llu)",
+                             s->name != NULL ? s->name : "the output", len,
                              (unsigned long long)offset);
     }
     p += n;
@@ -59,6 +60,7 @@ void vab_sink_init_fd(struct vab_sink *s, struct vab_ctx *ctx, int fd) {
   s->ctx = ctx;
   s->opaque = NULL;
   s->fd = fd;
+  s->name = NULL;
 }
 
 int vab_sink_write(struct vab_sink *s, const void *buf, size_t len) {

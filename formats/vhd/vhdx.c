@@ -173,8 +173,8 @@ static int vhdx_convert_file(struct vab_writer *w, const char *src_path,
     char how[128];
     subprocess_describe_status(status, how, sizeof how);
     return vab_error(w->ctx, VAB_E_SUBPROCESS,
-                     "vhdx: qemu-img convert of '%s' failed (%s)%s%s",
-                     src_path, how, st.output[0] ? ": " : "", st.output);
+                     "vhdx: qemu-img convert of '%s' to '%s' failed (%s)%s%s",
+                     src_path, w->path, how, st.output[0] ? ": " : "", st.output);
   }
   if (vab_progress(w->ctx, VAB_PHASE_CONVERT, "vhdx", w->virtual_size,
                    w->virtual_size) < 0)

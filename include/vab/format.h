@@ -52,6 +52,7 @@ struct vab_sink {
   struct vab_ctx *ctx;
   void *opaque;
   int fd;            /* file sinks: the descriptor, else -1 */
+  const char *name;  /* file sinks: the output as errors name it, or NULL */
 };
 
 /* A sink on an open file descriptor, appending from offset 0. */

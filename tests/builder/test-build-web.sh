@@ -97,9 +97,12 @@ for f in $artifacts web-1.0.1.manifest.json web-1.0.1.manifest.json.sig; do
 done
 check "vab verify accepts the build again" "$VAB" verify --cert "$AREA/release.crt" "$out"
 
-# virt-v2v, a real consumer of OVF, .mf and VMDK, imports both OVAs.  Under
-# TCG each takes about 25 minutes, so both run at once, in the background
-# while the registry checks below run.  VAB_TEST_V2V=0 skips them.
+# virt-v2v, a real consumer of OVF, .mf and VMDK, imports the vmware OVA
+# (the ESXi/Workstation flavour).  Under TCG an import takes most of this
+# test's time, so CI runs one per run, in the
+# background while the registry checks below run; the virtualbox OVA is
+# checked above (members, .mf, .cert, its disk against the qcow2).
+# VAB_TEST_V2V=0 skips the import.
 v2v_pids=()
 v2v_targets=()
 trap 'for p in "${v2v_pids[@]}"; do kill "$p" 2>/dev/null; done' EXIT
@@ -107,7 +110,7 @@ if [ "${VAB_TEST_V2V:-1}" != 0 ]; then
   if command -v virt-v2v >/dev/null; then
     v2v_settings=
     grep -q '"accel":"tcg"' "$json" && v2v_settings=force_tcg
-    for target in vmware virtualbox; do
+    for target in vmware; do
       mkdir -p "$AREA/v2v-$target" "$AREA/v2v-tmp-$target"
       TMPDIR=$AREA/v2v-tmp-$target LIBGUESTFS_BACKEND_SETTINGS=$v2v_settings \
         virt-v2v -i ova "$out/web-1.0.1-$target.ova" -o local \

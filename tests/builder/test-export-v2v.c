@@ -7,7 +7,7 @@
  * `vab build examples/web.yaml --no-test --only qcow2` and kept in
  * $VAB_TEST_CACHE (default /var/tmp/vab-test-cache).  Under TCG each
  * conversion takes about 25 minutes on an idle 2-core machine.  CI's run
- * has virt-v2v import the OVAs of examples/web.yaml in test-build-web.sh;
+ * has virt-v2v import the vmware OVA of examples/web.yaml in test-build-web.sh;
  * this test, which builds OVAs from other hardware: settings through
  * vab_ova_write() directly, runs only when asked:
  *

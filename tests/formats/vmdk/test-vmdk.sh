@@ -235,7 +235,7 @@ echo "qemu-img: simulated failure" >&2
 exit 1
 EOF
 chmod +x fakebin/qemu-img
-expect_error 1 "vhdx: qemu-img convert of 'mixed.raw' failed (exit status 1): qemu-img: simulated failure" \
+expect_error 1 "vhdx: qemu-img convert of 'mixed.raw' to 'out/x.vhdx' failed (exit status 1): qemu-img: simulated failure" \
     env PATH="$tmp/fakebin:$PATH" "$VAB" convert -q -O vhdx mixed.raw out/x.vhdx
 [ -z "$(ls -A out)" ] || fail "a failed vhdx convert left $(ls -A out)"
 expect_error 1 "vhdx: qemu-img is not installed (Debian: qemu-utils); vab writes VHDX through it" \
