@@ -85,14 +85,20 @@ static int append_options(struct buf *all, const char *text) {
   return buf_puts(all, text);
 }
 
-static void print_json(const char *src, const char *dst, const char *format,
-                       const struct vab_convert_result *res) {
+/* The fields of every --json result that name the conversion's inputs. */
+static void print_json_inputs(const char *src, const char *dst,
+                              const char *format) {
   fputs("{\"source\":", stdout);
   cli_json_string(stdout, src);
   fputs(",\"destination\":", stdout);
   cli_json_string(stdout, dst);
   fputs(",\"format\":", stdout);
   cli_json_string(stdout, format);
+}
+
+static void print_json(const char *src, const char *dst, const char *format,
+                       const struct vab_convert_result *res) {
+  print_json_inputs(src, dst, format);
   double ratio = res->file_size
                      ? (double)res->data_bytes / (double)res->file_size
                      : 0.0;
@@ -114,12 +120,7 @@ static void print_json(const char *src, const char *dst, const char *format,
 
 static void print_json_failure(struct vab_ctx *ctx, const char *src,
                                const char *dst, const char *format) {
-  fputs("{\"source\":", stdout);
-  cli_json_string(stdout, src);
-  fputs(",\"destination\":", stdout);
-  cli_json_string(stdout, dst);
-  fputs(",\"format\":", stdout);
-  cli_json_string(stdout, format);
+  print_json_inputs(src, dst, format);
   cli_json_failure_end(stdout, ctx);
 }
 

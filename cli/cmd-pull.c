@@ -5,17 +5,9 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "cli/registry-options.h"
 #include "publish/publish.h"
 #include "signing/signing.h"
-
-/* Long options without a short form. */
-enum {
-  OPT_SEND_CREDS_TO_REALM = 1000,
-  OPT_CONNECT_TIMEOUT,
-  OPT_TIMEOUT,
-  OPT_LOW_SPEED_LIMIT,
-  OPT_LOW_SPEED_TIME,
-};
 
 static int run_pull(struct vab_ctx *ctx, int argc, char **argv);
 
@@ -106,15 +98,7 @@ static int run_pull(struct vab_ctx *ctx, int argc, char **argv) {
     {"output", required_argument, NULL, 'o'},
     {"pubkey", required_argument, NULL, 'p'},
     {"cert", required_argument, NULL, 'x'},
-    {"creds", required_argument, NULL, 'c'},
-    {"authfile", required_argument, NULL, 'a'},
-    {"ca-cert", required_argument, NULL, 'C'},
-    {"insecure", no_argument, NULL, 'i'},
-    {"send-creds-to-realm", no_argument, NULL, OPT_SEND_CREDS_TO_REALM},
-    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"low-speed-limit", required_argument, NULL, OPT_LOW_SPEED_LIMIT},
-    {"low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME},
+    CLI_REGISTRY_LONGOPTS,
     {"quiet", no_argument, NULL, 'q'},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
@@ -126,42 +110,15 @@ static int run_pull(struct vab_ctx *ctx, int argc, char **argv) {
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "o:q", longopts, NULL)) != -1) {
+    int taken = cli_registry_option(&cli_cmd_pull, c, optarg, &opts.registry);
+    if (taken == EXIT_USAGE)
+      return EXIT_USAGE;
+    if (taken)
+      continue;
     switch (c) {
     case 'o': dir = optarg; break;
     case 'p': pub = optarg; break;
     case 'x': cert = optarg; break;
-    case 'c': opts.registry.creds = optarg; break;
-    case 'a': opts.registry.authfile = optarg; break;
-    case 'C': opts.registry.ca_cert = optarg; break;
-    case 'i': opts.registry.insecure = true; break;
-    case OPT_SEND_CREDS_TO_REALM:
-      opts.registry.send_creds_to_realm = true;
-      break;
-    case OPT_CONNECT_TIMEOUT:
-    case OPT_TIMEOUT:
-    case OPT_LOW_SPEED_LIMIT:
-    case OPT_LOW_SPEED_TIME: {
-      long v;
-      const char *name = c == OPT_CONNECT_TIMEOUT ? "--connect-timeout"
-                         : c == OPT_TIMEOUT       ? "--timeout"
-                         : c == OPT_LOW_SPEED_LIMIT ? "--low-speed-limit"
-                                                    : "--low-speed-time";
-      if (vab_registry_parse_limit(optarg, &v) < 0) {
-        return cli_usage_error(&cli_cmd_pull,
-                               "%s wants a whole number from 1 to %ld",
-                               name, VAB_REGISTRY_LIMIT_MAX);
-      }
-      if (c == OPT_CONNECT_TIMEOUT)
-        opts.registry.connect_timeout = v;
-      else if (c == OPT_TIMEOUT)
-        opts.registry.timeout = v;
-      else if (c == OPT_LOW_SPEED_LIMIT)
-        opts.registry.low_speed_limit = v;
-      else
-        opts.registry.low_speed_time = v;
-      break;
-    }
-
     case 'q': quiet = true; break;
     case 'j': json = true; break;
     default:
