@@ -16,7 +16,9 @@
  *
  * Cancellation: a watchdog thread polls vab_cancelled() and kills the
  * appliance's qemu, so that a long call (an upload, apt-get) returns at
- * once; no qemu outlives the session.
+ * once; no qemu outlives the session.  During a launch, before libguestfs
+ * tells its pid, that qemu is found by the work disk it attaches
+ * (builder/qemu-child.h), so no other qemu of the process is touched.
  */
 #ifndef VAB_BUILDER_GUEST_H
 #define VAB_BUILDER_GUEST_H
