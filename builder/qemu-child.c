@@ -50,13 +50,23 @@ static bool cmdline_has_file(const char *cmdline, size_t len,
   return found;
 }
 
+/* libguestfs may pass a relative name as is, with "./" before it, or made
+ * absolute: any of the three is this disk. */
 bool qemu_cmdline_uses_disk(const char *cmdline, size_t len,
                             const char *disk_path) {
   if (cmdline_has_file(cmdline, len, disk_path))
     return true;
-  char *absolute = realpath(disk_path, NULL);
-  bool found = absolute != NULL && strcmp(absolute, disk_path) != 0 &&
-               cmdline_has_file(cmdline, len, absolute);
+  bool found = false;
+  if (disk_path[0] != '/') {
+    char *dotted = NULL;
+    if (asprintf(&dotted, "./%s", disk_path) >= 0) {
+      found = cmdline_has_file(cmdline, len, dotted);
+      free(dotted);
+    }
+  }
+  char *absolute = found ? NULL : realpath(disk_path, NULL);
+  found = found || (absolute != NULL && strcmp(absolute, disk_path) != 0 &&
+                    cmdline_has_file(cmdline, len, absolute));
   free(absolute);
   return found;
 }

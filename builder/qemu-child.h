@@ -16,8 +16,8 @@
 #include <sys/types.h>
 
 /* True if the NUL-separated command line (len bytes, as in
- * /proc/PID/cmdline) names disk_path, as given or made absolute, as the
- * file= of an option string. */
+ * /proc/PID/cmdline) names disk_path (as given, with "./" before a
+ * relative one, or made absolute) as the file= of an option string. */
 bool qemu_cmdline_uses_disk(const char *cmdline, size_t len,
                             const char *disk_path);
 

@@ -39,6 +39,11 @@ static void test_cmdline_matches_whole_file_option(void **state) {
       CMDLINE("qemu\0-drive\0file=/w/a,,b,format=raw\0"), "/w/a,b"));
   assert_false(qemu_cmdline_uses_disk(
       CMDLINE("qemu\0-drive\0file=/w/a,,b,format=raw\0"), "/w/a"));
+  /* A relative name, as given or with "./". */
+  assert_true(qemu_cmdline_uses_disk(
+      CMDLINE("qemu\0-drive\0file=./w/disk.raw,format=raw\0"), "w/disk.raw"));
+  assert_true(qemu_cmdline_uses_disk(
+      CMDLINE("qemu\0-drive\0file=w/disk.raw,format=raw\0"), "w/disk.raw"));
   /* An argument cut short (no final NUL) is not read past the end. */
   assert_false(qemu_cmdline_uses_disk(CMDLINE("qemu\0file=/w/disk.raw"),
                                       disk));
