@@ -8,7 +8,7 @@
  *
  *   serial  the pattern (plain text) appears in the serial log;
  *   http    GET path over HTTP/1.0 returns the status, and the body holds
- *           the text if one was given;
+ *           the text if one was given (builder/probe.c);
  *   tcp     a connection gets at least one byte from the guest.  slirp
  *           accepts every connection to a forwarded port, even when nothing
  *           listens in the guest (it closes it a moment later), so a bare
@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "builder/boottest.h"
+#include "builder/probe.h"
 #include "common/clock.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
@@ -433,90 +434,6 @@ static void check_serial(struct boot *b) {
            (unsigned long long)b->serial_bytes);
 }
 
-/* Connect to 127.0.0.1:port, waiting at most until deadline. */
-static int connect_local(uint16_t port, double deadline, char *why,
-                         size_t why_len, bool *timed_out) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
-    snprintf(why, why_len, "cannot create a socket: %s", strerror(errno));
-    return -1;
-  }
-  struct sockaddr_in addr = {0};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-    if (errno != EINPROGRESS) {
-      snprintf(why, why_len, "connection failed: %s", strerror(errno));
-      close(fd);
-      return -1;
-    }
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-    int wait_ms = (int)((deadline - now_seconds()) * 1000);
-    int err = 0;
-    socklen_t elen = sizeof err;
-    if (wait_ms < 0 || poll(&pfd, 1, wait_ms) <= 0) {
-      *timed_out = true;
-      snprintf(why, why_len, "connection timed out");
-      close(fd);
-      return -1;
-    }
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
-    if (err != 0) {
-      snprintf(why, why_len, "connection failed: %s", strerror(err));
-      close(fd);
-      return -1;
-    }
-  }
-  return fd;
-}
-
-/* Read into out until EOF, the cap or the deadline.  Returns 1 at EOF, 0
- * at the deadline, the cap or a cancel, -1 on an error (errno set). */
-static int read_until(const struct vab_ctx *ctx, int fd, struct buf *out,
-                      size_t cap, double deadline) {
-  char chunk[4096];
-  while (out->len < cap) {
-    int wait_ms = (int)((deadline - now_seconds()) * 1000);
-    if (wait_ms <= 0 || vab_cancelled(ctx))
-      return 0;
-    if (wait_ms > 100)
-      wait_ms = 100;   /* notice Ctrl-C quickly */
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r = poll(&pfd, 1, wait_ms);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0)
-      return -1;
-    if (r == 0)
-      continue;
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN))
-      continue;
-    if (n < 0)
-      return -1;
-    if (n == 0)
-      return 1;
-    if (buf_append(out, chunk, (size_t)n) < 0)
-      return -1;
-  }
-  return 0;
-}
-
-/* Printable excerpt of data for an error message. */
-static void excerpt(const char *data, size_t len, char *out, size_t out_len) {
-  size_t i = 0, j = 0;
-  for (; i < len && j + 4 < out_len; i++) {
-    unsigned char c = (unsigned char)data[i];
-    out[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : ' ';
-  }
-  if (i < len) {
-    memcpy(out + j, "...", 3);
-    j += 3;
-  }
-  out[j] = '\0';
-}
-
 /* Record what an attempt saw.  An attempt the overall deadline cut short
  * that only timed out says less than the attempt before it: keep that. */
 static void observe(struct check *c, bool cut_short, bool timed_out,
@@ -532,87 +449,22 @@ static void check_http(struct boot *b, double deadline) {
   bool cut_short = attempt_end > deadline;
   if (cut_short)
     attempt_end = deadline;
-  char seen[sizeof b->http.seen] = "";
-  bool timed_out = false;
-  int fd = connect_local(b->http_host_port, attempt_end, seen, sizeof seen,
-                         &timed_out);
-  if (fd < 0) {
-    observe(&b->http, cut_short, timed_out, seen);
-    return;
-  }
-  struct buf req = BUF_INIT, resp = BUF_INIT;
-  const char *path = t->http_path ? t->http_path : "/";
-  if (buf_printf(&req,
-                 "GET %s%s HTTP/1.0\r\nHost: 127.0.0.1:%u\r\n"
-                 "User-Agent: vab-boottest\r\nAccept: */*\r\n"
-                 "Connection: close\r\n\r\n",
-                 path[0] == '/' ? "" : "/", path, b->http_host_port) < 0) {
-    snprintf(seen, sizeof seen, "out of memory");
-    goto out;
-  }
-  /* The request is small: a loopback socket takes it at once. */
-  if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
-    snprintf(seen, sizeof seen,
-             "cannot send the request: %s", strerror(errno));
-    goto out;
-  }
-  int r = read_until(b->ctx, fd, &resp, HTTP_MAX_RESPONSE, attempt_end);
-  if (r < 0) {
-    snprintf(seen, sizeof seen,
-             "reading the response failed: %s", strerror(errno));
-    goto out;
-  }
-  int major, minor, status;
-  if (resp.len == 0) {
-    timed_out = r == 0;
-    snprintf(seen, sizeof seen, "%s",
-             r == 1 ? "connection closed without a response "
-                      "(nothing listening yet?)"
-                    : "no response within the attempt's 5 s");
-    goto out;
-  }
-  if (sscanf(resp.data, "HTTP/%d.%d %d", &major, &minor, &status) != 3) {
-    char ex[80];
-    excerpt(resp.data, resp.len, ex, sizeof ex);
-    snprintf(seen, sizeof seen,
-             "a response that is not HTTP: '%s'", ex);
-    goto out;
-  }
-  b->http_status = status;
-  const char *body = memmem(resp.data, resp.len, "\r\n\r\n", 4);
-  size_t body_len = 0;
-  if (body != NULL) {
-    body += 4;
-    body_len = resp.len - (size_t)(body - resp.data);
-  } else {
-    body = "";
-  }
-  char ex[160];
-  excerpt(body, body_len, ex, sizeof ex);
-  if ((unsigned)status != t->http_status) {
-    snprintf(seen, sizeof seen, "status %d, body '%s'",
-             status, ex);
-    goto out;
-  }
-  if (t->http_contains != NULL &&
-      memmem(body, body_len, t->http_contains, strlen(t->http_contains)) ==
-          NULL) {
-    if (r == 0 && resp.len >= HTTP_MAX_RESPONSE)
-      snprintf(seen, sizeof seen,
-               "status %d, text not in the first %u bytes, body '%s'",
-               status, HTTP_MAX_RESPONSE, ex);
-    else
-      snprintf(seen, sizeof seen, "status %d, body '%s'",
-               status, ex);
-    goto out;
-  }
-  b->http.passed = true;
-out:
-  if (!b->http.passed)
-    observe(&b->http, cut_short, timed_out, seen);
-  close(fd);
-  buf_release(&req);
-  buf_release(&resp);
+  struct probe_http_request req = {
+      .port = b->http_host_port,
+      .path = t->http_path,
+      .want_status = t->http_status,
+      .want_text = t->http_contains,
+      .max_response = HTTP_MAX_RESPONSE,
+      .attempt_ms = HTTP_ATTEMPT_MS,
+  };
+  struct probe_outcome o;
+  probe_http(b->ctx, &req, attempt_end, &o);
+  if (o.answered)
+    b->http_status = o.http_status;
+  if (o.passed)
+    b->http.passed = true;
+  else
+    observe(&b->http, cut_short, o.timed_out, o.seen);
 }
 
 static void check_tcp(struct boot *b, double deadline) {
@@ -620,37 +472,13 @@ static void check_tcp(struct boot *b, double deadline) {
   bool cut_short = attempt_end > deadline;
   if (cut_short)
     attempt_end = deadline;
-  char seen[sizeof b->tcp.seen] = "";
-  bool timed_out = false;
-  int fd = connect_local(b->tcp_host_port, attempt_end, seen, sizeof seen,
-                         &timed_out);
-  if (fd < 0) {
-    observe(&b->tcp, cut_short, timed_out, seen);
-    return;
-  }
-  struct buf data = BUF_INIT;
-  int r = read_until(b->ctx, fd, &data, 1, attempt_end);
-  if (data.len > 0) {
+  struct probe_outcome o;
+  probe_tcp(b->ctx, b->tcp_host_port, b->test->tcp_port, TCP_ATTEMPT_MS,
+            attempt_end, &o);
+  if (o.passed)
     b->tcp.passed = true;
-  } else if (r == 1) {
-    snprintf(seen, sizeof seen,
-             "connection closed by the guest without data "
-             "(nothing listening on guest port %u?)",
-             b->test->tcp_port);
-  } else if (r < 0) {
-    snprintf(seen, sizeof seen, "reading failed: %s", strerror(errno));
-  } else {
-    timed_out = true;
-    snprintf(seen, sizeof seen,
-             "connected, but no data within %d s (a tcp check needs a "
-             "service that speaks first, such as SSH; use an http check "
-             "for web servers)",
-             TCP_ATTEMPT_MS / 1000);
-  }
-  if (!b->tcp.passed)
-    observe(&b->tcp, cut_short, timed_out, seen);
-  close(fd);
-  buf_release(&data);
+  else
+    observe(&b->tcp, cut_short, o.timed_out, o.seen);
 }
 
 /* Append the serial log's last lines to b, without terminal escapes. */

@@ -1,6 +1,5 @@
 /* The guest session on libguestfs (see guest.h).  The only file of vab
  * that includes guestfs.h. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -20,6 +19,7 @@
 #include "vab/progress.h"
 #include "common/buf.h"
 #include "builder/guest.h"
+#include "builder/qemu-child.h"
 
 #define MAX_MOUNTS 8
 #define TAIL_LINES 20
@@ -152,43 +152,18 @@ static void on_event(guestfs_h *h, void *opaque, uint64_t event,
   }
 }
 
-/* While guestfs_launch() runs there is no pid to ask for (and the handle
- * is busy), yet a launch takes a minute under TCG on a loaded host: kill
- * the qemu children of this process, which libguestfs's direct backend
- * forks itself. */
-static void kill_launching_qemu(void) {
-  DIR *proc = opendir("/proc");
-  if (proc == NULL)
-    return;
-  pid_t self = getpid();
-  struct dirent *d;
-  while ((d = readdir(proc)) != NULL) {
-    char *end = NULL;
-    long pid = strtol(d->d_name, &end, 10);
-    if (pid <= 0 || *end != '\0')
-      continue;
-    char path[64], stat_line[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-      continue;
-    size_t n = fread(stat_line, 1, sizeof stat_line - 1, f);
-    fclose(f);
-    stat_line[n] = '\0';
-    /* "pid (comm) state ppid ..."; comm may hold spaces, so parse from
-     * the last ')'. */
-    char *comm = strchr(stat_line, '(');
-    char *close_paren = strrchr(stat_line, ')');
-    if (comm == NULL || close_paren == NULL)
-      continue;
-    char state;
-    long ppid = 0;
-    if (sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
-      continue;
-    if (ppid == (long)self && strncmp(comm + 1, "qemu", 4) == 0)
-      kill((pid_t)pid, SIGKILL);
-  }
-  closedir(proc);
+/* While guestfs_launch() runs there is no pid to ask for (the handle is
+ * busy, and guestfs_get_pid() answers only once launched), yet a launch
+ * takes a minute under TCG on a loaded host.  libguestfs's direct backend
+ * forks qemu itself: kill the qemu child whose command line attaches this
+ * session's work disk, never another qemu of this process (a concurrent
+ * boot test's boots an overlay; see qemu-child.h). */
+static void kill_launching_qemu(const struct vab_guest *g) {
+  pid_t pids[4];
+  size_t n = qemu_children_using_disk(g->disk_path, pids,
+                                      sizeof pids / sizeof *pids);
+  for (size_t i = 0; i < n; i++)
+    kill(pids[i], SIGKILL);
 }
 
 static void *watchdog_main(void *opaque) {
@@ -199,7 +174,7 @@ static void *watchdog_main(void *opaque) {
       if (pid > 0)
         kill(pid, SIGKILL);
       else if (atomic_load(&g->launching))
-        kill_launching_qemu();
+        kill_launching_qemu(g);
     }
     struct timespec ts = {0, 100 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -233,9 +208,11 @@ static int launch_handle(struct vab_guest *g) {
           g->h, g->opts.accel == VAB_ACCEL_TCG ? tcg_settings : no_settings) ==
       -1)
     return guest_error(g, VAB_E_GUEST, "set_backend_settings");
-  guestfs_set_memsize(g->h, APPLIANCE_MEMORY_MB);
+  if (guestfs_set_memsize(g->h, APPLIANCE_MEMORY_MB) == -1)
+    return guest_error(g, VAB_E_GUEST, "set_memsize");
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  guestfs_set_smp(g->h, cpus >= 2 ? 2 : 1);
+  if (guestfs_set_smp(g->h, cpus >= 2 ? 2 : 1) == -1)
+    return guest_error(g, VAB_E_GUEST, "set_smp");
   if (guestfs_set_network(g->h, g->network) == -1)
     return guest_error(g, VAB_E_GUEST, "set_network");
   /* The work disk is a scratch file: no need for host flushes, and
@@ -355,8 +332,6 @@ int vab_guest_close(struct vab_guest *g) {
   release(g);
   return r;
 }
-
-bool vab_guest_has_network(const struct vab_guest *g) { return g->network; }
 
 void vab_guest_set_phase(struct vab_guest *g, enum vab_phase phase) {
   g->phase = phase;
@@ -649,14 +624,6 @@ int vab_guest_exists(struct vab_guest *g, const char *path, bool *exists) {
   if (r == -1)
     return guest_error(g, VAB_E_GUEST, "exists");
   *exists = r == 1;
-  return 0;
-}
-
-int vab_guest_is_dir(struct vab_guest *g, const char *path, bool *is_dir) {
-  int r = guestfs_is_dir(g->h, path);
-  if (r == -1)
-    return guest_error(g, VAB_E_GUEST, "is_dir");
-  *is_dir = r == 1;
   return 0;
 }
 

@@ -16,7 +16,9 @@
  *
  * Cancellation: a watchdog thread polls vab_cancelled() and kills the
  * appliance's qemu, so that a long call (an upload, apt-get) returns at
- * once; no qemu outlives the session.
+ * once; no qemu outlives the session.  During a launch, before libguestfs
+ * tells its pid, that qemu is found by the work disk it attaches
+ * (builder/qemu-child.h), so no other qemu of the process is touched.
  */
 #ifndef VAB_BUILDER_GUEST_H
 #define VAB_BUILDER_GUEST_H
@@ -46,7 +48,6 @@ int vab_guest_close(struct vab_guest *g);
 /* Kill the appliance without flushing (error paths).  NULL is fine. */
 void vab_guest_abort(struct vab_guest *g);
 
-bool vab_guest_has_network(const struct vab_guest *g);
 /* The phase that upload progress is reported under. */
 void vab_guest_set_phase(struct vab_guest *g, enum vab_phase phase);
 /* Relaunch with or without network if that differs from now. */
@@ -107,13 +108,14 @@ int vab_guest_upload(struct vab_guest *g, const char *host_path,
 /* Copy a host folder or file into guest folder dir (keeps its name). */
 int vab_guest_copy_in(struct vab_guest *g, const char *host_path,
                       const char *dir);
-/* Read a whole guest file (at most 16 MiB); malloc'd, NUL-terminated. */
+/* Read a whole guest file into memory, with no size limit of vab's own
+ * (callers read small files: configs, os-release); malloc'd and
+ * NUL-terminated, *len (if not NULL) counts any NULs inside. */
 int vab_guest_read(struct vab_guest *g, const char *path, char **data,
                    size_t *len);
 int vab_guest_mkdir_p(struct vab_guest *g, const char *path);
 int vab_guest_chmod(struct vab_guest *g, unsigned mode, const char *path);
 int vab_guest_exists(struct vab_guest *g, const char *path, bool *exists);
-int vab_guest_is_dir(struct vab_guest *g, const char *path, bool *is_dir);
 int vab_guest_rm_rf(struct vab_guest *g, const char *path);
 int vab_guest_symlink(struct vab_guest *g, const char *target,
                       const char *linkname);

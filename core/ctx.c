@@ -16,8 +16,24 @@ struct vab_ctx *vab_ctx_new(void) {
   if (ctx == NULL)
     return NULL;
   atomic_init(&ctx->cancelled, 0);
-  pthread_mutex_init(&ctx->lock, NULL);
+  /* No context yet to record the failure on: the caller reports NULL as
+   * out of memory, which is what a failed init (ENOMEM, EAGAIN) means. */
+  if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+    free(ctx);
+    return NULL;
+  }
   return ctx;
+}
+
+/* Worker threads record diagnostics while the main thread reads them: every
+ * access to the diagnostics and the secrets goes under ctx->lock.  The
+ * lock is not part of what const promises (the caller sees no change). */
+static void ctx_lock(const struct vab_ctx *ctx) {
+  pthread_mutex_lock(&((struct vab_ctx *)ctx)->lock);
+}
+
+static void ctx_unlock(const struct vab_ctx *ctx) {
+  pthread_mutex_unlock(&((struct vab_ctx *)ctx)->lock);
 }
 
 static void diag_release(struct vab_diag *d) {
@@ -29,11 +45,13 @@ static void diag_release(struct vab_diag *d) {
 }
 
 void vab_diag_clear(struct vab_ctx *ctx) {
+  ctx_lock(ctx);
   for (size_t i = 0; i < ctx->n_diags; i++)
     diag_release(&ctx->diags[i]);
   ctx->n_diags = 0;
   ctx->n_errors = 0;
   ctx->n_dropped = 0;
+  ctx_unlock(ctx);
 }
 
 void vab_ctx_free(struct vab_ctx *ctx) {
@@ -49,9 +67,10 @@ void vab_ctx_free(struct vab_ctx *ctx) {
   free(ctx);
 }
 
-/* Out of memory while recording a diagnostic: keep a static one so the
- * user still learns something went wrong. */
-static char nomem_message[] = "out of memory";
+/* Out of memory while recording a diagnostic: the message becomes this
+ * (strdup'd, so it may itself be NULL), so the user still learns that
+ * something went wrong. */
+static const char nomem_message[] = "out of memory";
 
 /* Where the next occurrence of secret starts in text, and its length in
  * *len: the whole value, or (cut by a "%.200s") any part of it at least 16
@@ -107,16 +126,22 @@ int vab_ctx_add_secret(struct vab_ctx *ctx, const char *value,
                        const char *shown) {
   if (strlen(value) < VAB_SECRET_MIN_LEN)
     return 0;
+  ctx_lock(ctx);
   for (size_t i = 0; i < ctx->n_secrets; i++)
-    if (strcmp(ctx->secrets[i].value, value) == 0)
+    if (strcmp(ctx->secrets[i].value, value) == 0) {
+      ctx_unlock(ctx);
       return 0;
+    }
   struct vab_secret *grown =
       realloc(ctx->secrets, (ctx->n_secrets + 1) * sizeof *grown);
-  if (grown == NULL)
+  if (grown == NULL) {
+    ctx_unlock(ctx);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
   ctx->secrets = grown;
   struct vab_secret sec = {strdup(value), strdup(shown)};
   if (sec.value == NULL || sec.shown == NULL) {
+    ctx_unlock(ctx);
     free(sec.value);
     free(sec.shown);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
@@ -137,6 +162,7 @@ int vab_ctx_add_secret(struct vab_ctx *ctx, const char *value,
       d->message = strdup(nomem_message);
     redact(ctx, &d->hint);
   }
+  ctx_unlock(ctx);
   return 0;
 }
 
@@ -150,12 +176,12 @@ static struct vab_diag *diag_push(struct vab_ctx *ctx, enum vab_code code,
                                   enum vab_severity sev, int errnum,
                                   const struct vab_mark *mark,
                                   const char *fmt, va_list ap) {
-  pthread_mutex_lock(&ctx->lock);
+  ctx_lock(ctx);
   if (sev == VAB_SEV_ERROR)
     ctx->n_errors++;
   if (ctx->n_diags >= VAB_DIAG_MAX) {
     ctx->n_dropped++;
-    pthread_mutex_unlock(&ctx->lock);
+    ctx_unlock(ctx);
     return NULL;
   }
   struct vab_diag *d = &ctx->diags[ctx->n_diags++];
@@ -175,7 +201,7 @@ static struct vab_diag *diag_push(struct vab_ctx *ctx, enum vab_code code,
     d->code = VAB_E_NOMEM;
     d->message = strdup(nomem_message);
   }
-  pthread_mutex_unlock(&ctx->lock);
+  ctx_unlock(ctx);
   return d;
 }
 
@@ -228,28 +254,28 @@ void vab_note_at(struct vab_ctx *ctx, const struct vab_mark *mark,
 }
 
 void vab_diag_hint(struct vab_ctx *ctx, const char *fmt, ...) {
-  if (ctx->n_diags == 0 || ctx->n_dropped > 0)
-    return;
-  struct vab_diag *d = &ctx->diags[ctx->n_diags - 1];
+  char *hint = NULL;
   va_list ap;
   va_start(ap, fmt);
-  free(d->hint);
-  if (vasprintf(&d->hint, fmt, ap) < 0)
-    d->hint = NULL;
+  if (vasprintf(&hint, fmt, ap) < 0)
+    hint = NULL;
   va_end(ap);
-  redact(ctx, &d->hint);
-}
-
-void vab_diag_source_line(struct vab_ctx *ctx, const char *line, size_t len) {
-  if (ctx->n_diags == 0 || ctx->n_dropped > 0)
+  ctx_lock(ctx);
+  if (ctx->n_diags == 0 || ctx->n_dropped > 0) {
+    ctx_unlock(ctx);
+    free(hint);
     return;
+  }
   struct vab_diag *d = &ctx->diags[ctx->n_diags - 1];
-  free(d->source_line);
-  d->source_line = strndup(line, len);
+  free(d->hint);
+  d->hint = hint;
+  redact(ctx, &d->hint);
+  ctx_unlock(ctx);
 }
 
-void vab_diag_source_line_at(struct vab_ctx *ctx, size_t i, const char *line,
-                             size_t len) {
+/* diags[i]'s source line, if i is a diagnostic kept; under the lock. */
+static void set_source_line(struct vab_ctx *ctx, size_t i, const char *line,
+                            size_t len) {
   if (i >= ctx->n_diags)
     return;
   struct vab_diag *d = &ctx->diags[i];
@@ -257,20 +283,59 @@ void vab_diag_source_line_at(struct vab_ctx *ctx, size_t i, const char *line,
   d->source_line = strndup(line, len);
 }
 
-size_t vab_diag_count(const struct vab_ctx *ctx) { return ctx->n_diags; }
-
-const struct vab_diag *vab_diag_get(const struct vab_ctx *ctx, size_t i) {
-  return i < ctx->n_diags ? &ctx->diags[i] : NULL;
+void vab_diag_source_line(struct vab_ctx *ctx, const char *line, size_t len) {
+  ctx_lock(ctx);
+  if (ctx->n_diags > 0 && ctx->n_dropped == 0)
+    set_source_line(ctx, ctx->n_diags - 1, line, len);
+  ctx_unlock(ctx);
 }
 
-size_t vab_error_count(const struct vab_ctx *ctx) { return ctx->n_errors; }
-size_t vab_diag_dropped(const struct vab_ctx *ctx) { return ctx->n_dropped; }
+void vab_diag_source_line_at(struct vab_ctx *ctx, size_t i, const char *line,
+                             size_t len) {
+  ctx_lock(ctx);
+  set_source_line(ctx, i, line, len);
+  ctx_unlock(ctx);
+}
+
+size_t vab_diag_count(const struct vab_ctx *ctx) {
+  ctx_lock(ctx);
+  size_t n = ctx->n_diags;
+  ctx_unlock(ctx);
+  return n;
+}
+
+/* The diagnostics array never moves, and a kept diagnostic is not changed
+ * again except by a hint or source line: the pointer stays valid until
+ * vab_diag_clear(). */
+const struct vab_diag *vab_diag_get(const struct vab_ctx *ctx, size_t i) {
+  ctx_lock(ctx);
+  const struct vab_diag *d = i < ctx->n_diags ? &ctx->diags[i] : NULL;
+  ctx_unlock(ctx);
+  return d;
+}
+
+size_t vab_error_count(const struct vab_ctx *ctx) {
+  ctx_lock(ctx);
+  size_t n = ctx->n_errors;
+  ctx_unlock(ctx);
+  return n;
+}
+
+size_t vab_diag_dropped(const struct vab_ctx *ctx) {
+  ctx_lock(ctx);
+  size_t n = ctx->n_dropped;
+  ctx_unlock(ctx);
+  return n;
+}
 
 const struct vab_diag *vab_last_error(const struct vab_ctx *ctx) {
-  for (size_t i = ctx->n_diags; i > 0; i--)
+  const struct vab_diag *d = NULL;
+  ctx_lock(ctx);
+  for (size_t i = ctx->n_diags; i > 0 && d == NULL; i--)
     if (ctx->diags[i - 1].severity == VAB_SEV_ERROR)
-      return &ctx->diags[i - 1];
-  return NULL;
+      d = &ctx->diags[i - 1];
+  ctx_unlock(ctx);
+  return d;
 }
 
 const char *vab_code_name(enum vab_code code) {
@@ -368,12 +433,16 @@ int vab_progress(struct vab_ctx *ctx, enum vab_phase phase, const char *step,
     return 0;
   /* Step labels quote template values (a mirror, a command). */
   char *shown = NULL;
+  ctx_lock(ctx);
   if (ctx->n_secrets > 0 && step != NULL) {
     shown = strdup(step);
     redact(ctx, &shown);
-    if (shown == NULL)
+    if (shown == NULL) {
+      ctx_unlock(ctx);
       return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    }
   }
+  ctx_unlock(ctx);
   int stop = ctx->progress(ctx->progress_opaque, phase,
                            shown != NULL ? shown : step, done, total);
   free(shown);
@@ -393,7 +462,9 @@ void vab_log(struct vab_ctx *ctx, enum vab_log_level level, const char *fmt,
   va_end(ap);
   if (n < 0)
     return;
+  ctx_lock(ctx);
   redact(ctx, &line);
+  ctx_unlock(ctx);
   if (line == NULL)
     return;
   ctx->log(ctx->log_opaque, level, line);

@@ -56,6 +56,7 @@ struct pipeline {
   struct vab_writer *writer;
   pthread_t *threads;
   unsigned n_threads;
+  bool synced;              /* lock, work and done were initialised */
 };
 
 bool vab_buffer_is_zero(const void *buf, size_t len) {
@@ -129,6 +130,8 @@ static void pipeline_stop(struct pipeline *pl) {
 }
 
 static void pipeline_free(struct pipeline *pl) {
+  if (!pl->synced)  /* pipeline_init() failed before there was any more */
+    return;
   pipeline_stop(pl);
   for (size_t i = 0; pl->slots != NULL && i < pl->n_slots; i++) {
     free(pl->slots[i].data);
@@ -144,9 +147,19 @@ static void pipeline_free(struct pipeline *pl) {
 static int pipeline_init(struct pipeline *pl, struct vab_writer *w) {
   struct vab_ctx *ctx = w->ctx;
   memset(pl, 0, sizeof *pl);
-  pthread_mutex_init(&pl->lock, NULL);
-  pthread_cond_init(&pl->work, NULL);
-  pthread_cond_init(&pl->done, NULL);
+  int e = pthread_mutex_init(&pl->lock, NULL);
+  if (e != 0)
+    return vab_error_errno(ctx, VAB_E_NOMEM, e, "cannot create a lock");
+  if ((e = pthread_cond_init(&pl->work, NULL)) != 0) {
+    pthread_mutex_destroy(&pl->lock);
+    return vab_error_errno(ctx, VAB_E_NOMEM, e, "cannot create a condition");
+  }
+  if ((e = pthread_cond_init(&pl->done, NULL)) != 0) {
+    pthread_cond_destroy(&pl->work);
+    pthread_mutex_destroy(&pl->lock);
+    return vab_error_errno(ctx, VAB_E_NOMEM, e, "cannot create a condition");
+  }
+  pl->synced = true;
   pl->writer = w;
   bool encodes = w->format->encode != NULL;
   size_t out_capacity = encodes ? 2 * (size_t)w->block_size + 4096 : 0;
@@ -178,7 +191,7 @@ static int pipeline_init(struct pipeline *pl, struct vab_writer *w) {
   if (pl->threads == NULL)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   for (unsigned i = 0; i < w->threads; i++) {
-    int e = pthread_create(&pl->threads[i], NULL, worker_main, pl);
+    e = pthread_create(&pl->threads[i], NULL, worker_main, pl);
     if (e != 0)
       return vab_error_errno(ctx, VAB_E_IO, e, "cannot start a thread");
     pl->n_threads++;
@@ -534,7 +547,10 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
                     dst_path);
     goto out;
   }
-  fchmod(fd, 0644);
+  if (fchmod(fd, 0644) < 0) {
+    vab_error_errno(ctx, VAB_E_IO, errno, "cannot set the mode of '%s'", tmp);
+    goto out;
+  }
   sink.fd = fd;
   if (write_image(&w, src, src_path, fd, tmp, &res) < 0)
     goto out;

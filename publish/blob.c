@@ -213,6 +213,18 @@ static int upload_status(struct registry *reg, char **location,
 
 /* Close an upload: PUT location?digest=D with the rest of the body (may
  * be empty).  0 done, 1 retry the blob from the start, -1 error. */
+/* A blob's bytes from offset on, as a request body (http_read_fn). */
+struct blob_range {
+  const struct blob_source *src;
+  uint64_t offset;
+};
+
+static ssize_t read_blob_range(void *opaque, uint64_t offset, void *buf,
+                               size_t len) {
+  const struct blob_range *range = opaque;
+  return blob_source_read(range->src, range->offset + offset, buf, len);
+}
+
 static int finish_upload(struct registry *reg, const struct blob_source *s,
                          const char *location, uint64_t offset,
                          const char *progress_label) {
@@ -220,13 +232,15 @@ static int finish_upload(struct registry *reg, const struct blob_source *s,
   char *url = url_append_query(location, "digest", s->digest);
   if (url == NULL)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  struct blob_range body = {s, offset};
   struct http_request req = {
       .method = "PUT", .url = url, .content_type = "application/octet-stream",
-      .src = s, .src_offset = offset, .src_len = s->size - offset,
+      .read_body = read_blob_range, .read_opaque = &body,
+      .read_len = s->size - offset,
       .count_bytes = true, .no_retry = true, .progress = progress_label,
       .progress_base = offset, .progress_total = s->size};
-  if (req.src_len == 0)
-    req.src = NULL, req.body = "", req.body_len = 0;
+  if (req.read_len == 0)
+    req.read_body = NULL, req.body = "", req.body_len = 0;
   struct http_response resp = {0};
   size_t errors = vab_error_count(ctx);
   int r = registry_request(reg, &req, &resp);
@@ -268,11 +282,12 @@ static int send_chunk(struct registry *reg, const struct blob_source *s,
   char range[64];
   snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, offset,
            offset + len - 1);
+  struct blob_range body = {s, offset};
   struct http_request req = {
       .method = "PATCH", .url = *location,
       .content_type = "application/octet-stream", .content_range = range,
-      .src = s, .src_offset = offset, .src_len = len, .count_bytes = true,
-      .no_retry = true, .progress = progress_label, .progress_base = offset,
+      .read_body = read_blob_range, .read_opaque = &body, .read_len = len,
+      .count_bytes = true, .no_retry = true, .progress = progress_label, .progress_base = offset,
       .progress_total = s->size};
   struct http_response resp = {0};
   size_t errors = vab_error_count(ctx);

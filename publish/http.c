@@ -1,4 +1,5 @@
-/* The registry session: libcurl transport, auth, retries and redirects. */
+/* The registry session: auth, retries, redirects and URLs, over the
+ * transport of publish/transport.c. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -9,17 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
-#include "common/json.h"
 #include "publish/auth.h"
 #include "publish/base64.h"
-#include "publish/blob.h"
 #include "publish/http.h"
 #include "publish/publish.h"
 #include "publish/redact.h"
 #include "publish/ref.h"
-#include "signing/digest.h"
 #include "vab/progress.h"
 
 /* Attempts per request on 5xx, 429 and dropped connections; the waits
@@ -28,12 +24,11 @@
 #define RETRY_FIRST_MS 500
 #define RETRY_MAX_MS 8000
 #define MAX_REDIRECTS 5
-#define ERROR_BODY_MAX (64u * 1024)
 #define TOKEN_BODY_MAX (1u << 20)
 
 struct registry {
   struct vab_ctx *ctx;
-  CURL *curl;
+  struct http_transport *transport;
   char *host;
   char *repo;
   char *base_url;           /* "https://host" or "http://host" */
@@ -48,54 +43,15 @@ struct registry {
   /* Forms of the credentials a message must never show: user:password,
    * its base64, the password, URL-encoded too, the refresh token. */
   char *secret[5];
-  long connect_timeout, timeout, low_speed_limit, low_speed_time;
+  struct http_limits limits;
   char *token_scope;        /* scope the current bearer token was for */
-  uint64_t bytes_sent;
-  char curl_error[CURL_ERROR_SIZE];
-};
-
-/* State of one transfer, handed to the libcurl callbacks. */
-struct transfer {
-  struct registry *reg;
-  const struct http_request *req;
-  struct http_response *resp;
-  uint64_t sent;             /* of the request body */
-  size_t max_body;
-  bool cancelled;
 };
 
 struct vab_ctx *registry_ctx(const struct registry *reg) { return reg->ctx; }
 const char *registry_host(const struct registry *reg) { return reg->host; }
 const char *registry_repo(const struct registry *reg) { return reg->repo; }
 uint64_t registry_bytes_sent(const struct registry *reg) {
-  return reg->bytes_sent;
-}
-
-void http_response_release(struct http_response *resp) {
-  free(resp->location);
-  free(resp->docker_digest);
-  free(resp->range);
-  free(resp->content_type);
-  free(resp->retry_after);
-  buf_release(&resp->www_authenticate);
-  buf_release(&resp->body);
-  memset(resp, 0, sizeof *resp);
-}
-
-/* Forget what an earlier answer (a 100 Continue, a failed attempt) left. */
-static void response_reset(struct http_response *resp) {
-  http_response_release(resp);
-}
-
-static char *dup_trimmed(const char *p, size_t n) {
-  while (n > 0 && (*p == ' ' || *p == '\t')) {
-    p++;
-    n--;
-  }
-  while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == '\n' || p[n - 1] == ' ' ||
-                   p[n - 1] == '\t'))
-    n--;
-  return strndup(p, n);
+  return http_transport_bytes_sent(reg->transport);
 }
 
 /* Every secret a message must not show: the fixed ones and the current
@@ -121,384 +77,12 @@ void registry_scrub(const struct registry *reg, const char *text, char *out,
               out_len);
 }
 
-static bool header_is(const char *line, size_t len, const char *name,
-                      const char **value, size_t *value_len) {
-  size_t n = strlen(name);
-  if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-    return false;
-  *value = line + n + 1;
-  *value_len = len - n - 1;
-  return true;
+/* The transport's hook: what it logs or reports is scrubbed as ours. */
+static void scrub_for_transport(void *opaque, const char *text, char *out,
+                                size_t out_len) {
+  registry_scrub(opaque, text, out, out_len);
 }
 
-static void keep_header(char **slot, const char *v, size_t n) {
-  free(*slot);
-  *slot = dup_trimmed(v, n);
-}
-
-static size_t on_header(char *data, size_t size, size_t nitems, void *opaque) {
-  struct transfer *t = opaque;
-  struct http_response *resp = t->resp;
-  size_t len = size * nitems;
-  const char *v;
-  size_t vn;
-  if (len > 5 && strncmp(data, "HTTP/", 5) == 0) {
-    /* A new answer (after 100 Continue): start over. */
-    response_reset(resp);
-    const char *sp = memchr(data, ' ', len);
-    resp->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-  } else if (header_is(data, len, "Location", &v, &vn)) {
-    keep_header(&resp->location, v, vn);
-  } else if (header_is(data, len, "Docker-Content-Digest", &v, &vn)) {
-    keep_header(&resp->docker_digest, v, vn);
-  } else if (header_is(data, len, "Range", &v, &vn)) {
-    keep_header(&resp->range, v, vn);
-  } else if (header_is(data, len, "Content-Type", &v, &vn)) {
-    keep_header(&resp->content_type, v, vn);
-  } else if (header_is(data, len, "Retry-After", &v, &vn)) {
-    keep_header(&resp->retry_after, v, vn);
-  } else if (header_is(data, len, "Content-Length", &v, &vn) &&
-             t->req->sink != NULL &&
-             (resp->status == 200 || resp->status == 206)) {
-    /* Refuse a body larger than the blob before a byte of it lands: a
-     * 206 brings the rest (limit), a 200 the whole blob (declared). */
-    struct http_sink *sink = t->req->sink;
-    char *value = dup_trimmed(v, vn), *end = NULL;
-    errno = 0;
-    unsigned long long n = value ? strtoull(value, &end, 10) : 0;
-    bool number = value && end != value && *end == '\0' && errno == 0 &&
-                  value[0] != '-';
-    free(value);
-    uint64_t most = resp->status == 206 ? sink->limit : sink->declared;
-    if (!number || n > most) {
-      sink->announced = number ? (uint64_t)n : UINT64_MAX;
-      sink->overflow = true;
-      return 0;
-    }
-  } else if (header_is(data, len, "WWW-Authenticate", &v, &vn)) {
-    char *value = dup_trimmed(v, vn);
-    if (value == NULL ||
-        (resp->www_authenticate.len > 0 &&
-         buf_puts(&resp->www_authenticate, ", ") < 0) ||
-        buf_puts(&resp->www_authenticate, value) < 0) {
-      free(value);
-      return 0;
-    }
-    free(value);
-  } else if (header_is(data, len, "Warning", &v, &vn)) {
-    /* Registries may send "299 - text" for the user to see. */
-    char *value = dup_trimmed(v, vn);
-    char shown[300];
-    if (value != NULL) {
-      registry_scrub(t->reg, value, shown, sizeof shown);
-      vab_log(t->reg->ctx, VAB_LOG_WARNING, "registry %s: %s", t->reg->host,
-              shown);
-    }
-    free(value);
-  }
-  return len;
-}
-
-static bool status_is_success_body(long status) {
-  return status == 200 || status == 206;
-}
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque) {
-  struct transfer *t = opaque;
-  size_t len = size * nmemb;
-  struct http_sink *sink = t->req->sink;
-  if (sink != NULL && status_is_success_body(t->resp->status)) {
-    if (t->resp->status == 200 && t->req->resume_from > 0) {
-      /* The whole blob instead of the rest: the caller starts over. */
-      sink->range_ignored = true;
-      return 0;
-    }
-    if (sink->written + len > sink->limit) {
-      sink->overflow = true;
-      return 0;
-    }
-    size_t done = 0;
-    while (done < len) {
-      ssize_t n = write(sink->fd, data + done, len - done);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0) {
-        sink->write_errno = errno;
-        return 0;
-      }
-      done += (size_t)n;
-    }
-    if (vab_sha256_update(sink->hash, data, len) < 0)
-      return 0;
-    sink->written += len;
-    return len;
-  }
-  if (t->resp->body.len + len > t->max_body) {
-    t->resp->body_too_large = true;
-    return 0;
-  }
-  return buf_append(&t->resp->body, data, len) < 0 ? 0 : len;
-}
-
-static size_t on_read(char *out, size_t size, size_t nitems, void *opaque) {
-  struct transfer *t = opaque;
-  const struct http_request *req = t->req;
-  size_t want = size * nitems;
-  if (req->src != NULL) {
-    uint64_t left = req->src_len - t->sent;
-    if (want > left)
-      want = (size_t)left;
-    if (want == 0)
-      return 0;
-    ssize_t n = blob_source_read(req->src, req->src_offset + t->sent, out, want);
-    if (n <= 0)
-      return CURL_READFUNC_ABORT;
-    want = (size_t)n;
-  } else {
-    size_t left = req->body_len - (size_t)t->sent;
-    if (want > left)
-      want = left;
-    memcpy(out, (const char *)req->body + t->sent, want);
-  }
-  t->sent += want;
-  if (req->count_bytes)
-    t->reg->bytes_sent += want;
-  return want;
-}
-
-/* libcurl may rewind the body (e.g. on a connection it had to redo). */
-static int on_seek(void *opaque, curl_off_t offset, int origin) {
-  struct transfer *t = opaque;
-  if (origin != SEEK_SET || offset < 0)
-    return CURL_SEEKFUNC_CANTSEEK;
-  if (t->req->count_bytes)
-    t->reg->bytes_sent -= t->sent - (uint64_t)offset;
-  t->sent = (uint64_t)offset;
-  return CURL_SEEKFUNC_OK;
-}
-
-static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow,
-                       curl_off_t ultotal, curl_off_t ulnow) {
-  struct transfer *t = opaque;
-  (void)dltotal;
-  (void)ultotal;
-  if (vab_cancelled(t->reg->ctx)) {
-    t->cancelled = true;
-    return 1;
-  }
-  const struct http_request *req = t->req;
-  if (req->progress == NULL)
-    return 0;
-  uint64_t now = (uint64_t)(ulnow > dlnow ? ulnow : dlnow);
-  if (vab_progress(t->reg->ctx, VAB_PHASE_PUBLISH, req->progress,
-                   req->progress_base + now, req->progress_total) < 0) {
-    t->cancelled = true;
-    return 1;
-  }
-  return 0;
-}
-
-/* scheme://host[:port] of url, lowercased, to compare origins. */
-static char *origin_of(const char *url) {
-  CURLU *u = curl_url();
-  char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
-  if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-    if (asprintf(&out, "%s://%s:%s", scheme, host, port) < 0)
-      out = NULL;
-    else
-      for (char *p = out; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-  }
-  curl_free(scheme);
-  curl_free(host);
-  curl_free(port);
-  curl_url_cleanup(u);
-  return out;
-}
-
-static bool same_origin(const char *a, const char *b) {
-  char *oa = origin_of(a), *ob = origin_of(b);
-  bool same = oa != NULL && ob != NULL && strcmp(oa, ob) == 0;
-  free(oa);
-  free(ob);
-  return same;
-}
-
-/* Resolve a Location (absolute or relative) against the request URL. */
-static char *resolve_url(const char *base, const char *location) {
-  CURLU *u = curl_url();
-  char *resolved = NULL, *out = NULL;
-  if (u != NULL && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
-      curl_url_set(u, CURLUPART_URL, location, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_URL, &resolved, 0) == CURLUE_OK)
-    out = strdup(resolved);
-  curl_free(resolved);
-  curl_url_cleanup(u);
-  return out;
-}
-
-char *url_append_query(const char *url, const char *name, const char *value) {
-  CURLU *u = curl_url();
-  char *query = NULL, *full = NULL, *out = NULL;
-  if (u != NULL && asprintf(&query, "%s=%s", name, value) >= 0 &&
-      curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-      curl_url_set(u, CURLUPART_QUERY, query,
-                   CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK)
-    out = strdup(full);
-  free(query);
-  curl_free(full);
-  curl_url_cleanup(u);
-  return out;
-}
-
-static bool url_is_plain_http(const char *url) {
-  return strncasecmp(url, "http://", 7) == 0;
-}
-
-/* One HTTP exchange, no auth dance, no retry.  authorization is sent as
- * is (or not at all when NULL).  Returns the CURLcode. */
-static CURLcode perform(struct registry *reg, const struct http_request *req,
-                        const char *url, const char *authorization,
-                        struct http_response *resp, bool *cancelled) {
-  CURL *c = reg->curl;
-  struct transfer t = {.reg = reg, .req = req, .resp = resp};
-  t.max_body = req->max_body ? req->max_body : ERROR_BODY_MAX;
-  response_reset(resp);
-  curl_easy_reset(c);  /* keeps the connection cache */
-  reg->curl_error[0] = '\0';
-
-  struct curl_slist *headers = NULL;
-  char line[8192];
-  bool ok = true;
-#define ADD_HEADER(...)                                                      \
-  do {                                                                       \
-    snprintf(line, sizeof line, __VA_ARGS__);                                \
-    struct curl_slist *grown = curl_slist_append(headers, line);             \
-    if (grown == NULL)                                                       \
-      ok = false;                                                            \
-    else                                                                     \
-      headers = grown;                                                       \
-  } while (0)
-  if (req->accept != NULL)
-    ADD_HEADER("Accept: %s", req->accept);
-  if (req->content_type != NULL)
-    ADD_HEADER("Content-Type: %s", req->content_type);
-  if (req->content_range != NULL)
-    ADD_HEADER("Content-Range: %s", req->content_range);
-  if (req->resume_from > 0)
-    ADD_HEADER("Range: bytes=%llu-", (unsigned long long)req->resume_from);
-  if (authorization != NULL)
-    ADD_HEADER("Authorization: %s", authorization);
-#undef ADD_HEADER
-  explicit_bzero(line, sizeof line);
-  if (!ok) {
-    curl_slist_free_all(headers);
-    return CURLE_OUT_OF_MEMORY;
-  }
-
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, reg->curl_error);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "vab/" VAB_VERSION);
-  /* A registry that stalls or trickles must not block vab forever. */
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, reg->connect_timeout);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, reg->timeout);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, reg->low_speed_limit);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, reg->low_speed_time);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (reg->ca_cert != NULL)
-    curl_easy_setopt(c, CURLOPT_CAINFO, reg->ca_cert);
-  /* Redirects are followed by hand, to drop credentials across hosts. */
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-
-  const char *m = req->method;
-  bool has_body = req->src != NULL || req->body != NULL;
-  if (strcmp(m, "HEAD") == 0) {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  } else if (strcmp(m, "GET") == 0) {
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  } else if (strcmp(m, "POST") == 0 && !has_body) {
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-  } else if (strcmp(m, "DELETE") == 0) {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
-  } else {
-    /* PUT, PATCH or POST with a body: streamed through on_read. */
-    uint64_t len = req->src != NULL ? req->src_len : req->body_len;
-    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(c, CURLOPT_READDATA, &t);
-    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-    curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
-    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-    if (strcmp(m, "PUT") != 0)
-      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
-  }
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(headers);
-  *cancelled = t.cancelled;
-  if (rc == CURLE_OK) {
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    resp->status = status;
-    if (resp->location != NULL) {
-      char *abs = resolve_url(url, resp->location);
-      if (abs != NULL) {
-        free(resp->location);
-        resp->location = abs;
-      }
-    }
-  } else {
-    const char *why = reg->curl_error[0] ? reg->curl_error
-                                         : curl_easy_strerror(rc);
-    char shown[CURL_ERROR_SIZE];
-    registry_scrub(reg, why, shown, sizeof shown);
-    resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-    if (resp->timed_out)
-      snprintf(resp->transport_error, sizeof resp->transport_error,
-               "%s (limits: --connect-timeout %ld, --timeout %ld, "
-               "--low-speed-limit %ld --low-speed-time %ld)",
-               shown, reg->connect_timeout, reg->timeout,
-               reg->low_speed_limit, reg->low_speed_time);
-    else
-      snprintf(resp->transport_error, sizeof resp->transport_error, "%s",
-               shown);
-  }
-  return rc;
-}
-
-/* Transport failures worth another attempt: the server went away, or
- * never answered. */
-static bool retryable_curl(CURLcode rc) {
-  switch (rc) {
-  case CURLE_COULDNT_CONNECT:
-  case CURLE_SEND_ERROR:
-  case CURLE_RECV_ERROR:
-  case CURLE_GOT_NOTHING:
-  case CURLE_PARTIAL_FILE:
-  case CURLE_OPERATION_TIMEDOUT:
-  case CURLE_HTTP2:
-  case CURLE_HTTP2_STREAM:
-    return true;
-  default:
-    return false;
-  }
-}
 
 static bool retryable_status(long status) {
   return status == 429 || (status >= 500 && status <= 599);
@@ -602,7 +186,7 @@ static int fetch_token(struct registry *reg, const char *realm,
    * gets an anonymous request unless the user said otherwise. */
   bool have_creds = reg->creds.identity_token != NULL || reg->creds.user != NULL;
   bool withheld = have_creds && !reg->send_creds_to_realm &&
-                  !same_origin(realm, reg->base_url);
+                  !url_same_origin(realm, reg->base_url);
   if (withheld && !reg->creds_withheld)
     vab_log(ctx, VAB_LOG_INFO,
             "registry %s: its token realm %s is another origin; asking it "
@@ -614,9 +198,9 @@ static int fetch_token(struct registry *reg, const char *realm,
     /* anonymous */
   } else if (reg->creds.identity_token != NULL) {
     /* OAuth2 refresh-token grant (docs/spec/auth/oauth.md). */
-    char *rt = curl_easy_escape(reg->curl, reg->creds.identity_token, 0);
-    char *sv = curl_easy_escape(reg->curl, service ? service : "", 0);
-    char *sc = curl_easy_escape(reg->curl, scope ? scope : "", 0);
+    char *rt = url_escape(reg->creds.identity_token);
+    char *sv = url_escape(service ? service : "");
+    char *sc = url_escape(scope ? scope : "");
     if (rt && sv && sc &&
         asprintf(&form,
                  "grant_type=refresh_token&refresh_token=%s&service=%s"
@@ -625,9 +209,9 @@ static int fetch_token(struct registry *reg, const char *realm,
       form = NULL;
     if (rt)
       explicit_bzero(rt, strlen(rt));
-    curl_free(rt);
-    curl_free(sv);
-    curl_free(sc);
+    free(rt);
+    free(sv);
+    free(sc);
     req.method = "POST";
     req.url = realm;
     req.body = form;
@@ -650,7 +234,8 @@ static int fetch_token(struct registry *reg, const char *realm,
   struct http_response resp = {0};
   bool cancelled = false;
   int r = -1;
-  CURLcode rc = perform(reg, &req, req.url, basic, &resp, &cancelled);
+  enum http_result rc =
+      http_perform(reg->transport, &req, req.url, basic, &resp, &cancelled);
   if (basic != NULL) {
     explicit_bzero(basic, strlen(basic));
     free(basic);
@@ -661,7 +246,7 @@ static int fetch_token(struct registry *reg, const char *realm,
   }
   if (cancelled)
     r = vab_check_cancel(ctx);
-  else if (rc != CURLE_OK)
+  else if (rc != HTTP_ANSWERED)
     vab_error(ctx, VAB_E_NETWORK, "cannot reach the token server of %s: %s",
               reg->host, resp.transport_error);
   else if (resp.status == 401 || resp.status == 403) {
@@ -831,15 +416,17 @@ int registry_request(struct registry *reg, const struct http_request *req,
     /* Credentials go only to the registry itself, never to a host a
      * redirect points at (e.g. storage behind pre-signed URLs). */
     const char *authorization =
-        same_origin(target, reg->base_url) ? reg->authorization : NULL;
+        url_same_origin(target, reg->base_url) ? reg->authorization : NULL;
     bool cancelled = false;
-    CURLcode rc = perform(reg, req, target, authorization, resp, &cancelled);
+    enum http_result rc =
+        http_perform(reg->transport, req, target, authorization, resp,
+                     &cancelled);
     if (cancelled) {
       r = vab_check_cancel(ctx) < 0 ? -1 : vab_error(ctx, VAB_E_CANCELLED,
                                                       "cancelled");
       break;
     }
-    if (rc != CURLE_OK) {
+    if (rc != HTTP_ANSWERED) {
       /* The sink's own failures are recorded here, and transport_error is
        * cleared so that a no_retry caller does not retry them. */
       if (req->sink != NULL && req->sink->range_ignored) {
@@ -888,7 +475,7 @@ int registry_request(struct registry *reg, const struct http_request *req,
         break;
       }
       int most = resp->timed_out ? REGISTRY_TIMEOUT_ATTEMPTS : RETRY_ATTEMPTS;
-      if (retryable_curl(rc) && attempt < most) {
+      if (rc == HTTP_RETRYABLE && attempt < most) {
         long ms = retry_delay_ms(attempt, resp);
         vab_log(ctx, VAB_LOG_WARNING,
                 "registry %s: %s; retrying in %.1f s (attempt %d of %d)",
@@ -899,7 +486,7 @@ int registry_request(struct registry *reg, const struct http_request *req,
         attempt++;
         continue;
       }
-      if (rc == CURLE_PEER_FAILED_VERIFICATION) {
+      if (rc == HTTP_TLS_UNTRUSTED) {
         r = vab_error(ctx, VAB_E_NETWORK,
                       "TLS certificate of %s is not trusted: %s", reg->host,
                       resp->transport_error);
@@ -996,8 +583,9 @@ static bool speaks_plain_http(struct registry *reg) {
   struct http_request req = {.method = "GET", .url = url};
   struct http_response resp = {0};
   bool cancelled = false;
-  CURLcode rc = perform(reg, &req, url, NULL, &resp, &cancelled);
-  bool yes = rc == CURLE_OK && resp.status > 0;
+  enum http_result rc =
+      http_perform(reg->transport, &req, url, NULL, &resp, &cancelled);
+  bool yes = rc == HTTP_ANSWERED && resp.status > 0;
   http_response_release(&resp);
   free(url);
   return yes;
@@ -1040,17 +628,18 @@ static int resolve_limits(struct vab_ctx *ctx,
   return resolve_limit(ctx, opts->connect_timeout,
                        "VAB_REGISTRY_CONNECT_TIMEOUT",
                        VAB_REGISTRY_DEFAULT_CONNECT_TIMEOUT,
-                       &reg->connect_timeout) < 0 ||
+                       &reg->limits.connect_timeout) < 0 ||
                  resolve_limit(ctx, opts->timeout, "VAB_REGISTRY_TIMEOUT",
-                               VAB_REGISTRY_DEFAULT_TIMEOUT, &reg->timeout) < 0 ||
+                               VAB_REGISTRY_DEFAULT_TIMEOUT,
+                               &reg->limits.timeout) < 0 ||
                  resolve_limit(ctx, opts->low_speed_limit,
                                "VAB_REGISTRY_LOW_SPEED_LIMIT",
                                VAB_REGISTRY_DEFAULT_LOW_SPEED_LIMIT,
-                               &reg->low_speed_limit) < 0 ||
+                               &reg->limits.low_speed_limit) < 0 ||
                  resolve_limit(ctx, opts->low_speed_time,
                                "VAB_REGISTRY_LOW_SPEED_TIME",
                                VAB_REGISTRY_DEFAULT_LOW_SPEED_TIME,
-                               &reg->low_speed_time) < 0
+                               &reg->limits.low_speed_time) < 0
              ? -1
              : 0;
 }
@@ -1066,11 +655,7 @@ static int keep_secrets(struct vab_ctx *ctx, struct registry *reg) {
     reg->secret[n++] = pair;
     reg->secret[n++] = base64_encode(pair, strlen(pair));
     reg->secret[n++] = strdup(c->password);
-    char *escaped = curl_easy_escape(reg->curl, c->password, 0);
-    reg->secret[n++] = escaped ? strdup(escaped) : NULL;
-    if (escaped != NULL)
-      explicit_bzero(escaped, strlen(escaped));
-    curl_free(escaped);
+    reg->secret[n++] = url_escape(c->password);
     for (size_t i = 0; i < n; i++)
       if (reg->secret[i] == NULL)
         return vab_error(ctx, VAB_E_NOMEM, "out of memory");
@@ -1081,27 +666,34 @@ static int keep_secrets(struct vab_ctx *ctx, struct registry *reg) {
   return 0;
 }
 
+static int open_transport(struct vab_ctx *ctx, struct registry *reg) {
+  char *label = NULL;
+  if (asprintf(&label, "registry %s", reg->host) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  struct http_transport_opts topts = {
+      .label = label, .ca_cert = reg->ca_cert, .limits = reg->limits,
+      .scrub = scrub_for_transport, .scrub_opaque = reg};
+  int r = http_transport_new(ctx, &topts, &reg->transport);
+  free(label);
+  return r;
+}
+
 int registry_open(struct vab_ctx *ctx, const char *host, const char *repo,
                   const struct vab_registry_opts *opts, bool push,
                   struct registry **out) {
   *out = NULL;
-  static bool curl_ready;
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return vab_error(ctx, VAB_E_INTERNAL, "cannot initialise libcurl");
-    curl_ready = true;
-  }
+  if (http_global_init(ctx) < 0)
+    return -1;
   struct registry *reg = calloc(1, sizeof *reg);
   if (reg == NULL)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   reg->ctx = ctx;
   reg->push = push;
-  reg->curl = curl_easy_init();
   reg->host = strdup(host);
   reg->repo = strdup(repo);
   reg->ca_cert = opts->ca_cert ? strdup(opts->ca_cert) : NULL;
   reg->plain_http_allowed = opts->insecure || oci_host_is_loopback(host);
-  if (reg->curl == NULL || reg->host == NULL || reg->repo == NULL ||
+  if (reg->host == NULL || reg->repo == NULL ||
       (opts->ca_cert && reg->ca_cert == NULL) ||
       asprintf(&reg->base_url, "https://%s", host) < 0) {
     reg->base_url = NULL;
@@ -1110,7 +702,7 @@ int registry_open(struct vab_ctx *ctx, const char *host, const char *repo,
   }
   if (resolve_limits(ctx, opts, reg) < 0 ||
       auth_find_creds(ctx, opts, host, &reg->creds) < 0 ||
-      keep_secrets(ctx, reg) < 0) {
+      keep_secrets(ctx, reg) < 0 || open_transport(ctx, reg) < 0) {
     registry_close(reg);
     return -1;
   }
@@ -1127,11 +719,12 @@ int registry_open(struct vab_ctx *ctx, const char *host, const char *repo,
   char *url = NULL;
   if (asprintf(&url, "%s/v2/", reg->base_url) < 0)
     url = NULL;
-  CURLcode rc = url ? perform(reg, &probe, url, NULL, &resp, &cancelled)
-                    : CURLE_OUT_OF_MEMORY;
+  enum http_result rc =
+      url ? http_perform(reg->transport, &probe, url, NULL, &resp, &cancelled)
+          : HTTP_FAILED;
   free(url);
   http_response_release(&resp);
-  if (rc == CURLE_SSL_CONNECT_ERROR && reg->plain_http_allowed &&
+  if (rc == HTTP_TLS_HANDSHAKE && reg->plain_http_allowed &&
       speaks_plain_http(reg)) {
     free(reg->base_url);
     if (asprintf(&reg->base_url, "http://%s", host) < 0) {
@@ -1140,9 +733,9 @@ int registry_open(struct vab_ctx *ctx, const char *host, const char *repo,
       return vab_error(ctx, VAB_E_NOMEM, "out of memory");
     }
     vab_log(ctx, VAB_LOG_INFO, "registry %s speaks plain HTTP", host);
-  } else if (rc == CURLE_SSL_CONNECT_ERROR) {
+  } else if (rc == HTTP_TLS_HANDSHAKE) {
     vab_error(ctx, VAB_E_NETWORK, "TLS handshake with %s failed: %s", host,
-              reg->curl_error[0] ? reg->curl_error : curl_easy_strerror(rc));
+              http_transport_last_error(reg->transport));
     vab_diag_hint(ctx, "plain HTTP is used only for loopback hosts or with "
                        "--insecure");
     registry_close(reg);
@@ -1159,8 +752,7 @@ int registry_open(struct vab_ctx *ctx, const char *host, const char *repo,
 void registry_close(struct registry *reg) {
   if (reg == NULL)
     return;
-  if (reg->curl != NULL)
-    curl_easy_cleanup(reg->curl);
+  http_transport_free(reg->transport);
   registry_creds_release(&reg->creds);
   if (reg->authorization != NULL) {
     explicit_bzero(reg->authorization, strlen(reg->authorization));

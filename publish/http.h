@@ -1,65 +1,19 @@
-/* One registry session over libcurl: connection reuse, TLS always
- * verified, plain HTTP only for loopback hosts or --insecure, the auth
- * dance (anonymous, Basic, Bearer tokens with scopes), retries with
- * backoff, and redirects that never carry credentials to another host. */
+/* One registry session over the HTTP transport (publish/transport.h):
+ * https first and plain HTTP only for loopback hosts or --insecure, the
+ * auth dance (anonymous, Basic, Bearer tokens with scopes), retries with
+ * backoff, and redirects that never carry credentials to another host.
+ * Request bodies come from memory or a read callback, so the session
+ * knows nothing of blobs. */
 #ifndef VAB_PUBLISH_HTTP_H
 #define VAB_PUBLISH_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "common/buf.h"
+#include "publish/transport.h"
 #include "vab/error.h"
 
-struct blob_source;
 struct vab_registry_opts;
-struct vab_sha256;
-
-/* Where a successful (200/206) response body goes instead of memory. */
-struct http_sink {
-  int fd;
-  struct vab_sha256 *hash;
-  uint64_t written;
-  uint64_t limit;       /* more than this in one answer is an error... */
-  uint64_t declared;    /* ...as is more than the blob's declared size */
-  uint64_t announced;   /* a Content-Length above those, or 0 */
-  bool overflow;        /* either happened: the transfer was stopped */
-  bool range_ignored;   /* a 200 to a Range request: nothing written */
-  int write_errno;
-};
-
-struct http_request {
-  const char *method;         /* GET HEAD POST PUT PATCH DELETE */
-  const char *url;            /* absolute, or a path under the registry */
-  const char *accept;
-  const char *content_type;
-  const void *body;           /* a memory body... */
-  size_t body_len;
-  const struct blob_source *src;  /* ...or a range of a blob */
-  uint64_t src_offset, src_len;
-  bool count_bytes;           /* add the body to the session's blob bytes */
-  uint64_t resume_from;       /* send Range: bytes=N- when non-zero */
-  const char *content_range;  /* a PATCH chunk's "START-END", or NULL */
-  struct http_sink *sink;
-  size_t max_body;            /* memory body cap; 0: 64 KiB */
-  bool no_retry;              /* one attempt; the caller recovers */
-  const char *progress;       /* progress step label, or NULL */
-  uint64_t progress_base, progress_total;
-};
-
-struct http_response {
-  long status;
-  char *location;             /* resolved to an absolute URL */
-  char *docker_digest;
-  char *range;
-  char *content_type;
-  char *retry_after;
-  struct buf www_authenticate;  /* every challenge header, comma-joined */
-  struct buf body;
-  bool body_too_large;
-  bool timed_out;             /* a connect, deadline or low-speed limit hit */
-  char transport_error[512];  /* set when no HTTP answer came */
-};
 
 struct registry;
 
@@ -82,7 +36,6 @@ uint64_t registry_bytes_sent(const struct registry *reg);
  * and nothing recorded, so the caller can resume. */
 int registry_request(struct registry *reg, const struct http_request *req,
                      struct http_response *resp);
-void http_response_release(struct http_response *resp);
 
 /* Record "WHAT: HTTP 404 (BLOB_UNKNOWN: blob unknown to registry)". */
 int registry_http_error(struct registry *reg, const struct http_response *resp,
@@ -101,8 +54,5 @@ void registry_scrub(const struct registry *reg, const char *text, char *out,
 #define REGISTRY_TIMEOUT_ATTEMPTS 2
 int registry_wait_before_retry(struct registry *reg, int attempt,
                                const char *why, const char *retry_after);
-
-/* url with query "name=value" appended (value URL-encoded); malloc'd. */
-char *url_append_query(const char *url, const char *name, const char *value);
 
 #endif

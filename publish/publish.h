@@ -1,5 +1,5 @@
 /* Publishing a build to an OCI registry and pulling it back.  publish/ is
- * the only user of libcurl.
+ * the only user of libcurl (publish/transport.c holds every call).
  *
  * A published build is one OCI image manifest (artifactType
  * application/vnd.vab.appliance.v1, the empty config) with one layer per

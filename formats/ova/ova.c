@@ -625,7 +625,13 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno,
                            "cannot create a file next to '%s'", dst_path);
-  fchmod(fd, 0644);
+  if (fchmod(fd, 0644) < 0) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    return vab_error_errno(ctx, VAB_E_IO, e, "cannot set the mode of '%s'",
+                           tmp);
+  }
   int r = -1;
   bool renamed = false;
   char *ovf = NULL;

@@ -68,6 +68,8 @@ struct qcow2_reader {
   uint64_t zero_seen_slots, zero_seen_used;
   struct libdeflate_decompressor *inflater;
   ZSTD_DCtx *zstd;
+  bool quiet;               /* check(): keep errors in quiet_msg */
+  char quiet_msg[512];
 };
 
 bool qcow2_probe(const uint8_t *head, size_t len, uint64_t file_size);
@@ -83,9 +85,30 @@ bool qcow2_probe(const uint8_t *head, size_t len, uint64_t file_size) {
   return len >= 8 && qcow2_be32(head) == QCOW2_MAGIC;
 }
 
+/* Record an error, or during check() keep it as a finding instead, so
+ * that the check leaves the caller's diagnostics alone. */
+static int fail(struct vab_reader *r, enum vab_code code, int errnum,
+                const char *fmt, ...) VAB_PRINTF(4, 5);
+static int fail(struct vab_reader *r, enum vab_code code, int errnum,
+                const char *fmt, ...) {
+  struct qcow2_reader *q = r->priv;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (q != NULL && q->quiet) {
+    snprintf(q->quiet_msg, sizeof q->quiet_msg, "%s", msg);
+    return -1;
+  }
+  if (errnum != 0)
+    return vab_error_errno(r->ctx, code, errnum, "%s", msg);
+  return vab_error(r->ctx, code, "%s", msg);
+}
+
 static int corrupt(struct vab_reader *r, uint64_t offset, const char *what) {
-  return vab_error(r->ctx, VAB_E_FORMAT, "'%s': %s (offset %llu)", r->path,
-                   what, (unsigned long long)offset);
+  return fail(r, VAB_E_FORMAT, 0, "'%s': %s (offset %llu)", r->path, what,
+              (unsigned long long)offset);
 }
 
 /* Read exactly len bytes at offset, which must lie inside the file. */
@@ -102,9 +125,8 @@ static int read_exact(struct vab_reader *r, void *buf, size_t len,
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
-      return vab_error_errno(r->ctx, VAB_E_IO, errno,
-                             "cannot read '%s' at offset %llu", r->path,
-                             (unsigned long long)offset);
+      return fail(r, VAB_E_IO, errno, "cannot read '%s' at offset %llu",
+                  r->path, (unsigned long long)offset);
     if (n == 0)
       return corrupt(r, offset, "the file ends early");
     p += n;
@@ -407,7 +429,7 @@ static int l2_entry(struct vab_reader *r, uint64_t cluster, uint64_t *entry) {
     if (c->table == NULL) {
       c->table = malloc(q->cluster_size);
       if (c->table == NULL)
-        return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
+        return fail(r, VAB_E_NOMEM, 0, "out of memory");
     }
     c->offset = 0;
     if (read_exact(r, c->table, q->cluster_size, l2_offset, "L2 table") < 0)
@@ -709,9 +731,12 @@ static uint64_t stored_refcount(struct vab_reader *r, const uint8_t *reftable,
     return 0;
   if (off != *block_offset) {
     *block_offset = 0;
-    if ((off & (q->cluster_size - 1)) != 0 ||
-        read_exact(r, block, q->cluster_size, off, "refcount block") < 0) {
-      vab_diag_clear(r->ctx);
+    q->quiet = true;
+    int ret = (off & (q->cluster_size - 1)) != 0
+                  ? -1
+                  : read_exact(r, block, q->cluster_size, off, "refcount block");
+    q->quiet = false;
+    if (ret < 0) {
       *bad = true;
       return 0;
     }
@@ -733,9 +758,11 @@ static int check_l2_table(struct check_state *cs, uint64_t l1_index,
     if (entry == 0)
       continue;
     cs->res->checked++;
-    if (classify(r, cluster, entry, &kind, &host) < 0) {
-      report(cs, "%s", vab_last_error(r->ctx)->message);
-      vab_diag_clear(r->ctx);
+    q->quiet = true;
+    int ret = classify(r, cluster, entry, &kind, &host);
+    q->quiet = false;
+    if (ret < 0) {
+      report(cs, "%s", q->quiet_msg);
       cs->res->errors++;
       continue;
     }
@@ -810,10 +837,11 @@ static int check_copied(struct check_state *cs, const uint8_t *reftable,
     }
     for (uint64_t k = 0; k < q->l2_entries; k++) {
       uint64_t entry;
-      if (l2_entry(r, i * q->l2_entries + k, &entry) < 0) {
-        vab_diag_clear(r->ctx);
+      q->quiet = true;
+      int ret = l2_entry(r, i * q->l2_entries + k, &entry);
+      q->quiet = false;
+      if (ret < 0)
         break;
-      }
       uint64_t host = entry & QCOW2_L2E_OFFSET_MASK;
       if ((entry & QCOW2_OFLAG_COMPRESSED) || host == 0 ||
           (host & (q->cluster_size - 1)) || host >= r->file_size)

@@ -174,6 +174,7 @@ struct thread_scratch {
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_error;
 
 static void scratch_free(void *p) {
   struct thread_scratch *s = p;
@@ -186,11 +187,15 @@ static void scratch_free(void *p) {
 }
 
 static void scratch_key_create(void) {
-  pthread_key_create(&scratch_key, scratch_free);
+  scratch_key_error = pthread_key_create(&scratch_key, scratch_free);
 }
 
+/* NULL when out of memory, or when no key could be made (EAGAIN: the
+ * process has used up its keys); the caller reports it as out of memory. */
 static struct thread_scratch *scratch_get(void) {
-  pthread_once(&scratch_once, scratch_key_create);
+  if (pthread_once(&scratch_once, scratch_key_create) != 0 ||
+      scratch_key_error != 0)
+    return NULL;
   struct thread_scratch *s = pthread_getspecific(scratch_key);
   if (s == NULL) {
     s = calloc(1, sizeof *s);

@@ -132,8 +132,9 @@ int vmdk_set_option(struct vab_writer *w, const char *key, const char *value) {
     s->cid = (uint32_t)n;
     s->cid_given = true;
   } else if (strcmp(key, "extent_file") == 0) {
-    /* The OVA writer converts to a temporary file but ships the disk
-     * under its member name: the descriptor must name that one. */
+    /* The extent name the descriptor holds when it is not the output's
+     * own file name: the OVA writer streams the disk into a tar member
+     * (no file of that name), and passes the member's name. */
     if (value[0] == '\0' || strlen(value) >= sizeof s->extent_file ||
         strpbrk(value, "/\"\n\r") != NULL)
       return vab_error(w->ctx, VAB_E_USAGE,

@@ -8,6 +8,11 @@
  * A context gathers many diagnostics (validate reports every problem of a
  * template in one run), each with a stable numbered code, a message, the
  * errno that caused it (or 0) and, for templates, FILE:LINE:COLUMN.
+ *
+ * Worker threads may record diagnostics on a context while another thread
+ * reads them: every call below takes the context's lock.  A pointer from
+ * vab_diag_get() or vab_last_error() stays valid until vab_diag_clear();
+ * a hint goes to the most recent diagnostic, whichever thread recorded it.
  */
 #ifndef VAB_ERROR_H
 #define VAB_ERROR_H

@@ -98,6 +98,8 @@ assert j["backing_chain"] == [], j
 PY
 run 0 inspect src.raw
 grep -qx "format:           raw" "$tmp/out" || problem "inspect raw"
+grep -qx "check:            no metadata to check" "$tmp/out" ||
+  problem "inspect raw: $(grep check: "$tmp/out")"
 run 2 inspect
 err_is "vab inspect: missing IMAGE"
 run 2 inspect a b
