@@ -170,8 +170,9 @@ refused "$a/far-child.vmdk" \
 cp "$a/parent.vmdk" "$a/parent2.vmdk"
 qemu-img create -q -f vmdk -b parent2.vmdk -F vmdk "$a/stale.vmdk"
 qemu-io -f vmdk -c "write -P 0x01 0 64k" "$a/parent2.vmdk" >/dev/null
-pcid=$(grep -a -m1 '^parentCID=' "$a/stale.vmdk" | cut -d= -f2)
-ncid=$(grep -a -m1 '^CID=' "$a/parent2.vmdk" | cut -d= -f2)
+# qemu writes CIDs without leading zeros; vab prints all eight digits.
+pcid=$(printf '%08x' "0x$(grep -a -m1 '^parentCID=' "$a/stale.vmdk" | cut -d= -f2)")
+ncid=$(printf '%08x' "0x$(grep -a -m1 '^CID=' "$a/parent2.vmdk" | cut -d= -f2)")
 refused "$a/stale.vmdk" \
   "'$a/stale.vmdk' was made from a parent with CID $pcid, but its parent 'parent2.vmdk' has CID $ncid (the parent changed since; reading through it would give wrong data)"
 
