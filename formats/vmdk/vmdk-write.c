@@ -252,7 +252,7 @@ static int write_prefilled_gd(struct vab_writer *w, struct vmdk_writer *s,
   if (gd == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "vmdk: out of memory");
   for (uint32_t i = 0; i < s->n_gdes; i++)
-    vmdk_put_le32(gd + 4 * (size_t)i, (uint32_t)(first_gt + (uint64_t)i * GT_SECTORS));
+    store_le32(gd + 4 * (size_t)i, (uint32_t)(first_gt + (uint64_t)i * GT_SECTORS));
   int r = sink_write(w, gd, bytes);
   free(gd);
   return r;
@@ -410,8 +410,8 @@ static size_t encode_grain(struct deflate_scratch *sc, const uint8_t *data,
                                           VMDK_SECTOR);
   if (n == 0)
     return 0;
-  vmdk_put_le64(out, offset / VMDK_SECTOR);
-  vmdk_put_le32(out + 8, (uint32_t)n);
+  store_le64(out, offset / VMDK_SECTOR);
+  store_le32(out + 8, (uint32_t)n);
   size_t used = VMDK_GRAIN_MARKER_SIZE + n;
   size_t padded = (used + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
   memset(out + used, 0, padded - used);
@@ -449,7 +449,7 @@ static int flush_gt(struct vab_writer *w, struct vmdk_writer *s) {
   if (s->gt_used) {
     uint8_t table[GT_BYTES];
     for (unsigned i = 0; i < VMDK_GTES_PER_GT; i++)
-      vmdk_put_le32(table + 4 * i, s->gt[i]);
+      store_le32(table + 4 * i, s->gt[i]);
     if (s->subformat == STREAM_OPTIMIZED) {
       uint8_t marker[VMDK_SECTOR];
       vmdk_marker_encode(marker, GT_SECTORS, VMDK_MARKER_GT);
@@ -492,8 +492,8 @@ static int set_gte(struct vab_writer *w, struct vmdk_writer *s,
 static int put_records(struct vab_writer *w, struct vmdk_writer *s,
                        const struct vab_block *b) {
   for (size_t pos = 0; pos < b->out_len;) {
-    uint64_t lba = vmdk_le64(b->out + pos);
-    uint32_t size = vmdk_le32(b->out + pos + 8);
+    uint64_t lba = load_le64(b->out + pos);
+    uint32_t size = load_le32(b->out + pos + 8);
     if (set_gte(w, s, lba / VMDK_GRAIN_SECTORS,
                 (w->sink->offset + pos) / VMDK_SECTOR) < 0)
       return -1;
@@ -560,7 +560,7 @@ static int write_stream_tail(struct vab_writer *w, struct vmdk_writer *s) {
   if (gd == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "vmdk: out of memory");
   for (uint32_t i = 0; i < s->n_gdes; i++)
-    vmdk_put_le32(gd + 4 * (size_t)i, s->gd[i]);
+    store_le32(gd + 4 * (size_t)i, s->gd[i]);
   int r = sink_write(w, gd, bytes);
   free(gd);
   if (r < 0)
