@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/io.h"
 #include "core/files.h"
 
 int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
@@ -34,18 +35,13 @@ int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
     close(fd);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
-  size_t done = 0;
-  while (done < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : EIO;
-      free(buf);
-      close(fd);
-      return vab_error_errno(ctx, VAB_E_IO, e, "cannot read '%s'", path);
-    }
-    done += (size_t)n;
+  size_t done = (size_t)st.st_size;
+  ssize_t n = read_full(fd, buf, done);
+  if (n < 0 || (size_t)n != done) {
+    int e = n < 0 ? errno : EIO;
+    free(buf);
+    close(fd);
+    return vab_error_errno(ctx, VAB_E_IO, e, "cannot read '%s'", path);
   }
   close(fd);
   buf[done] = 0;
@@ -65,16 +61,8 @@ int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
   int err = 0;
   if (fchmod(fd, mode) < 0)
     err = errno;
-  size_t done = 0;
-  while (err == 0 && done < len) {
-    ssize_t n = write(fd, (const char *)data + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      err = errno;
-    else
-      done += (size_t)n;
-  }
+  if (err == 0 && write_full(fd, data, len) < 0)
+    err = errno;
   if (err == 0 && fsync(fd) < 0)
     err = errno;
   /* Renamed while still open: the descriptor's lock tells other writers

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "common/io.h"
 #include "templates/template-private.h"
 
 struct anchor {
@@ -436,20 +437,13 @@ static int read_template(struct loader *l, const char *path, char **data,
     close(fd);
     return vab_error(l->ctx, VAB_E_NOMEM, "out of memory");
   }
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = read(fd, buf + got, size - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return vab_error_errno(l->ctx, VAB_E_IO, e, "cannot read '%s'", path);
-    }
-    if (n == 0)
-      break;
-    got += (size_t)n;
+  ssize_t n = read_full(fd, buf, size);
+  if (n < 0) {
+    int e = errno;
+    close(fd);
+    return vab_error_errno(l->ctx, VAB_E_IO, e, "cannot read '%s'", path);
   }
+  size_t got = (size_t)n;
   close(fd);
   buf[got] = '\0';
   *data = buf;

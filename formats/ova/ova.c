@@ -40,6 +40,7 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/io.h"
 #include "formats/ova/ova.h"
 #include "signing/digest.h"
 #include "vab/progress.h"
@@ -406,20 +407,9 @@ struct disk_stream {
 static int disk_stream_write(struct vab_sink *s, const void *buf,
                              size_t len) {
   struct disk_stream *d = s->opaque;
-  const uint8_t *p = buf;
-  uint64_t at = d->start + s->offset;
-  size_t left = len;
-  while (left > 0) {
-    ssize_t n = pwrite(d->fd, p, left, (off_t)at);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return vab_error_errno(s->ctx, VAB_E_IO, errno, "cannot write '%s'",
-                             d->path);
-    p += n;
-    at += (uint64_t)n;
-    left -= (size_t)n;
-  }
+  if (pwrite_full(d->fd, buf, len, d->start + s->offset) < 0)
+    return vab_error_errno(s->ctx, VAB_E_IO, errno, "cannot write '%s'",
+                           d->path);
   if (vab_sha256_update(d->hash, buf, len) < 0)
     return -1;
   s->offset += len;
@@ -446,17 +436,12 @@ static la_ssize_t archive_out_write(struct archive *a, void *opaque,
                           {from > o->skip_to ? from : o->skip_to, to}};
   for (int i = 0; i < 2; i++) {
     uint64_t at = parts[i][0];
-    while (at < parts[i][1]) {
-      ssize_t n = pwrite(o->fd, p + (at - from), (size_t)(parts[i][1] - at),
-                         (off_t)at);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0) {
-        o->error = errno;
-        archive_set_error(a, errno, "%s", strerror(errno));
-        return -1;
-      }
-      at += (uint64_t)n;
+    if (at < parts[i][1] &&
+        pwrite_full(o->fd, p + (at - from), (size_t)(parts[i][1] - at),
+                    at) < 0) {
+      o->error = errno;
+      archive_set_error(a, errno, "%s", strerror(errno));
+      return -1;
     }
   }
   o->at = to;

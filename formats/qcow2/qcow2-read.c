@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/io.h"
 #include "vab/format.h"
 #include "vab/progress.h"
 #include "formats/image.h"
@@ -96,21 +97,13 @@ static int read_exact(struct vab_reader *r, void *buf, size_t len,
     snprintf(msg, sizeof msg, "%s is past the end of the file", what);
     return corrupt(r, offset, msg);
   }
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(r->fd, p, len, (off_t)offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return vab_error_errno(r->ctx, VAB_E_IO, errno,
-                             "cannot read '%s' at offset %llu", r->path,
-                             (unsigned long long)offset);
-    if (n == 0)
-      return corrupt(r, offset, "the file ends early");
-    p += n;
-    len -= (size_t)n;
-    offset += (uint64_t)n;
-  }
+  ssize_t n = pread_full(r->fd, buf, len, offset);
+  if (n < 0)
+    return vab_error_errno(r->ctx, VAB_E_IO, errno,
+                           "cannot read '%s' at offset %llu", r->path,
+                           (unsigned long long)offset);
+  if ((size_t)n != len)
+    return corrupt(r, offset + (uint64_t)n, "the file ends early");
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/endian.h"
+#include "common/io.h"
 #include "formats/image.h"
 #include "formats/vhd/vhd.h"
 #include "vab/error.h"
@@ -306,22 +307,14 @@ static int vhd_reader_open(struct vab_reader *r) {
 
 static int vhd_pread(struct vab_reader *r, void *buf, size_t len,
                      uint64_t offset) {
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(r->fd, p, len, (off_t)offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return vab_error_errno(r->ctx, VAB_E_IO, errno,
-                             "'%s': cannot read at offset %" PRIu64, r->path,
-                             offset);
-    if (n == 0)
-      return vab_error(r->ctx, VAB_E_FORMAT,
-                       "'%s': file ends at offset %" PRIu64, r->path, offset);
-    p += n;
-    len -= (size_t)n;
-    offset += (uint64_t)n;
-  }
+  ssize_t n = pread_full(r->fd, buf, len, offset);
+  if (n < 0)
+    return vab_error_errno(r->ctx, VAB_E_IO, errno,
+                           "'%s': cannot read at offset %" PRIu64, r->path,
+                           offset);
+  if ((size_t)n != len)
+    return vab_error(r->ctx, VAB_E_FORMAT, "'%s': file ends at offset %" PRIu64,
+                     r->path, offset + (uint64_t)n);
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "formats/image.h"
 #include "formats/vmdk/vmdk.h"
 #include "vab/error.h"
@@ -98,23 +99,15 @@ static int read_at(struct vab_reader *r, void *buf, size_t len, uint64_t off,
                      "'%s': %s at offset %" PRIu64 " (%zu bytes) lies past "
                      "the end of the file (%" PRIu64 " bytes)",
                      r->path, what, off, len, r->file_size);
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(r->fd, p, len, (off_t)off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return fail_errno(r, VAB_E_IO, errno,
-                             "'%s': cannot read %s at offset %" PRIu64,
-                             r->path, what, off);
-    if (n == 0)
-      return fail(r, VAB_E_FORMAT,
-                       "'%s': file ends inside %s at offset %" PRIu64,
-                       r->path, what, off);
-    p += n;
-    len -= (size_t)n;
-    off += (uint64_t)n;
-  }
+  ssize_t n = pread_full(r->fd, buf, len, off);
+  if (n < 0)
+    return fail_errno(r, VAB_E_IO, errno,
+                      "'%s': cannot read %s at offset %" PRIu64, r->path,
+                      what, off);
+  if ((size_t)n != len)
+    return fail(r, VAB_E_FORMAT,
+                "'%s': file ends inside %s at offset %" PRIu64, r->path, what,
+                off + (uint64_t)n);
   return 0;
 }
 
