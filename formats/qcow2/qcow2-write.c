@@ -21,7 +21,6 @@
  */
 #include <errno.h>
 #include <libdeflate.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 
 #include "common/blake2b.h"
 #include "vab/format.h"
+#include "formats/compressors.h"
 #include "formats/image.h"
 #include "formats/options-util.h"
 #include "formats/qcow2/qcow2.h"
@@ -162,46 +162,6 @@ static int qcow2_set_option(struct vab_writer *w, const char *key,
   return vab_option_unknown(w, key);
 }
 
-/* Per-thread compressors: made once per worker thread and reused, since
- * making one per cluster costs more than compressing it. */
-struct thread_scratch {
-  struct libdeflate_compressor *deflate;
-  int deflate_level;
-  ZSTD_CCtx *zstd;
-  uint8_t *pad;
-  size_t pad_size;
-};
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *p) {
-  struct thread_scratch *s = p;
-  if (s == NULL)
-    return;
-  libdeflate_free_compressor(s->deflate);
-  ZSTD_freeCCtx(s->zstd);
-  free(s->pad);
-  free(s);
-}
-
-static void scratch_key_create(void) {
-  pthread_key_create(&scratch_key, scratch_free);
-}
-
-static struct thread_scratch *scratch_get(void) {
-  pthread_once(&scratch_once, scratch_key_create);
-  struct thread_scratch *s = pthread_getspecific(scratch_key);
-  if (s == NULL) {
-    s = calloc(1, sizeof *s);
-    if (s == NULL || pthread_setspecific(scratch_key, s) != 0) {
-      free(s);
-      return NULL;
-    }
-  }
-  return s;
-}
-
 static int qcow2_open(struct vab_writer *w) {
   struct qcow2_writer *q = qw_get(w);
   if (q == NULL)
@@ -297,40 +257,24 @@ static int qcow2_encode(struct vab_writer *w, struct vab_block *b) {
   b->out_len = 0;
   if (q->compression == COMP_NONE)
     return 0;
-  struct thread_scratch *s = scratch_get();
-  if (s == NULL)
-    return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
   if (b->len < cs) {
     /* The last cluster is compressed zero-padded, as it reads back. */
-    if (s->pad_size < cs) {
-      free(s->pad);
-      s->pad = malloc(cs);
-      s->pad_size = s->pad ? cs : 0;
-      if (s->pad == NULL)
-        return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-    }
-    memcpy(s->pad, in, b->len);
-    memset(s->pad + b->len, 0, cs - b->len);
-    in = s->pad;
+    in = vab_thread_zero_padded(in, b->len, cs);
+    if (in == NULL)
+      return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
   }
   size_t n = 0;
   if (q->compression == COMP_ZLIB) {
-    if (s->deflate == NULL || s->deflate_level != q->level) {
-      libdeflate_free_compressor(s->deflate);
-      s->deflate = libdeflate_alloc_compressor(q->level);
-      s->deflate_level = q->level;
-      if (s->deflate == NULL)
-        return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-    }
+    struct libdeflate_compressor *deflate = vab_thread_deflate(q->level);
+    if (deflate == NULL)
+      return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
     /* Only a result smaller than a cluster is worth storing. */
-    n = libdeflate_deflate_compress(s->deflate, in, cs, b->out, cs - 1);
+    n = libdeflate_deflate_compress(deflate, in, cs, b->out, cs - 1);
   } else {
-    if (s->zstd == NULL) {
-      s->zstd = ZSTD_createCCtx();
-      if (s->zstd == NULL)
-        return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-    }
-    size_t r = ZSTD_compressCCtx(s->zstd, b->out, b->out_capacity, in, cs,
+    ZSTD_CCtx *zstd = vab_thread_zstd();
+    if (zstd == NULL)
+      return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
+    size_t r = ZSTD_compressCCtx(zstd, b->out, b->out_capacity, in, cs,
                                  q->level);
     if (ZSTD_isError(r))
       return vab_error(w->ctx, VAB_E_INTERNAL, "zstd compression failed: %s",
