@@ -50,6 +50,26 @@ int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
   return 0;
 }
 
+int vab_commit_temp(struct vab_ctx *ctx, int fd, const char *tmp,
+                    const char *path, struct stat *st) {
+  enum temp_commit_step failed;
+  if (commit_temp(fd, tmp, path, st, &failed) == 0)
+    return 0;
+  switch (failed) {
+  case TEMP_COMMIT_SYNC:
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync '%s'", tmp);
+  case TEMP_COMMIT_RENAME:
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s' to '%s'",
+                           tmp, path);
+  case TEMP_COMMIT_CLOSE:
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot close '%s'", path);
+  case TEMP_COMMIT_SYNC_FOLDER:
+    break;
+  }
+  return vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
+                         path);
+}
+
 int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
                           const void *data, size_t len, unsigned mode) {
   /* mkostemp makes it 0600, so a key is never readable by others. */
@@ -58,29 +78,14 @@ int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno,
                            "cannot create a file beside '%s'", path);
-  int err = 0;
-  if (fchmod(fd, mode) < 0)
-    err = errno;
-  if (err == 0 && write_full(fd, data, len) < 0)
-    err = errno;
-  if (err == 0 && fsync(fd) < 0)
-    err = errno;
-  /* Renamed while still open: the descriptor's lock tells other writers
-   * that the temporary is not a leftover. */
-  if (err == 0 && rename(tmp, path) < 0)
-    err = errno;
-  if (close(fd) < 0 && err == 0)
-    err = errno;
-  if (err == 0 && sync_parent_folder(path) < 0) {
-    free(tmp);
-    return vab_error_errno(ctx, VAB_E_IO, errno,
-                           "cannot sync the folder of '%s'", path);
-  }
-  if (err != 0) {
+  if (fchmod(fd, mode) < 0 || write_full(fd, data, len) < 0) {
+    int e = errno;
     unlink(tmp);
+    close(fd);
     free(tmp);
-    return vab_error_errno(ctx, VAB_E_IO, err, "cannot write '%s'", path);
+    return vab_error_errno(ctx, VAB_E_IO, e, "cannot write '%s'", path);
   }
+  int r = vab_commit_temp(ctx, fd, tmp, path, NULL);
   free(tmp);
-  return 0;
+  return r;
 }

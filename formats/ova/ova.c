@@ -40,6 +40,7 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "core/files.h"
 #include "common/io.h"
 #include "formats/ova/ova.h"
 #include "signing/digest.h"
@@ -612,7 +613,7 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
                            "cannot create a file next to '%s'", dst_path);
   fchmod(fd, 0644);
   int r = -1;
-  bool renamed = false;
+  bool tmp_gone = false;
   char *ovf = NULL;
   char *cert = NULL;
   struct buf mf = BUF_INIT;
@@ -724,34 +725,15 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   if (write_archive(ctx, tmp, fd, base, ovf, ovf_len, mf.data, cert,
                     vmdk_name, room.total, vmdk_size) < 0)
     goto out;
-  struct stat st;
-  if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", tmp);
-    goto out;
-  }
-  res.file_size = (uint64_t)st.st_size;
   if (vab_check_cancel(ctx) < 0)
     goto out;
-  /* Renamed before it is closed: until then its lock marks the temporary
-   * as a live writer's (create_temp_beside). */
-  if (rename(tmp, dst_path) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s' to '%s'", tmp,
-                    dst_path);
-    goto out;
-  }
-  renamed = true;
-  int closed = close(fd);
+  struct stat st;
+  int committed = vab_commit_temp(ctx, fd, tmp, dst_path, &st);
   fd = -1;
-  if (closed < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", dst_path);
-    unlink(dst_path);
+  tmp_gone = true;  /* renamed, or unlinked on failure */
+  if (committed < 0)
     goto out;
-  }
-  if (sync_parent_folder(dst_path) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
-                    dst_path);
-    goto out;
-  }
+  res.file_size = (uint64_t)st.st_size;
   res.virtual_size = vres.virtual_size;
   res.data_bytes = vres.data_bytes;
   res.zero_bytes = vres.zero_bytes;
@@ -761,7 +743,7 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
 out:
   if (fd >= 0)
     close(fd);
-  if (r < 0 && !renamed)
+  if (r < 0 && !tmp_gone)
     unlink(tmp);
   vab_sha256_free(disk.hash);
   free(ovf);
