@@ -7,6 +7,8 @@
  *   if (pwrite_full(fd, buf, len, off) < 0) ... errno says why
  *
  * EAGAIN is an error like any other: these are for blocking descriptors.
+ * len must be at most SSIZE_MAX, and offset + len at most INT64_MAX
+ * (EINVAL).
  */
 #ifndef VAB_COMMON_IO_H
 #define VAB_COMMON_IO_H
@@ -17,8 +19,7 @@
 
 /* Read until len bytes or the end of the file.  Returns the count read
  * (less than len only at the end of the file), or -1 with errno set; bytes
- * read before an error are in buf but not counted.  len must be at most
- * SSIZE_MAX (EINVAL). */
+ * read before an error are in buf but not counted. */
 ssize_t read_full(int fd, void *buf, size_t len);
 
 /* The same at offset, without moving the file offset. */

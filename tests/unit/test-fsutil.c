@@ -98,15 +98,21 @@ static void test_rename_fails(void **state) {
   remove_tree(dst);
 }
 
-static void test_sync_fails(void **state) {
-  (void)state;
+/* A temporary beside dst, and a pipe to commit in place of its descriptor:
+ * fsync() of a pipe is EINVAL, so the first step fails. */
+static char *temp_and_pipe(int p[2]) {
   char *tmp = NULL;
   int fd = create_temp_beside(dst, &tmp);
   assert_true(fd >= 0);
   close(fd);
-  /* fsync() of a pipe is EINVAL: the first step fails. */
-  int p[2];
   assert_int_equal(pipe(p), 0);
+  return tmp;
+}
+
+static void test_sync_fails(void **state) {
+  (void)state;
+  int p[2];
+  char *tmp = temp_and_pipe(p);
   enum temp_commit_step failed = 0;
   errno = 0;
   assert_int_equal(commit_temp(p[1], tmp, dst, NULL, &failed), -1);
@@ -124,12 +130,8 @@ static void test_vab_commit_temp_message(void **state) {
   (void)state;
   struct vab_ctx *ctx = vab_ctx_new();
   assert_non_null(ctx);
-  char *tmp = NULL;
-  int fd = create_temp_beside(dst, &tmp);
-  assert_true(fd >= 0);
-  close(fd);
   int p[2];
-  assert_int_equal(pipe(p), 0);
+  char *tmp = temp_and_pipe(p);
   assert_int_equal(vab_commit_temp(ctx, p[1], tmp, dst, NULL), -1);
   const struct vab_diag *d = vab_last_error(ctx);
   assert_non_null(d);
