@@ -51,10 +51,14 @@ int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
 }
 
 int vab_commit_temp(struct vab_ctx *ctx, int fd, const char *tmp,
-                    const char *path, struct stat *st) {
+                    const char *path, uint64_t *size) {
   enum temp_commit_step failed;
-  if (commit_temp(fd, tmp, path, st, &failed) == 0)
+  struct stat st;
+  if (commit_temp(fd, tmp, path, &st, &failed) == 0) {
+    if (size != NULL)
+      *size = (uint64_t)st.st_size;
     return 0;
+  }
   switch (failed) {
   case TEMP_COMMIT_SYNC:
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync '%s'", tmp);

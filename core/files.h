@@ -5,7 +5,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/stat.h>
 #include "vab/error.h"
 
 /* Read a whole small file (at most max bytes) into a malloc'd buffer with
@@ -13,10 +12,11 @@
 int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
                         uint8_t **data, size_t *len);
 /* commit_temp() (common/fsutil.h) of a writer's temporary tmp onto path,
- * with the failing step's error in the context.  fd is closed in every
- * case, and nothing is left at tmp. */
+ * with the failing step's error in the context, and the committed file's
+ * size in *size (if not NULL).  fd is closed in every case, and nothing
+ * is left at tmp. */
 int vab_commit_temp(struct vab_ctx *ctx, int fd, const char *tmp,
-                    const char *path, struct stat *st);
+                    const char *path, uint64_t *size);
 /* Write a file atomically (a temporary name beside it, fsync, rename) with
  * the given mode. */
 int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,

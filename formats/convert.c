@@ -539,15 +539,10 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
     goto out;
   if (vab_check_cancel(ctx) < 0)
     goto out;
-  struct stat st;
-  int committed = vab_commit_temp(ctx, fd, tmp, dst_path, &st);
+  rc = vab_commit_temp(ctx, fd, tmp, dst_path, &res.file_size);
   fd = -1;
   free(tmp);
   tmp = NULL;
-  if (committed < 0)
-    goto out;
-  res.file_size = (uint64_t)st.st_size;
-  rc = 0;
 out:
   if (fd >= 0)
     close(fd);

@@ -727,13 +727,11 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
     goto out;
   if (vab_check_cancel(ctx) < 0)
     goto out;
-  struct stat st;
-  int committed = vab_commit_temp(ctx, fd, tmp, dst_path, &st);
+  int committed = vab_commit_temp(ctx, fd, tmp, dst_path, &res.file_size);
   fd = -1;
   tmp_gone = true;  /* renamed, or unlinked on failure */
   if (committed < 0)
     goto out;
-  res.file_size = (uint64_t)st.st_size;
   res.virtual_size = vres.virtual_size;
   res.data_bytes = vres.data_bytes;
   res.zero_bytes = vres.zero_bytes;

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,12 +147,31 @@ static void test_vab_commit_temp_message(void **state) {
   vab_ctx_free(ctx);
 }
 
+static void test_vab_commit_temp_size(void **state) {
+  (void)state;
+  struct vab_ctx *ctx = vab_ctx_new();
+  assert_non_null(ctx);
+  char *tmp = NULL;
+  int fd = create_temp_beside(dst, &tmp);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "0123456789", 10), 10);
+  uint64_t size = 0;
+  assert_int_equal(vab_commit_temp(ctx, fd, tmp, dst, &size), 0);
+  assert_int_equal(size, 10);
+  assert_null(vab_last_error(ctx));
+  assert_int_equal(entries(), 1);
+  free(tmp);
+  vab_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rename_fails, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sync_fails, setup, teardown),
       cmocka_unit_test_setup_teardown(test_vab_commit_temp_message, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_vab_commit_temp_size, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
