@@ -20,6 +20,7 @@
 
 #include "builder/accel.h"
 #include "common/clock.h"
+#include "common/io.h"
 #include "common/subprocess.h"
 #include "vab/progress.h"
 
@@ -127,20 +128,6 @@ const char *vab_accel_name(enum vab_accel accel) {
   return "?";
 }
 
-static int write_all(int fd, const void *buf, size_t len) {
-  const unsigned char *p = buf;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -1;
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 /* Write the probe ROM to a new temporary file; path gets its name. */
 static int write_probe_rom(struct vab_ctx *ctx, char *path, size_t path_len) {
   const char *tmp = getenv("TMPDIR");
@@ -160,7 +147,7 @@ static int write_probe_rom(struct vab_ctx *ctx, char *path, size_t path_len) {
   memcpy(rom, probe_code, sizeof probe_code);
   memcpy(rom + PROBE_GDT_OFFSET, probe_gdt, sizeof probe_gdt);
   memcpy(rom + PROBE_RESET_OFFSET, probe_reset, sizeof probe_reset);
-  int r = write_all(fd, rom, PROBE_ROM_SIZE);
+  int r = write_full(fd, rom, PROBE_ROM_SIZE);
   int e = errno;
   free(rom);
   if (close(fd) < 0 && r == 0) {

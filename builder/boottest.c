@@ -38,6 +38,7 @@
 #include "common/clock.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/io.h"
 #include "common/fsutil.h"
 #include "common/qemu-name.h"
 #include "common/subprocess.h"
@@ -195,22 +196,13 @@ static int copy_file(struct vab_ctx *ctx, const char *src, const char *dst) {
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", dst);
   char buf[65536];
   for (;;) {
-    ssize_t n = read(in, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
+    ssize_t n = read_full(in, buf, sizeof buf);
     if (n < 0)
       return vab_error_errno(ctx, VAB_E_IO, errno, "cannot read '%s'", src);
     if (n == 0)
       return 0;
-    for (ssize_t done = 0; done < n;) {
-      ssize_t w = write(out, buf + done, (size_t)(n - done));
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0)
-        return vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'",
-                               dst);
-      done += w;
-    }
+    if (write_full(out, buf, (size_t)n) < 0)
+      return vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", dst);
   }
 }
 

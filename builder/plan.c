@@ -29,6 +29,7 @@
 #include "builder/plan.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/io.h"
 #include "signing/digest.h"
 #include "vab/progress.h"
 #include "vab/provisioner.h"
@@ -102,9 +103,7 @@ static int put_file(struct vab_ctx *ctx, struct vab_sha256 *h,
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   uint64_t done = 0;
   for (;;) {
-    ssize_t n = read(fd, buf, PLAN_READ_BUFFER);
-    if (n < 0 && errno == EINTR)
-      continue;
+    ssize_t n = read_full(fd, buf, PLAN_READ_BUFFER);
     if (n < 0)
       return vab_error_errno(ctx, VAB_E_IO, errno, "cannot read '%s'", path);
     if (n == 0)

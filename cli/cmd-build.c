@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/vars.h"
 #include "common/fsutil.h"
+#include "common/vector.h"
 #include "builder/build.h"
 
 static int run_build(struct vab_ctx *ctx, int argc, char **argv);
@@ -58,12 +59,13 @@ const struct cli_command cli_cmd_build = {
     "Exit status: 0 built, 1 the build failed, 2 usage error.\n",
 };
 
+DEFINE_VECTOR_TYPE(held_lines, char *);
+
 /* The log: every line goes to NAME-VERSION.log once it is open (lines
  * from before are held until then); info and warnings also to stderr. */
 struct build_log {
   FILE *file;
-  char **held;
-  size_t n_held;
+  struct held_lines held;
   struct timespec start;
   bool tty;
 };
@@ -95,13 +97,8 @@ static void log_line(void *opaque, enum vab_log_level level,
     fputs(text, log->file);
     free(text);
   } else {
-    char **held = realloc(log->held, (log->n_held + 1) * sizeof *held);
-    if (held == NULL) {
+    if (held_lines_append(&log->held, text) < 0)
       free(text);
-    } else {
-      log->held = held;
-      log->held[log->n_held++] = text;
-    }
   }
   if (level == VAB_LOG_DEBUG)
     return;
@@ -126,13 +123,11 @@ static int log_open(struct build_log *log, const char *path) {
     return -1;
   }
   setvbuf(log->file, NULL, _IOLBF, 0);
-  for (size_t i = 0; i < log->n_held; i++) {
-    fputs(log->held[i], log->file);
-    free(log->held[i]);
+  for (size_t i = 0; i < log->held.len; i++) {
+    fputs(log->held.ptr[i], log->file);
+    free(log->held.ptr[i]);
   }
-  free(log->held);
-  log->held = NULL;
-  log->n_held = 0;
+  held_lines_reset(&log->held);
   return 0;
 }
 
@@ -156,9 +151,9 @@ static void log_diags(struct build_log *log, struct vab_ctx *ctx) {
 static void log_close(struct build_log *log) {
   if (log->file != NULL)
     fclose(log->file);
-  for (size_t i = 0; i < log->n_held; i++)
-    free(log->held[i]);
-  free(log->held);
+  for (size_t i = 0; i < log->held.len; i++)
+    free(log->held.ptr[i]);
+  held_lines_reset(&log->held);
 }
 
 
@@ -288,19 +283,7 @@ static void attach_source_lines(struct vab_ctx *ctx) {
   }
 }
 
-struct string_list {
-  const char **items;
-  size_t n;
-};
-
-static int list_add(struct string_list *l, const char *s) {
-  const char **items = realloc(l->items, (l->n + 1) * sizeof *items);
-  if (items == NULL)
-    return -1;
-  l->items = items;
-  l->items[l->n++] = s;
-  return 0;
-}
+DEFINE_VECTOR_TYPE(string_list, const char *);
 
 static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
   static const struct option longopts[] = {
@@ -317,7 +300,7 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
     {NULL, 0, NULL, 0},
   };
   struct cli_vars vars = {0};
-  struct string_list only = {0};
+  struct string_list only = VECTOR_INIT;
   struct vab_build_opts opts;
   memset(&opts, 0, sizeof opts);
   bool json = false;
@@ -339,7 +322,7 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
           strcmp(optarg, "vhdx") != 0)
         status = cli_usage_error(&cli_cmd_build, "--only: unknown format '%s'",
                                  optarg);
-      else if (list_add(&only, optarg) < 0)
+      else if (string_list_append(&only, optarg) < 0)
         status = cli_usage_error(&cli_cmd_build, "out of memory");
       break;
     case 'n': opts.no_test = true; break;
@@ -367,15 +350,15 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
                                                  : "too many arguments");
   if (status != EXIT_OK) {
     cli_vars_release(&vars);
-    free(only.items);
+    string_list_reset(&only);
     return status;
   }
   const char *path = argv[optind];
   opts.template_path = path;
-  opts.vars = vars.items;
-  opts.n_vars = vars.n;
-  opts.only = only.items;
-  opts.n_only = only.n;
+  opts.vars = vars.ptr;
+  opts.n_vars = vars.len;
+  opts.only = only.ptr;
+  opts.n_only = only.len;
 
   struct build_log log;
   memset(&log, 0, sizeof log);
@@ -410,6 +393,6 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
   log_close(&log);
   vab_build_free(b);
   cli_vars_release(&vars);
-  free(only.items);
+  string_list_reset(&only);
   return r == 0 ? EXIT_OK : EXIT_FAILED;
 }

@@ -73,7 +73,7 @@ static int run_validate(struct vab_ctx *ctx, int argc, char **argv) {
   const char *path = argv[optind];
 
   struct vab_load_opts opts = {
-    .vars = vars.items, .n_vars = vars.n, .use_environment = true,
+    .vars = vars.ptr, .n_vars = vars.len, .use_environment = true,
   };
   struct vab_template *t = NULL;
   int r = vab_template_load(ctx, path, &opts, &t);

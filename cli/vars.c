@@ -8,19 +8,13 @@ int cli_vars_add(struct cli_vars *v, char *arg) {
   char *eq = strchr(arg, '=');
   if (eq == NULL || eq == arg)
     return -1;
-  struct vab_var *p = realloc(v->items, (v->n + 1) * sizeof *p);
-  if (p == NULL)
+  struct vab_var var = {.name = arg, .value = eq + 1};
+  if (cli_vars_append(v, var) < 0)
     return -1;
-  v->items = p;
   *eq = '\0';
-  v->items[v->n].name = arg;
-  v->items[v->n].value = eq + 1;
-  v->n++;
   return 0;
 }
 
 void cli_vars_release(struct cli_vars *v) {
-  free(v->items);
-  v->items = NULL;
-  v->n = 0;
+  cli_vars_reset(v);
 }

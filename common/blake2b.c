@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "common/blake2b.h"
+#include "common/endian.h"
 
 static const uint64_t blake2b_iv[8] = {
   0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL,
@@ -27,13 +28,6 @@ static const uint8_t sigma[12][16] = {
 
 static inline uint64_t rotr64(uint64_t x, unsigned n) {
   return (x >> n) | (x << (64 - n));
-}
-
-static inline uint64_t load_le64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
 }
 
 #define G(a, b, c, d, x, y)          \

@@ -210,3 +210,33 @@ int sync_parent_folder(const char *path) {
   errno = e;
   return r;
 }
+
+int commit_temp(int fd, const char *tmp, const char *dst, struct stat *st,
+                enum temp_commit_step *failed) {
+  struct stat ignored;
+  enum temp_commit_step step = TEMP_COMMIT_SYNC;
+  if (fsync(fd) < 0 || fstat(fd, st != NULL ? st : &ignored) < 0)
+    goto unlink_tmp;
+  step = TEMP_COMMIT_RENAME;
+  if (rename(tmp, dst) < 0)
+    goto unlink_tmp;
+  if (close(fd) < 0) {
+    int e = errno;
+    unlink(dst);
+    *failed = TEMP_COMMIT_CLOSE;
+    errno = e;
+    return -1;
+  }
+  if (sync_parent_folder(dst) < 0) {
+    *failed = TEMP_COMMIT_SYNC_FOLDER;
+    return -1;
+  }
+  return 0;
+unlink_tmp:;
+  int e = errno;
+  unlink(tmp);
+  close(fd);
+  *failed = step;
+  errno = e;
+  return -1;
+}

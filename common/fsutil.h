@@ -37,6 +37,24 @@ int create_temp_beside(const char *dst, char **tmp);
  * read-write descriptor, or -1 with errno set. */
 int create_replacing(const char *path, mode_t mode);
 
+/* The step of commit_temp() that failed. */
+enum temp_commit_step {
+  TEMP_COMMIT_SYNC = 1,   /* fsync or fstat of the temporary */
+  TEMP_COMMIT_RENAME,     /* rename onto dst */
+  TEMP_COMMIT_CLOSE,      /* close after the rename; dst is removed */
+  TEMP_COMMIT_SYNC_FOLDER /* fsync of dst's folder; dst stays */
+};
+
+/* Make a complete temporary from create_temp_beside() the file dst: fsync
+ * fd (and fstat it into *st when st is not NULL), rename tmp onto dst while
+ * fd is still open, so that its lock marks the temporary as a live
+ * writer's until the end, close fd, and fsync dst's folder.  fd is closed
+ * in every case.  Returns 0, or -1 with errno set and *failed saying which
+ * step; a temporary that was not renamed is unlinked, and so is dst when
+ * closing it failed (its data may not be on disk). */
+int commit_temp(int fd, const char *tmp, const char *dst, struct stat *st,
+                enum temp_commit_step *failed);
+
 /* fsync the folder holding path, so a rename into it is durable.  -1 with
  * errno set on failure. */
 int sync_parent_folder(const char *path);

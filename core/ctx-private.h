@@ -20,6 +20,7 @@ struct vab_ctx {
   void *log_opaque;
   struct vab_secret *secrets;   /* vab_ctx_add_secret() */
   size_t n_secrets;
+  size_t secrets_cap;        /* allocated (common/vector.h) */
 };
 
 struct vab_secret {

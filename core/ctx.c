@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/vector.h"
 #include "vab/error.h"
 #include "vab/progress.h"
 #include "vab/vab.h"
@@ -132,8 +133,8 @@ int vab_ctx_add_secret(struct vab_ctx *ctx, const char *value,
       ctx_unlock(ctx);
       return 0;
     }
-  struct vab_secret *grown =
-      realloc(ctx->secrets, (ctx->n_secrets + 1) * sizeof *grown);
+  struct vab_secret *grown = vector_grow(ctx->secrets, &ctx->secrets_cap,
+                                         ctx->n_secrets, 1, sizeof *grown);
   if (grown == NULL) {
     ctx_unlock(ctx);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/io.h"
 #include "core/files.h"
 
 int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
@@ -34,24 +35,43 @@ int vab_read_small_file(struct vab_ctx *ctx, const char *path, size_t max,
     close(fd);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
-  size_t done = 0;
-  while (done < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : EIO;
-      free(buf);
-      close(fd);
-      return vab_error_errno(ctx, VAB_E_IO, e, "cannot read '%s'", path);
-    }
-    done += (size_t)n;
+  size_t done = (size_t)st.st_size;
+  ssize_t n = read_full(fd, buf, done);
+  if (n < 0 || (size_t)n != done) {
+    int e = n < 0 ? errno : EIO;
+    free(buf);
+    close(fd);
+    return vab_error_errno(ctx, VAB_E_IO, e, "cannot read '%s'", path);
   }
   close(fd);
   buf[done] = 0;
   *data = buf;
   *len = done;
   return 0;
+}
+
+int vab_commit_temp(struct vab_ctx *ctx, int fd, const char *tmp,
+                    const char *path, uint64_t *size) {
+  enum temp_commit_step failed;
+  struct stat st;
+  if (commit_temp(fd, tmp, path, &st, &failed) == 0) {
+    if (size != NULL)
+      *size = (uint64_t)st.st_size;
+    return 0;
+  }
+  switch (failed) {
+  case TEMP_COMMIT_SYNC:
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync '%s'", tmp);
+  case TEMP_COMMIT_RENAME:
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s' to '%s'",
+                           tmp, path);
+  case TEMP_COMMIT_CLOSE:
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot close '%s'", path);
+  case TEMP_COMMIT_SYNC_FOLDER:
+    break;
+  }
+  return vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
+                         path);
 }
 
 int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
@@ -62,37 +82,14 @@ int vab_write_file_atomic(struct vab_ctx *ctx, const char *path,
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno,
                            "cannot create a file beside '%s'", path);
-  int err = 0;
-  if (fchmod(fd, mode) < 0)
-    err = errno;
-  size_t done = 0;
-  while (err == 0 && done < len) {
-    ssize_t n = write(fd, (const char *)data + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      err = errno;
-    else
-      done += (size_t)n;
-  }
-  if (err == 0 && fsync(fd) < 0)
-    err = errno;
-  /* Renamed while still open: the descriptor's lock tells other writers
-   * that the temporary is not a leftover. */
-  if (err == 0 && rename(tmp, path) < 0)
-    err = errno;
-  if (close(fd) < 0 && err == 0)
-    err = errno;
-  if (err == 0 && sync_parent_folder(path) < 0) {
-    free(tmp);
-    return vab_error_errno(ctx, VAB_E_IO, errno,
-                           "cannot sync the folder of '%s'", path);
-  }
-  if (err != 0) {
+  if (fchmod(fd, mode) < 0 || write_full(fd, data, len) < 0) {
+    int e = errno;
     unlink(tmp);
+    close(fd);
     free(tmp);
-    return vab_error_errno(ctx, VAB_E_IO, err, "cannot write '%s'", path);
+    return vab_error_errno(ctx, VAB_E_IO, e, "cannot write '%s'", path);
   }
+  int r = vab_commit_temp(ctx, fd, tmp, path, NULL);
   free(tmp);
-  return 0;
+  return r;
 }

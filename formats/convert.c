@@ -25,6 +25,7 @@
 #include "vab/format.h"
 #include "common/clock.h"
 #include "common/fsutil.h"
+#include "core/files.h"
 #include "vab/progress.h"
 #include "formats/image.h"
 
@@ -556,34 +557,10 @@ int vab_convert(struct vab_ctx *ctx, const char *src_path,
     goto out;
   if (vab_check_cancel(ctx) < 0)
     goto out;
-  struct stat st;
-  if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync '%s'", tmp);
-    goto out;
-  }
-  res.file_size = (uint64_t)st.st_size;
-  /* Renamed before it is closed: until then its lock marks the temporary
-   * as a live writer's (create_temp_beside). */
-  if (rename(tmp, dst_path) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s' to '%s'", tmp,
-                    dst_path);
-    goto out;
-  }
+  rc = vab_commit_temp(ctx, fd, tmp, dst_path, &res.file_size);
+  fd = -1;
   free(tmp);
   tmp = NULL;
-  int closed = close(fd);
-  fd = -1;
-  if (closed < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot close '%s'", dst_path);
-    unlink(dst_path);
-    goto out;
-  }
-  if (sync_parent_folder(dst_path) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
-                    dst_path);
-    goto out;
-  }
-  rc = 0;
 out:
   if (fd >= 0)
     close(fd);

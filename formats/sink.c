@@ -9,25 +9,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "vab/format.h"
 
 static int fd_pwrite_all(struct vab_sink *s, const void *buf, size_t len,
                          uint64_t offset) {
-  const uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = pwrite(s->fd, p, len, (off_t)offset);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return vab_error_errno(s->ctx, VAB_E_IO, errno,
-                             "cannot write '%s' (%zu bytes at offset %llu)",
-                             s->name != NULL ? s->name : "the output", len,
-                             (unsigned long long)offset);
-    }
-    p += n;
-    len -= (size_t)n;
-    offset += (uint64_t)n;
-  }
+  if (pwrite_full(s->fd, buf, len, offset) < 0)
+    return vab_error_errno(s->ctx, VAB_E_IO, errno,
+                           "cannot write '%s' (%zu bytes at offset %llu)",
+                           s->name != NULL ? s->name : "the output", len,
+                           (unsigned long long)offset);
   return 0;
 }
 

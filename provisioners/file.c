@@ -10,6 +10,9 @@
 #include "provisioners/util.h"
 #include "builder/guest.h"
 #include "common/buf.h"
+#include "common/vector.h"
+
+DEFINE_VECTOR_TYPE(path_list, char *);
 
 struct file_config {
   struct vab_mark mark;              /* the step */
@@ -26,8 +29,7 @@ struct file_config {
   struct vab_mark mode_mark;
   const char *owner;                 /* "user[:group]", default "root:root" */
   struct vab_mark owner_mark;
-  char **inputs;                     /* the host files read, sorted */
-  size_t n_inputs;
+  struct path_list inputs;           /* the host files read, sorted */
 };
 
 /* A folder source is copied whole; this keeps a mistaken `source: /` from
@@ -43,24 +45,21 @@ static void file_free(void *opaque) {
   struct file_config *c = opaque;
   if (c == NULL)
     return;
-  for (size_t i = 0; i < c->n_inputs; i++)
-    free(c->inputs[i]);
-  free(c->inputs);
+  for (size_t i = 0; i < c->inputs.len; i++)
+    free(c->inputs.ptr[i]);
+  path_list_reset(&c->inputs);
   free(c->source);
   free(c);
 }
 
 static int add_input(struct file_config *c, const char *path) {
-  if (c->n_inputs >= FILE_MAX_INPUTS)
+  if (c->inputs.len >= FILE_MAX_INPUTS)
     return -1;
-  char **inputs = realloc(c->inputs, (c->n_inputs + 1) * sizeof *inputs);
-  if (inputs == NULL)
+  char *copy = strdup(path);
+  if (copy == NULL || path_list_append(&c->inputs, copy) < 0) {
+    free(copy);
     return -1;
-  c->inputs = inputs;
-  c->inputs[c->n_inputs] = strdup(path);
-  if (c->inputs[c->n_inputs] == NULL)
-    return -1;
-  c->n_inputs++;
+  }
   return 0;
 }
 
@@ -198,9 +197,9 @@ static int file_check(struct vab_ctx *ctx, const void *opaque) {
 
 static size_t file_inputs(const void *opaque, const char **paths, size_t max) {
   const struct file_config *c = opaque;
-  for (size_t i = 0; i < c->n_inputs && i < max; i++)
-    paths[i] = c->inputs[i];
-  return c->n_inputs;
+  for (size_t i = 0; i < c->inputs.len && i < max; i++)
+    paths[i] = c->inputs.ptr[i];
+  return c->inputs.len;
 }
 
 /* Where a folder source is staged before it is merged into destination. */

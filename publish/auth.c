@@ -9,6 +9,7 @@
 #include "core/files.h"
 #include "common/buf.h"
 #include "common/json.h"
+#include "common/vector.h"
 #include "publish/auth.h"
 #include "publish/base64.h"
 #include "publish/publish.h"
@@ -54,13 +55,13 @@ static char *lower_dup(const char *p, size_t n) {
 }
 
 static int add_param(struct auth_challenge *c, char *name, char *value) {
-  struct auth_param *grown =
-      realloc(c->params, (c->n_params + 1) * sizeof *c->params);
-  if (grown == NULL || name == NULL || value == NULL) {
+  struct auth_param *grown = NULL;
+  if (name != NULL && value != NULL)
+    grown = vector_grow(c->params, &c->params_cap, c->n_params, 1,
+                        sizeof *c->params);
+  if (grown == NULL) {
     free(name);
     free(value);
-    if (grown != NULL)
-      c->params = grown;
     return -1;
   }
   c->params = grown;
@@ -125,7 +126,7 @@ static int parse_param(const char **pp, struct auth_challenge *c) {
 static struct auth_challenge *add_challenge(struct auth_challenges *out,
                                             const char *scheme, size_t n) {
   struct auth_challenge *grown =
-      realloc(out->items, (out->n + 1) * sizeof *out->items);
+      vector_grow(out->items, &out->cap, out->n, 1, sizeof *out->items);
   if (grown == NULL)
     return NULL;
   out->items = grown;
@@ -199,6 +200,7 @@ void auth_challenges_release(struct auth_challenges *c) {
   free(c->items);
   c->items = NULL;
   c->n = 0;
+  c->cap = 0;
 }
 
 const struct auth_challenge *auth_find_challenge(const struct auth_challenges *c,

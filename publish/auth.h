@@ -19,11 +19,13 @@ struct auth_challenge {
   char *scheme;  /* lowercased: "basic", "bearer" */
   struct auth_param *params;
   size_t n_params;
+  size_t params_cap;   /* allocated (common/vector.h) */
 };
 
 struct auth_challenges {
   struct auth_challenge *items;
   size_t n;
+  size_t cap;          /* allocated (common/vector.h) */
 };
 
 /* Parse one header value, adding its challenges to out.  Several headers

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "publish/blob.h"
 #include "publish/http.h"
 #include "signing/digest.h"
@@ -36,16 +37,13 @@ ssize_t blob_source_read(const struct blob_source *s, uint64_t offset,
       n = len - done;
       if (n > left)
         n = (size_t)left;
-      ssize_t got = pread(s->fd, out + done, n, (off_t)in_file);
-      if (got < 0 && errno == EINTR)
-        continue;
+      ssize_t got = pread_full(s->fd, out + done, n, in_file);
       if (got < 0)
         return -1;
-      if (got == 0) {
+      if ((size_t)got != n) {
         errno = EIO;  /* the file shrank under us */
         return -1;
       }
-      n = (size_t)got;
     } else {
       uint64_t in_tail = offset - s->head_len - s->file_len;
       n = s->tail_len - (size_t)in_tail;
@@ -449,10 +447,8 @@ static int hash_prefix(struct vab_ctx *ctx, int fd, uint64_t len,
   int r = 0;
   while (offset < len) {
     size_t want = len - offset > READ_BUFFER ? READ_BUFFER : (size_t)(len - offset);
-    ssize_t n = pread(fd, buf, want, (off_t)offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
+    ssize_t n = pread_full(fd, buf, want, offset);
+    if (n < 0 || (size_t)n != want) {
       r = vab_error_errno(ctx, VAB_E_IO, n < 0 ? errno : EIO,
                           "cannot read '%s'", path);
       break;

@@ -39,31 +39,26 @@ bool oci_title_valid(const char *title) {
   return true;
 }
 
-int oci_annotate(struct oci_annotation **list, size_t *n, const char *key,
+int oci_annotate(struct oci_annotations *list, const char *key,
                  const char *value) {
-  struct oci_annotation *grown = realloc(*list, (*n + 1) * sizeof **list);
-  if (grown == NULL)
-    return -1;
-  *list = grown;
-  grown[*n].key = strdup(key);
-  grown[*n].value = strdup(value);
-  if (grown[*n].key == NULL || grown[*n].value == NULL) {
-    free(grown[*n].key);
-    free(grown[*n].value);
+  struct oci_annotation a = {strdup(key), strdup(value)};
+  if (a.key == NULL || a.value == NULL ||
+      oci_annotations_append(list, a) < 0) {
+    free(a.key);
+    free(a.value);
     return -1;
   }
-  (*n)++;
   return 0;
 }
 
 static void descriptor_release(struct oci_descriptor *d) {
   free(d->media_type);
   free(d->digest);
-  for (size_t i = 0; i < d->n_annotations; i++) {
-    free(d->annotations[i].key);
-    free(d->annotations[i].value);
+  for (size_t i = 0; i < d->annotations.len; i++) {
+    free(d->annotations.ptr[i].key);
+    free(d->annotations.ptr[i].value);
   }
-  free(d->annotations);
+  oci_annotations_reset(&d->annotations);
   memset(d, 0, sizeof *d);
 }
 
@@ -80,7 +75,7 @@ struct oci_descriptor *oci_add_layer(struct oci_manifest *m,
                                      const char *media_type,
                                      const char *digest, uint64_t size) {
   struct oci_descriptor *grown =
-      realloc(m->layers, (m->n_layers + 1) * sizeof *m->layers);
+      vector_grow(m->layers, &m->layers_cap, m->n_layers, 1, sizeof *m->layers);
   if (grown == NULL)
     return NULL;
   m->layers = grown;
@@ -96,9 +91,9 @@ struct oci_descriptor *oci_add_layer(struct oci_manifest *m,
 
 const char *oci_annotation_get(const struct oci_descriptor *d,
                                const char *key) {
-  for (size_t i = 0; i < d->n_annotations; i++)
-    if (strcmp(d->annotations[i].key, key) == 0)
-      return d->annotations[i].value;
+  for (size_t i = 0; i < d->annotations.len; i++)
+    if (strcmp(d->annotations.ptr[i].key, key) == 0)
+      return d->annotations.ptr[i].value;
   return NULL;
 }
 
@@ -109,11 +104,11 @@ void oci_manifest_release(struct oci_manifest *m) {
   for (size_t i = 0; i < m->n_layers; i++)
     descriptor_release(&m->layers[i]);
   free(m->layers);
-  for (size_t i = 0; i < m->n_annotations; i++) {
-    free(m->annotations[i].key);
-    free(m->annotations[i].value);
+  for (size_t i = 0; i < m->annotations.len; i++) {
+    free(m->annotations.ptr[i].key);
+    free(m->annotations.ptr[i].value);
   }
-  free(m->annotations);
+  oci_annotations_reset(&m->annotations);
   memset(m, 0, sizeof *m);
 }
 
@@ -136,8 +131,8 @@ static int put_descriptor(struct buf *b, const struct oci_descriptor *d) {
   r |= buf_puts(b, ",\"digest\":");
   r |= json_append_string(b, d->digest);
   r |= buf_printf(b, ",\"size\":%llu", (unsigned long long)d->size);
-  if (d->n_annotations > 0)
-    r |= put_annotations(b, d->annotations, d->n_annotations);
+  if (d->annotations.len > 0)
+    r |= put_annotations(b, d->annotations.ptr, d->annotations.len);
   r |= buf_putc(b, '}');
   return r;
 }
@@ -158,8 +153,8 @@ char *oci_manifest_to_json(const struct oci_manifest *m) {
     r |= put_descriptor(&b, &m->layers[i]);
   }
   r |= buf_putc(&b, ']');
-  if (m->n_annotations > 0)
-    r |= put_annotations(&b, m->annotations, m->n_annotations);
+  if (m->annotations.len > 0)
+    r |= put_annotations(&b, m->annotations.ptr, m->annotations.len);
   r |= buf_putc(&b, '}');
   if (r != 0) {
     buf_release(&b);
@@ -170,7 +165,7 @@ char *oci_manifest_to_json(const struct oci_manifest *m) {
 
 static int parse_annotations(struct vab_ctx *ctx, const char *what,
                              const struct json_value *v,
-                             struct oci_annotation **list, size_t *n) {
+                             struct oci_annotations *list) {
   if (v == NULL)
     return 0;
   if (v->type != JSON_OBJECT)
@@ -181,7 +176,7 @@ static int parse_annotations(struct vab_ctx *ctx, const char *what,
       return vab_error(ctx, VAB_E_FORMAT,
                        "%s: annotation \"%s\" is not a string", what,
                        v->keys[i]);
-    if (oci_annotate(list, n, v->keys[i], v->items[i]->string) < 0)
+    if (oci_annotate(list, v->keys[i], v->items[i]->string) < 0)
       return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
   return 0;
@@ -210,7 +205,7 @@ static int parse_descriptor(struct vab_ctx *ctx, const char *what,
   if (oci_set_config(d, media_type, digest, (uint64_t)size->integer) < 0)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   return parse_annotations(ctx, what, json_get(v, "annotations"),
-                           &d->annotations, &d->n_annotations);
+                           &d->annotations);
 }
 
 int oci_manifest_parse(struct vab_ctx *ctx, const char *what, const char *text,
@@ -265,6 +260,7 @@ int oci_manifest_parse(struct vab_ctx *ctx, const char *what, const char *text,
     vab_error(ctx, VAB_E_NOMEM, "out of memory");
     goto out;
   }
+  m->layers_cap = layers->n ? layers->n : 1;
   for (size_t i = 0; i < layers->n; i++) {
     char name[32];
     snprintf(name, sizeof name, "layer %zu", i + 1);
@@ -273,7 +269,7 @@ int oci_manifest_parse(struct vab_ctx *ctx, const char *what, const char *text,
       goto out;
   }
   if (parse_annotations(ctx, what, json_get(root, "annotations"),
-                        &m->annotations, &m->n_annotations) < 0)
+                        &m->annotations) < 0)
     goto out;
   r = 0;
 out:

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "common/vector.h"
 #include "vab/error.h"
 
 #define OCI_MANIFEST_TYPE "application/vnd.oci.image.manifest.v1+json"
@@ -35,13 +36,13 @@ struct oci_annotation {
   char *key;
   char *value;
 };
+DEFINE_VECTOR_TYPE(oci_annotations, struct oci_annotation);
 
 struct oci_descriptor {
   char *media_type;
   char *digest;
   uint64_t size;
-  struct oci_annotation *annotations;
-  size_t n_annotations;
+  struct oci_annotations annotations;
 };
 
 struct oci_manifest {
@@ -50,8 +51,8 @@ struct oci_manifest {
   struct oci_descriptor config;
   struct oci_descriptor *layers;
   size_t n_layers;
-  struct oci_annotation *annotations;
-  size_t n_annotations;
+  size_t layers_cap;       /* allocated (common/vector.h) */
+  struct oci_annotations annotations;
 };
 
 /* The layer media type for a build manifest "format". */
@@ -63,7 +64,7 @@ const char *oci_media_type_for_format(const char *format);
 bool oci_title_valid(const char *title);
 
 /* Add an annotation (copies both strings). */
-int oci_annotate(struct oci_annotation **list, size_t *n, const char *key,
+int oci_annotate(struct oci_annotations *list, const char *key,
                  const char *value);
 /* Add a layer; its annotations are added afterwards with oci_annotate. */
 struct oci_descriptor *oci_add_layer(struct oci_manifest *m,

@@ -193,18 +193,18 @@ static int open_artifacts(struct publish_run *run, const char *dir) {
 
 static int annotate_manifest(struct publish_run *run, struct oci_manifest *m,
                              bool with_title) {
-  int r = oci_annotate(&m->annotations, &m->n_annotations,
+  int r = oci_annotate(&m->annotations,
                        "org.opencontainers.image.created", run->created);
-  r |= oci_annotate(&m->annotations, &m->n_annotations,
+  r |= oci_annotate(&m->annotations,
                     "org.opencontainers.image.version", run->build.version);
   if (with_title)
-    r |= oci_annotate(&m->annotations, &m->n_annotations, OCI_TITLE,
+    r |= oci_annotate(&m->annotations, OCI_TITLE,
                       run->build.name);
-  r |= oci_annotate(&m->annotations, &m->n_annotations, "io.vab.name",
+  r |= oci_annotate(&m->annotations, "io.vab.name",
                     run->build.name);
-  r |= oci_annotate(&m->annotations, &m->n_annotations,
+  r |= oci_annotate(&m->annotations,
                     "io.vab.template.digest", run->build.template_digest);
-  r |= oci_annotate(&m->annotations, &m->n_annotations, "io.vab.vab-version",
+  r |= oci_annotate(&m->annotations, "io.vab.vab-version",
                     run->build.vab_version);
   return r ? nomem(run->ctx) : 0;
 }
@@ -252,10 +252,10 @@ static int publish_artifact(struct publish_run *run, char digest[72]) {
     struct oci_descriptor *d = oci_add_layer(
         &m, oci_media_type_for_format(a->format), s.digest, a->size);
     if (d == NULL ||
-        oci_annotate(&d->annotations, &d->n_annotations, OCI_TITLE, a->name) ||
-        oci_annotate(&d->annotations, &d->n_annotations, "io.vab.format",
+        oci_annotate(&d->annotations, OCI_TITLE, a->name) ||
+        oci_annotate(&d->annotations, "io.vab.format",
                      a->format) ||
-        (a->target && oci_annotate(&d->annotations, &d->n_annotations,
+        (a->target && oci_annotate(&d->annotations,
                                    "io.vab.target", a->target))) {
       nomem(ctx);
       goto out;
@@ -268,7 +268,7 @@ static int publish_artifact(struct publish_run *run, char digest[72]) {
   struct oci_descriptor *d = oci_add_layer(&m, VAB_MANIFEST_LAYER_TYPE,
                                            manifest_digest, run->manifest_len);
   if (d == NULL ||
-      oci_annotate(&d->annotations, &d->n_annotations, OCI_TITLE,
+      oci_annotate(&d->annotations, OCI_TITLE,
                    manifest_name) < 0) {
     nomem(ctx);
     goto out;
@@ -280,7 +280,7 @@ static int publish_artifact(struct publish_run *run, char digest[72]) {
       goto out;
     d = oci_add_layer(&m, VAB_SIGNATURE_LAYER_TYPE, sig_digest, run->sig_len);
     if (d == NULL ||
-        oci_annotate(&d->annotations, &d->n_annotations, OCI_TITLE,
+        oci_annotate(&d->annotations, OCI_TITLE,
                      sig_name) < 0) {
       nomem(ctx);
       goto out;
@@ -393,7 +393,7 @@ static int publish_signature(struct publish_run *run, const char *digest,
                      strlen(config)) < 0 ||
       (d = oci_add_layer(&m, COSIGN_LAYER_TYPE, payload_digest,
                          strlen(payload))) == NULL ||
-      oci_annotate(&d->annotations, &d->n_annotations,
+      oci_annotate(&d->annotations,
                    COSIGN_SIGNATURE_ANNOTATION, sig64) < 0 ||
       (json = oci_manifest_to_json(&m)) == NULL) {
     nomem(ctx);

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "common/io.h"
 #include "publish/transport.h"
 #include "signing/digest.h"
 #include "vab/progress.h"
@@ -232,16 +233,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque) {
       sink->overflow = true;
       return 0;
     }
-    size_t done = 0;
-    while (done < len) {
-      ssize_t n = write(sink->fd, data + done, len - done);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0) {
-        sink->write_errno = errno;
-        return 0;
-      }
-      done += (size_t)n;
+    if (write_full(sink->fd, data, len) < 0) {
+      sink->write_errno = errno;
+      return 0;
     }
     if (vab_sha256_update(sink->hash, data, len) < 0)
       return 0;

@@ -9,6 +9,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/io.h"
 #include "signing/digest.h"
 
 /* Files are hashed through a buffer of this size, whatever their size. */
@@ -76,9 +77,7 @@ int vab_sha256_file(struct vab_ctx *ctx, const char *path, uint8_t out[32]) {
   if (h == NULL)
     return -1;
   for (;;) {
-    ssize_t n = read(fd, buf, DIGEST_FILE_BUFFER);
-    if (n < 0 && errno == EINTR)
-      continue;
+    ssize_t n = read_full(fd, buf, DIGEST_FILE_BUFFER);
     if (n < 0) {
       int e = errno;
       vab_sha256_free(h);

@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "common/io.h"
+#include "common/vector.h"
 #include "templates/template-private.h"
 
 struct anchor {
@@ -22,6 +24,7 @@ struct anchor {
   struct vab_node *node;
   size_t count;
 };
+DEFINE_VECTOR_TYPE(anchor_list, struct anchor);
 
 struct parse_state {
   struct loader *l;
@@ -29,10 +32,9 @@ struct parse_state {
   yaml_parser_t parser;
   /* Anchors by name: an open-addressing hash table, so that a file with
    * many anchors and aliases stays linear. */
-  struct anchor *anchors;
-  size_t n_anchors;
+  struct anchor_list anchors;
   size_t *slots;      /* index + 1 into anchors, 0 = empty */
-  size_t n_slots;     /* a power of two, at least twice n_anchors */
+  size_t n_slots;     /* a power of two, at least twice anchors.len */
   int status;   /* -1 once any error was recorded */
 };
 
@@ -127,7 +129,7 @@ static size_t *anchor_slot(const struct parse_state *ps, const char *name) {
   size_t mask = ps->n_slots - 1;
   for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
     size_t *slot = &ps->slots[i];
-    if (*slot == 0 || strcmp(ps->anchors[*slot - 1].name, name) == 0)
+    if (*slot == 0 || strcmp(ps->anchors.ptr[*slot - 1].name, name) == 0)
       return slot;
   }
 }
@@ -140,33 +142,30 @@ static int grow_slots(struct parse_state *ps) {
   free(ps->slots);
   ps->slots = slots;
   ps->n_slots = n_slots;
-  for (size_t i = 0; i < ps->n_anchors; i++)
-    *anchor_slot(ps, ps->anchors[i].name) = i + 1;
+  for (size_t i = 0; i < ps->anchors.len; i++)
+    *anchor_slot(ps, ps->anchors.ptr[i].name) = i + 1;
   return 0;
 }
 
 static int add_anchor(struct parse_state *ps, const char *name,
                       struct vab_node *node) {
   struct vab_ctx *ctx = ps->l->ctx;
-  if ((ps->n_anchors + 1) * 2 > ps->n_slots && grow_slots(ps) < 0)
+  if ((ps->anchors.len + 1) * 2 > ps->n_slots && grow_slots(ps) < 0)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   size_t *slot = anchor_slot(ps, name);
   struct anchor a = {.node = node, .count = node_count(node)};
   /* A later anchor of the same name replaces the earlier one (YAML). */
   if (*slot != 0) {
-    a.name = ps->anchors[*slot - 1].name;
-    ps->anchors[*slot - 1] = a;
+    a.name = ps->anchors.ptr[*slot - 1].name;
+    ps->anchors.ptr[*slot - 1] = a;
     return 0;
   }
-  struct anchor *list = realloc(ps->anchors, (ps->n_anchors + 1) * sizeof *list);
-  if (list == NULL)
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  ps->anchors = list;
   a.name = strdup(name);
-  if (a.name == NULL)
+  if (a.name == NULL || anchor_list_append(&ps->anchors, a) < 0) {
+    free(a.name);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  list[ps->n_anchors] = a;
-  *slot = ++ps->n_anchors;
+  }
+  *slot = ps->anchors.len;
   return 0;
 }
 
@@ -179,7 +178,7 @@ static int parse_alias(struct parse_state *ps, yaml_event_t *ev,
     return vab_error_at(ps->l->ctx, VAB_E_YAML, &mark,
                         "alias '*%s' refers to no anchor defined before it",
                         name);
-  const struct anchor *a = &ps->anchors[*slot - 1];
+  const struct anchor *a = &ps->anchors.ptr[*slot - 1];
   /* The alias shares the anchored tree, but everything after this step
    * walks it once per use: count it that often. */
   if (a->count > VAB_TEMPLATE_MAX_NODES - ps->l->nodes) {
@@ -436,20 +435,13 @@ static int read_template(struct loader *l, const char *path, char **data,
     close(fd);
     return vab_error(l->ctx, VAB_E_NOMEM, "out of memory");
   }
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = read(fd, buf + got, size - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return vab_error_errno(l->ctx, VAB_E_IO, e, "cannot read '%s'", path);
-    }
-    if (n == 0)
-      break;
-    got += (size_t)n;
+  ssize_t n = read_full(fd, buf, size);
+  if (n < 0) {
+    int e = errno;
+    close(fd);
+    return vab_error_errno(l->ctx, VAB_E_IO, e, "cannot read '%s'", path);
   }
+  size_t got = (size_t)n;
   close(fd);
   buf[got] = '\0';
   *data = buf;
@@ -507,9 +499,9 @@ int tpl_parse_file(struct loader *l, const char *display, const char *dir,
   yaml_parser_set_encoding(&ps.parser, YAML_UTF8_ENCODING);
   int r = parse_stream(&ps, root);
   yaml_parser_delete(&ps.parser);
-  for (size_t i = 0; i < ps.n_anchors; i++)
-    free(ps.anchors[i].name);
-  free(ps.anchors);
+  for (size_t i = 0; i < ps.anchors.len; i++)
+    free(ps.anchors.ptr[i].name);
+  anchor_list_reset(&ps.anchors);
   free(ps.slots);
   return r < 0 || ps.status < 0 ? -1 : 0;
 }

@@ -40,6 +40,8 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/io.h"
+#include "core/files.h"
 #include "formats/ova/ova.h"
 #include "signing/digest.h"
 #include "vab/progress.h"
@@ -406,20 +408,9 @@ struct disk_stream {
 static int disk_stream_write(struct vab_sink *s, const void *buf,
                              size_t len) {
   struct disk_stream *d = s->opaque;
-  const uint8_t *p = buf;
-  uint64_t at = d->start + s->offset;
-  size_t left = len;
-  while (left > 0) {
-    ssize_t n = pwrite(d->fd, p, left, (off_t)at);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return vab_error_errno(s->ctx, VAB_E_IO, errno, "cannot write '%s'",
-                             d->path);
-    p += n;
-    at += (uint64_t)n;
-    left -= (size_t)n;
-  }
+  if (pwrite_full(d->fd, buf, len, d->start + s->offset) < 0)
+    return vab_error_errno(s->ctx, VAB_E_IO, errno, "cannot write '%s'",
+                           d->path);
   if (vab_sha256_update(d->hash, buf, len) < 0)
     return -1;
   s->offset += len;
@@ -446,17 +437,12 @@ static la_ssize_t archive_out_write(struct archive *a, void *opaque,
                           {from > o->skip_to ? from : o->skip_to, to}};
   for (int i = 0; i < 2; i++) {
     uint64_t at = parts[i][0];
-    while (at < parts[i][1]) {
-      ssize_t n = pwrite(o->fd, p + (at - from), (size_t)(parts[i][1] - at),
-                         (off_t)at);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0) {
-        o->error = errno;
-        archive_set_error(a, errno, "%s", strerror(errno));
-        return -1;
-      }
-      at += (uint64_t)n;
+    if (at < parts[i][1] &&
+        pwrite_full(o->fd, p + (at - from), (size_t)(parts[i][1] - at),
+                    at) < 0) {
+      o->error = errno;
+      archive_set_error(a, errno, "%s", strerror(errno));
+      return -1;
     }
   }
   o->at = to;
@@ -633,7 +619,7 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
                            tmp);
   }
   int r = -1;
-  bool renamed = false;
+  bool tmp_gone = false;
   char *ovf = NULL;
   char *cert = NULL;
   struct buf mf = BUF_INIT;
@@ -745,34 +731,13 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
   if (write_archive(ctx, tmp, fd, base, ovf, ovf_len, mf.data, cert,
                     vmdk_name, room.total, vmdk_size) < 0)
     goto out;
-  struct stat st;
-  if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", tmp);
-    goto out;
-  }
-  res.file_size = (uint64_t)st.st_size;
   if (vab_check_cancel(ctx) < 0)
     goto out;
-  /* Renamed before it is closed: until then its lock marks the temporary
-   * as a live writer's (create_temp_beside). */
-  if (rename(tmp, dst_path) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s' to '%s'", tmp,
-                    dst_path);
-    goto out;
-  }
-  renamed = true;
-  int closed = close(fd);
+  int committed = vab_commit_temp(ctx, fd, tmp, dst_path, &res.file_size);
   fd = -1;
-  if (closed < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot write '%s'", dst_path);
-    unlink(dst_path);
+  tmp_gone = true;  /* renamed, or unlinked on failure */
+  if (committed < 0)
     goto out;
-  }
-  if (sync_parent_folder(dst_path) < 0) {
-    vab_error_errno(ctx, VAB_E_IO, errno, "cannot sync the folder of '%s'",
-                    dst_path);
-    goto out;
-  }
   res.virtual_size = vres.virtual_size;
   res.data_bytes = vres.data_bytes;
   res.zero_bytes = vres.zero_bytes;
@@ -782,7 +747,7 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
 out:
   if (fd >= 0)
     close(fd);
-  if (r < 0 && !renamed)
+  if (r < 0 && !tmp_gone)
     unlink(tmp);
   vab_sha256_free(disk.hash);
   free(ovf);

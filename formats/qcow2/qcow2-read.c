@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/io.h"
 #include "vab/format.h"
 #include "vab/progress.h"
 #include "formats/image.h"
@@ -82,7 +83,7 @@ void qcow2_reader_close(struct vab_reader *r);
 
 bool qcow2_probe(const uint8_t *head, size_t len, uint64_t file_size) {
   (void)file_size;
-  return len >= 8 && qcow2_be32(head) == QCOW2_MAGIC;
+  return len >= 8 && load_be32(head) == QCOW2_MAGIC;
 }
 
 /* Record an error, or during check() keep it as a finding instead, so
@@ -119,20 +120,12 @@ static int read_exact(struct vab_reader *r, void *buf, size_t len,
     snprintf(msg, sizeof msg, "%s is past the end of the file", what);
     return corrupt(r, offset, msg);
   }
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(r->fd, p, len, (off_t)offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return fail(r, VAB_E_IO, errno, "cannot read '%s' at offset %llu",
-                  r->path, (unsigned long long)offset);
-    if (n == 0)
-      return corrupt(r, offset, "the file ends early");
-    p += n;
-    len -= (size_t)n;
-    offset += (uint64_t)n;
-  }
+  ssize_t n = pread_full(r->fd, buf, len, offset);
+  if (n < 0)
+    return fail(r, VAB_E_IO, errno, "cannot read '%s' at offset %llu",
+                r->path, (unsigned long long)offset);
+  if ((size_t)n != len)
+    return corrupt(r, offset + (uint64_t)n, "the file ends early");
   return 0;
 }
 
@@ -140,8 +133,8 @@ static int parse_extensions(struct vab_reader *r, const uint8_t *cluster0,
                             size_t start, size_t limit) {
   size_t pos = start;
   while (pos + 8 <= limit) {
-    uint32_t type = qcow2_be32(cluster0 + pos);
-    uint32_t len = qcow2_be32(cluster0 + pos + 4);
+    uint32_t type = load_be32(cluster0 + pos);
+    uint32_t len = load_be32(cluster0 + pos + 4);
     if (type == QCOW2_EXT_END)
       return 0;
     if (len > limit - pos - 8)
@@ -304,35 +297,35 @@ int qcow2_reader_open(struct vab_reader *r) {
     return corrupt(r, 0, "file too small for a qcow2 header");
   if (read_exact(r, h, head_len, 0, "header") < 0)
     return -1;
-  if (qcow2_be32(h) != QCOW2_MAGIC)
+  if (load_be32(h) != QCOW2_MAGIC)
     return corrupt(r, 0, "no qcow2 magic");
   struct qcow2_reader *q = calloc(1, sizeof *q);
   if (q == NULL)
     return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
   r->priv = q;
-  q->version = qcow2_be32(h + 4);
+  q->version = load_be32(h + 4);
   if (q->version != 2 && q->version != 3)
     return vab_error(r->ctx, VAB_E_UNSUPPORTED,
                      "'%s': qcow2 version %u is not supported", r->path,
                      q->version);
-  uint64_t backing_offset = qcow2_be64(h + 8);
-  uint32_t backing_len = qcow2_be32(h + 16);
-  q->cluster_bits = qcow2_be32(h + 20);
-  uint64_t size = qcow2_be64(h + 24);
-  uint32_t crypt = qcow2_be32(h + 32);
-  q->l1_size = qcow2_be32(h + 36);
-  q->l1_offset = qcow2_be64(h + 40);
-  q->reftable_offset = qcow2_be64(h + 48);
-  q->reftable_clusters = qcow2_be32(h + 56);
-  q->nb_snapshots = qcow2_be32(h + 60);
-  q->snapshots_offset = qcow2_be64(h + 64);
+  uint64_t backing_offset = load_be64(h + 8);
+  uint32_t backing_len = load_be32(h + 16);
+  q->cluster_bits = load_be32(h + 20);
+  uint64_t size = load_be64(h + 24);
+  uint32_t crypt = load_be32(h + 32);
+  q->l1_size = load_be32(h + 36);
+  q->l1_offset = load_be64(h + 40);
+  q->reftable_offset = load_be64(h + 48);
+  q->reftable_clusters = load_be32(h + 56);
+  q->nb_snapshots = load_be32(h + 60);
+  q->snapshots_offset = load_be64(h + 64);
   uint64_t incompatible = 0;
   size_t header_length = QCOW2_V2_HEADER_LENGTH;
   q->refcount_order = 4;
   if (q->version == 3) {
-    incompatible = qcow2_be64(h + 72);
-    q->refcount_order = qcow2_be32(h + 96);
-    header_length = qcow2_be32(h + 100);
+    incompatible = load_be64(h + 72);
+    q->refcount_order = load_be32(h + 96);
+    header_length = load_be32(h + 100);
     if (header_length < QCOW2_V3_MIN_HEADER_LENGTH || header_length > 4096)
       return corrupt(r, 100, "bad header length");
     if (header_length > QCOW2_V3_MIN_HEADER_LENGTH)
@@ -388,7 +381,7 @@ int qcow2_reader_open(struct vab_reader *r) {
     if (read_exact(r, q->l1, q->l1_size * 8, q->l1_offset, "L1 table") < 0)
       return -1;
     for (uint64_t i = 0; i < q->l1_size; i++)
-      q->l1[i] = qcow2_be64((const uint8_t *)&q->l1[i]);
+      q->l1[i] = load_be64((const uint8_t *)&q->l1[i]);
   }
   if (check_l1_sharing(r, q) < 0)
     return -1;
@@ -435,7 +428,7 @@ static int l2_entry(struct vab_reader *r, uint64_t cluster, uint64_t *entry) {
     if (read_exact(r, c->table, q->cluster_size, l2_offset, "L2 table") < 0)
       return -1;
     for (uint64_t i = 0; i < q->l2_entries; i++)
-      c->table[i] = qcow2_be64((const uint8_t *)&c->table[i]);
+      c->table[i] = load_be64((const uint8_t *)&c->table[i]);
     c->offset = l2_offset;
   }
   *entry = c->table[cluster % q->l2_entries];
@@ -726,7 +719,7 @@ static uint64_t stored_refcount(struct vab_reader *r, const uint8_t *reftable,
   *bad = false;
   if (index >= q->reftable_clusters * q->cluster_size / 8)
     return 0;
-  uint64_t off = qcow2_be64(reftable + 8 * index) & QCOW2_REFT_OFFSET_MASK;
+  uint64_t off = load_be64(reftable + 8 * index) & QCOW2_REFT_OFFSET_MASK;
   if (off == 0)
     return 0;
   if (off != *block_offset) {
@@ -869,7 +862,7 @@ static int check_copied(struct check_state *cs, const uint8_t *reftable,
 static void count_l2_table_refs(struct check_state *cs, const uint8_t *table) {
   struct qcow2_reader *q = cs->r->priv;
   for (uint64_t i = 0; i < q->l2_entries; i++) {
-    uint64_t entry = qcow2_be64(table + 8 * i);
+    uint64_t entry = load_be64(table + 8 * i);
     if (entry & QCOW2_OFLAG_COMPRESSED) {
       uint64_t chost, clen;
       qcow2_compressed_range(entry, q->cluster_bits, &chost, &clen);
@@ -924,7 +917,7 @@ static int count_snapshot_l1(struct check_state *cs, unsigned index,
     return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
   int rc = read_exact(r, l1, l1_size * 8, l1_offset, "snapshot L1 table");
   for (uint64_t i = 0; rc == 0 && i < l1_size; i++) {
-    uint64_t l2_offset = qcow2_be64(l1 + 8 * i) & QCOW2_L1E_OFFSET_MASK;
+    uint64_t l2_offset = load_be64(l1 + 8 * i) & QCOW2_L1E_OFFSET_MASK;
     if (l2_offset == 0)
       continue;
     if ((l2_offset & (q->cluster_size - 1)) ||
@@ -977,11 +970,11 @@ static int count_snapshots(struct check_state *cs) {
     uint8_t fixed[40];
     if ((rc = read_exact(r, fixed, sizeof fixed, at, "snapshot table")) < 0)
       break;
-    uint64_t l1_offset = qcow2_be64(fixed);
-    uint32_t l1_size = qcow2_be32(fixed + 8);
-    uint32_t id_len = (uint32_t)fixed[12] << 8 | fixed[13];
-    uint32_t name_len = (uint32_t)fixed[14] << 8 | fixed[15];
-    uint32_t extra_len = qcow2_be32(fixed + 36);
+    uint64_t l1_offset = load_be64(fixed);
+    uint32_t l1_size = load_be32(fixed + 8);
+    uint32_t id_len = load_be16(fixed + 12);
+    uint32_t name_len = load_be16(fixed + 14);
+    uint32_t extra_len = load_be32(fixed + 36);
     if (extra_len > SNAPSHOT_MAX_EXTRA) {
       rc = corrupt(r, at + 36, "snapshot extra data is larger than 1 KiB");
       break;
@@ -1042,7 +1035,7 @@ int qcow2_check(struct vab_reader *r, struct vab_check_result *res) {
   count_range(cs, q->l1_offset, q->l1_size * 8, "L1 table");
   count_range(cs, q->reftable_offset, reftable_bytes, "refcount table");
   for (uint64_t i = 0; i < reftable_bytes / 8; i++) {
-    uint64_t off = qcow2_be64(reftable + 8 * i) & QCOW2_REFT_OFFSET_MASK;
+    uint64_t off = load_be64(reftable + 8 * i) & QCOW2_REFT_OFFSET_MASK;
     if (off == 0)
       continue;
     if (off & (q->cluster_size - 1)) {

@@ -21,7 +21,6 @@
  */
 #include <errno.h>
 #include <libdeflate.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 
 #include "common/blake2b.h"
 #include "vab/format.h"
+#include "formats/compressors.h"
 #include "formats/image.h"
 #include "formats/options-util.h"
 #include "formats/qcow2/qcow2.h"
@@ -162,51 +162,6 @@ static int qcow2_set_option(struct vab_writer *w, const char *key,
   return vab_option_unknown(w, key);
 }
 
-/* Per-thread compressors: made once per worker thread and reused, since
- * making one per cluster costs more than compressing it. */
-struct thread_scratch {
-  struct libdeflate_compressor *deflate;
-  int deflate_level;
-  ZSTD_CCtx *zstd;
-  uint8_t *pad;
-  size_t pad_size;
-};
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static int scratch_key_error;
-
-static void scratch_free(void *p) {
-  struct thread_scratch *s = p;
-  if (s == NULL)
-    return;
-  libdeflate_free_compressor(s->deflate);
-  ZSTD_freeCCtx(s->zstd);
-  free(s->pad);
-  free(s);
-}
-
-static void scratch_key_create(void) {
-  scratch_key_error = pthread_key_create(&scratch_key, scratch_free);
-}
-
-/* NULL when out of memory, or when no key could be made (EAGAIN: the
- * process has used up its keys); the caller reports it as out of memory. */
-static struct thread_scratch *scratch_get(void) {
-  if (pthread_once(&scratch_once, scratch_key_create) != 0 ||
-      scratch_key_error != 0)
-    return NULL;
-  struct thread_scratch *s = pthread_getspecific(scratch_key);
-  if (s == NULL) {
-    s = calloc(1, sizeof *s);
-    if (s == NULL || pthread_setspecific(scratch_key, s) != 0) {
-      free(s);
-      return NULL;
-    }
-  }
-  return s;
-}
-
 static int qcow2_open(struct vab_writer *w) {
   struct qcow2_writer *q = qw_get(w);
   if (q == NULL)
@@ -292,8 +247,8 @@ static int qcow2_encode(struct vab_writer *w, struct vab_block *b) {
   size_t cs = q->cluster_size;
   if (q->dedup) {
     struct blake2b_state h;
-    uint8_t len_le[4] = {(uint8_t)b->len, (uint8_t)(b->len >> 8),
-                         (uint8_t)(b->len >> 16), (uint8_t)(b->len >> 24)};
+    uint8_t len_le[4];
+    store_le32(len_le, (uint32_t)b->len);
     blake2b_init(&h, 32);
     blake2b_update(&h, in, b->len);
     blake2b_update(&h, len_le, sizeof len_le);
@@ -302,40 +257,24 @@ static int qcow2_encode(struct vab_writer *w, struct vab_block *b) {
   b->out_len = 0;
   if (q->compression == COMP_NONE)
     return 0;
-  struct thread_scratch *s = scratch_get();
-  if (s == NULL)
-    return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
   if (b->len < cs) {
     /* The last cluster is compressed zero-padded, as it reads back. */
-    if (s->pad_size < cs) {
-      free(s->pad);
-      s->pad = malloc(cs);
-      s->pad_size = s->pad ? cs : 0;
-      if (s->pad == NULL)
-        return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-    }
-    memcpy(s->pad, in, b->len);
-    memset(s->pad + b->len, 0, cs - b->len);
-    in = s->pad;
+    in = vab_thread_zero_padded(in, b->len, cs);
+    if (in == NULL)
+      return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
   }
   size_t n = 0;
   if (q->compression == COMP_ZLIB) {
-    if (s->deflate == NULL || s->deflate_level != q->level) {
-      libdeflate_free_compressor(s->deflate);
-      s->deflate = libdeflate_alloc_compressor(q->level);
-      s->deflate_level = q->level;
-      if (s->deflate == NULL)
-        return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-    }
+    struct libdeflate_compressor *deflate = vab_thread_deflate(q->level);
+    if (deflate == NULL)
+      return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
     /* Only a result smaller than a cluster is worth storing. */
-    n = libdeflate_deflate_compress(s->deflate, in, cs, b->out, cs - 1);
+    n = libdeflate_deflate_compress(deflate, in, cs, b->out, cs - 1);
   } else {
-    if (s->zstd == NULL) {
-      s->zstd = ZSTD_createCCtx();
-      if (s->zstd == NULL)
-        return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-    }
-    size_t r = ZSTD_compressCCtx(s->zstd, b->out, b->out_capacity, in, cs,
+    ZSTD_CCtx *zstd = vab_thread_zstd();
+    if (zstd == NULL)
+      return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
+    size_t r = ZSTD_compressCCtx(zstd, b->out, b->out_capacity, in, cs,
                                  q->level);
     if (ZSTD_isError(r))
       return vab_error(w->ctx, VAB_E_INTERNAL, "zstd compression failed: %s",
@@ -588,7 +527,7 @@ static int flush_l2(struct vab_writer *w) {
         (e & QCOW2_L2E_OFFSET_MASK) != 0 &&
         q->refcounts[(e & QCOW2_L2E_OFFSET_MASK) >> q->cluster_bits] == 1)
       e |= QCOW2_OFLAG_COPIED;
-    qcow2_put_be64(table + 8 * i, e);
+    store_be64(table + 8 * i, e);
   }
   if (align_end(w) < 0)
     return -1;
@@ -700,12 +639,12 @@ static int fix_copied_flags(struct vab_writer *w) {
                              (unsigned long long)l2_host);
     bool changed = false;
     for (uint64_t k = 0; k < q->l2_entries; k++) {
-      uint64_t e = qcow2_be64(table + 8 * k);
+      uint64_t e = load_be64(table + 8 * k);
       if (!(e & QCOW2_OFLAG_COPIED))
         continue;
       uint64_t host = e & QCOW2_L2E_OFFSET_MASK;
       if (q->refcounts[host >> q->cluster_bits] != 1) {
-        qcow2_put_be64(table + 8 * k, e & ~QCOW2_OFLAG_COPIED);
+        store_be64(table + 8 * k, e & ~QCOW2_OFLAG_COPIED);
         changed = true;
       }
     }
@@ -722,35 +661,35 @@ static int write_header(struct vab_writer *w, uint64_t l1_offset,
   uint8_t *h = calloc(1, q->cluster_size);
   if (h == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-  qcow2_put_be32(h + 0, QCOW2_MAGIC);
-  qcow2_put_be32(h + 4, 3);
-  qcow2_put_be32(h + 20, q->cluster_bits);
-  qcow2_put_be64(h + 24, q->header_size);
-  qcow2_put_be32(h + 36, (uint32_t)q->l1_size);
-  qcow2_put_be64(h + 40, l1_offset);
-  qcow2_put_be64(h + 48, reftable_offset);
-  qcow2_put_be32(h + 56, (uint32_t)reftable_clusters);
+  store_be32(h + 0, QCOW2_MAGIC);
+  store_be32(h + 4, 3);
+  store_be32(h + 20, q->cluster_bits);
+  store_be64(h + 24, q->header_size);
+  store_be32(h + 36, (uint32_t)q->l1_size);
+  store_be64(h + 40, l1_offset);
+  store_be64(h + 48, reftable_offset);
+  store_be32(h + 56, (uint32_t)reftable_clusters);
   uint64_t incompatible = 0;
   if (q->compression == COMP_ZSTD) {
     incompatible |= QCOW2_INCOMPAT_COMPRESSION;
     h[104] = QCOW2_COMPRESSION_ZSTD;
   }
-  qcow2_put_be64(h + 72, incompatible);
-  qcow2_put_be32(h + 96, QCOW2_REFCOUNT_ORDER);
-  qcow2_put_be32(h + 100, QCOW2_HEADER_LENGTH);
+  store_be64(h + 72, incompatible);
+  store_be32(h + 96, QCOW2_REFCOUNT_ORDER);
+  store_be32(h + 100, QCOW2_HEADER_LENGTH);
   size_t pos = QCOW2_HEADER_LENGTH;
   if (q->backing_format != NULL) {
     size_t len = strlen(q->backing_format);
-    qcow2_put_be32(h + pos, QCOW2_EXT_BACKING_FORMAT);
-    qcow2_put_be32(h + pos + 4, (uint32_t)len);
+    store_be32(h + pos, QCOW2_EXT_BACKING_FORMAT);
+    store_be32(h + pos + 4, (uint32_t)len);
     memcpy(h + pos + 8, q->backing_format, len);
     pos += 8 + ((len + 7) & ~(size_t)7);
   }
   pos += 8;  /* end of extensions: type 0, length 0 */
   if (q->backing_file != NULL) {
     size_t len = strlen(q->backing_file);
-    qcow2_put_be64(h + 8, pos);
-    qcow2_put_be32(h + 16, (uint32_t)len);
+    store_be64(h + 8, pos);
+    store_be32(h + 16, (uint32_t)len);
     memcpy(h + pos, q->backing_file, len);
   }
   int r = vab_sink_pwrite(w->sink, h, q->cluster_size, 0);
@@ -772,7 +711,7 @@ static int qcow2_close(struct vab_writer *w) {
     l1_clusters = 1;
   uint8_t be[8];
   for (uint64_t i = 0; i < q->l1_size; i++) {
-    qcow2_put_be64(be, q->l1[i]);
+    store_be64(be, q->l1[i]);
     if (append(w, be, 8) < 0)
       return -1;
   }
@@ -797,7 +736,7 @@ static int qcow2_close(struct vab_writer *w) {
   if (add_refs(w, reftable_offset, (table_clusters + blocks) * cs) < 0)
     return -1;
   for (uint64_t i = 0; i < blocks; i++) {
-    qcow2_put_be64(be, blocks_offset + i * cs);
+    store_be64(be, blocks_offset + i * cs);
     if (append(w, be, 8) < 0)
       return -1;
   }
@@ -812,7 +751,7 @@ static int qcow2_close(struct vab_writer *w) {
     for (uint64_t k = 0; k < per_block; k++) {
       uint64_t c = i * per_block + k;
       if (c < clusters && c < q->refcount_alloc)
-        qcow2_put_be16(block + 2 * k, q->refcounts[c]);
+        store_be16(block + 2 * k, q->refcounts[c]);
     }
     if (append(w, block, cs) < 0) {
       free(block);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/endian.h"
+
 #define QCOW2_MAGIC 0x514649fbu
 #define QCOW2_MIN_CLUSTER_BITS 9
 #define QCOW2_MAX_CLUSTER_BITS 21
@@ -43,30 +45,6 @@
 /* Refcounts vab writes: 16 bits each (refcount_order 4). */
 #define QCOW2_REFCOUNT_ORDER 4
 #define QCOW2_REFCOUNT_MAX 0xffffu
-
-static inline void qcow2_put_be16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-static inline void qcow2_put_be32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static inline void qcow2_put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static inline uint32_t qcow2_be32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-         p[3];
-}
-
-static inline uint64_t qcow2_be64(const uint8_t *p) {
-  return (uint64_t)qcow2_be32(p) << 32 | qcow2_be32(p + 4);
-}
 
 /* Bit where the sector count of a compressed descriptor starts. */
 static inline unsigned qcow2_csize_shift(unsigned cluster_bits) {

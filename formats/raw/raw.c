@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/io.h"
 #include "vab/format.h"
 #include "formats/image.h"
 #include "formats/options-util.h"
@@ -232,24 +233,13 @@ static int raw_block_status(struct vab_reader *r, uint64_t offset,
 
 static int raw_pread(struct vab_reader *r, void *buf, size_t len,
                      uint64_t offset) {
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(r->fd, p, len, (off_t)offset);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return vab_error_errno(r->ctx, VAB_E_IO, errno,
-                             "cannot read '%s' at offset %llu", r->path,
-                             (unsigned long long)offset);
-    }
-    if (n == 0) {  /* the file shrank under us: the rest reads as zeros */
-      memset(p, 0, len);
-      return 0;
-    }
-    p += n;
-    len -= (size_t)n;
-    offset += (uint64_t)n;
-  }
+  ssize_t n = pread_full(r->fd, buf, len, offset);
+  if (n < 0)
+    return vab_error_errno(r->ctx, VAB_E_IO, errno,
+                           "cannot read '%s' at offset %llu", r->path,
+                           (unsigned long long)offset);
+  /* The file shrank under us: the rest reads as zeros. */
+  memset((uint8_t *)buf + n, 0, len - (size_t)n);
   return 0;
 }
 

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/endian.h"
+#include "common/io.h"
 #include "formats/image.h"
 #include "formats/vhd/vhd.h"
 #include "vab/error.h"
@@ -44,27 +46,6 @@ enum {
   F_SAVED_STATE = 84,
 };
 
-static void put_be16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static void put_be32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-static void put_be64(uint8_t *p, uint64_t v) {
-  put_be32(p, (uint32_t)(v >> 32));
-  put_be32(p + 4, (uint32_t)v);
-}
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t be32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-         (uint32_t)p[3];
-}
-static uint64_t be64(const uint8_t *p) {
-  return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
 uint32_t vhd_checksum(const uint8_t footer[VHD_FOOTER_SIZE]) {
   uint32_t sum = 0;
   for (size_t i = 0; i < VHD_FOOTER_SIZE; i++)
@@ -77,23 +58,23 @@ void vhd_footer_encode(const struct vhd_footer *f,
                        uint8_t out[VHD_FOOTER_SIZE]) {
   memset(out, 0, VHD_FOOTER_SIZE);
   memcpy(out + F_COOKIE, "conectix", 8);
-  put_be32(out + F_FEATURES, 0x2);  /* the reserved bit, always set */
-  put_be32(out + F_VERSION, 0x00010000);
-  put_be64(out + F_DATA_OFFSET, f->disk_type == VHD_TYPE_FIXED
+  store_be32(out + F_FEATURES, 0x2);  /* the reserved bit, always set */
+  store_be32(out + F_VERSION, 0x00010000);
+  store_be64(out + F_DATA_OFFSET, f->disk_type == VHD_TYPE_FIXED
                                     ? UINT64_MAX
                                     : f->data_offset);
-  put_be32(out + F_TIMESTAMP, f->timestamp);
+  store_be32(out + F_TIMESTAMP, f->timestamp);
   memcpy(out + F_CREATOR_APP, f->creator_app, 4);
-  put_be32(out + F_CREATOR_VERSION, f->creator_version);
+  store_be32(out + F_CREATOR_VERSION, f->creator_version);
   memcpy(out + F_CREATOR_OS, "Wi2k", 4);
-  put_be64(out + F_ORIGINAL_SIZE, f->original_size);
-  put_be64(out + F_CURRENT_SIZE, f->current_size);
-  put_be16(out + F_GEOMETRY, f->cylinders);
+  store_be64(out + F_ORIGINAL_SIZE, f->original_size);
+  store_be64(out + F_CURRENT_SIZE, f->current_size);
+  store_be16(out + F_GEOMETRY, f->cylinders);
   out[F_GEOMETRY + 2] = f->heads;
   out[F_GEOMETRY + 3] = f->sectors_per_track;
-  put_be32(out + F_DISK_TYPE, f->disk_type);
+  store_be32(out + F_DISK_TYPE, f->disk_type);
   memcpy(out + F_UNIQUE_ID, f->unique_id, 16);
-  put_be32(out + F_CHECKSUM, vhd_checksum(out));
+  store_be32(out + F_CHECKSUM, vhd_checksum(out));
 }
 
 bool vhd_footer_decode(const uint8_t in[VHD_FOOTER_SIZE],
@@ -101,17 +82,17 @@ bool vhd_footer_decode(const uint8_t in[VHD_FOOTER_SIZE],
   memset(f, 0, sizeof *f);
   if (memcmp(in + F_COOKIE, "conectix", 8) != 0)
     return false;
-  f->data_offset = be64(in + F_DATA_OFFSET);
-  f->timestamp = be32(in + F_TIMESTAMP);
+  f->data_offset = load_be64(in + F_DATA_OFFSET);
+  f->timestamp = load_be32(in + F_TIMESTAMP);
   memcpy(f->creator_app, in + F_CREATOR_APP, 4);
-  f->creator_version = be32(in + F_CREATOR_VERSION);
-  f->original_size = be64(in + F_ORIGINAL_SIZE);
-  f->current_size = be64(in + F_CURRENT_SIZE);
-  f->cylinders = be16(in + F_GEOMETRY);
+  f->creator_version = load_be32(in + F_CREATOR_VERSION);
+  f->original_size = load_be64(in + F_ORIGINAL_SIZE);
+  f->current_size = load_be64(in + F_CURRENT_SIZE);
+  f->cylinders = load_be16(in + F_GEOMETRY);
   f->heads = in[F_GEOMETRY + 2];
   f->sectors_per_track = in[F_GEOMETRY + 3];
-  f->disk_type = be32(in + F_DISK_TYPE);
-  f->checksum = be32(in + F_CHECKSUM);
+  f->disk_type = load_be32(in + F_DISK_TYPE);
+  f->checksum = load_be32(in + F_CHECKSUM);
   memcpy(f->unique_id, in + F_UNIQUE_ID, 16);
   return true;
 }
@@ -326,22 +307,14 @@ static int vhd_reader_open(struct vab_reader *r) {
 
 static int vhd_pread(struct vab_reader *r, void *buf, size_t len,
                      uint64_t offset) {
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(r->fd, p, len, (off_t)offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return vab_error_errno(r->ctx, VAB_E_IO, errno,
-                             "'%s': cannot read at offset %" PRIu64, r->path,
-                             offset);
-    if (n == 0)
-      return vab_error(r->ctx, VAB_E_FORMAT,
-                       "'%s': file ends at offset %" PRIu64, r->path, offset);
-    p += n;
-    len -= (size_t)n;
-    offset += (uint64_t)n;
-  }
+  ssize_t n = pread_full(r->fd, buf, len, offset);
+  if (n < 0)
+    return vab_error_errno(r->ctx, VAB_E_IO, errno,
+                           "'%s': cannot read at offset %" PRIu64, r->path,
+                           offset);
+  if ((size_t)n != len)
+    return vab_error(r->ctx, VAB_E_FORMAT, "'%s': file ends at offset %" PRIu64,
+                     r->path, offset + (uint64_t)n);
   return 0;
 }
 

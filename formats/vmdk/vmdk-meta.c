@@ -31,49 +31,49 @@ static const uint8_t newline_bytes[4] = {'\n', ' ', '\r', '\n'};
 
 void vmdk_header_encode(const struct vmdk_header *h, uint8_t out[VMDK_SECTOR]) {
   memset(out, 0, VMDK_SECTOR);
-  vmdk_put_le32(out + HDR_MAGIC, VMDK_MAGIC);
-  vmdk_put_le32(out + HDR_VERSION, h->version);
-  vmdk_put_le32(out + HDR_FLAGS, h->flags);
-  vmdk_put_le64(out + HDR_CAPACITY, h->capacity);
-  vmdk_put_le64(out + HDR_GRAIN_SIZE, h->grain_size);
-  vmdk_put_le64(out + HDR_DESCRIPTOR_OFFSET, h->descriptor_offset);
-  vmdk_put_le64(out + HDR_DESCRIPTOR_SIZE, h->descriptor_size);
-  vmdk_put_le32(out + HDR_NUM_GTES, h->num_gtes_per_gt);
-  vmdk_put_le64(out + HDR_RGD_OFFSET, h->rgd_offset);
-  vmdk_put_le64(out + HDR_GD_OFFSET, h->gd_offset);
-  vmdk_put_le64(out + HDR_OVERHEAD, h->overhead);
+  store_le32(out + HDR_MAGIC, VMDK_MAGIC);
+  store_le32(out + HDR_VERSION, h->version);
+  store_le32(out + HDR_FLAGS, h->flags);
+  store_le64(out + HDR_CAPACITY, h->capacity);
+  store_le64(out + HDR_GRAIN_SIZE, h->grain_size);
+  store_le64(out + HDR_DESCRIPTOR_OFFSET, h->descriptor_offset);
+  store_le64(out + HDR_DESCRIPTOR_SIZE, h->descriptor_size);
+  store_le32(out + HDR_NUM_GTES, h->num_gtes_per_gt);
+  store_le64(out + HDR_RGD_OFFSET, h->rgd_offset);
+  store_le64(out + HDR_GD_OFFSET, h->gd_offset);
+  store_le64(out + HDR_OVERHEAD, h->overhead);
   out[HDR_UNCLEAN] = h->unclean_shutdown;
   memcpy(out + HDR_CHECK_BYTES, newline_bytes, sizeof newline_bytes);
-  vmdk_put_le16(out + HDR_COMPRESS, h->compress_algorithm);
+  store_le16(out + HDR_COMPRESS, h->compress_algorithm);
 }
 
 bool vmdk_header_decode(const uint8_t in[VMDK_SECTOR], struct vmdk_header *h) {
   memset(h, 0, sizeof *h);
-  if (vmdk_le32(in + HDR_MAGIC) != VMDK_MAGIC)
+  if (load_le32(in + HDR_MAGIC) != VMDK_MAGIC)
     return false;
-  h->version = vmdk_le32(in + HDR_VERSION);
-  h->flags = vmdk_le32(in + HDR_FLAGS);
-  h->capacity = vmdk_le64(in + HDR_CAPACITY);
-  h->grain_size = vmdk_le64(in + HDR_GRAIN_SIZE);
-  h->descriptor_offset = vmdk_le64(in + HDR_DESCRIPTOR_OFFSET);
-  h->descriptor_size = vmdk_le64(in + HDR_DESCRIPTOR_SIZE);
-  h->num_gtes_per_gt = vmdk_le32(in + HDR_NUM_GTES);
-  h->rgd_offset = vmdk_le64(in + HDR_RGD_OFFSET);
-  h->gd_offset = vmdk_le64(in + HDR_GD_OFFSET);
-  h->overhead = vmdk_le64(in + HDR_OVERHEAD);
+  h->version = load_le32(in + HDR_VERSION);
+  h->flags = load_le32(in + HDR_FLAGS);
+  h->capacity = load_le64(in + HDR_CAPACITY);
+  h->grain_size = load_le64(in + HDR_GRAIN_SIZE);
+  h->descriptor_offset = load_le64(in + HDR_DESCRIPTOR_OFFSET);
+  h->descriptor_size = load_le64(in + HDR_DESCRIPTOR_SIZE);
+  h->num_gtes_per_gt = load_le32(in + HDR_NUM_GTES);
+  h->rgd_offset = load_le64(in + HDR_RGD_OFFSET);
+  h->gd_offset = load_le64(in + HDR_GD_OFFSET);
+  h->overhead = load_le64(in + HDR_OVERHEAD);
   h->unclean_shutdown = in[HDR_UNCLEAN];
   h->newline_bytes_ok =
       memcmp(in + HDR_CHECK_BYTES, newline_bytes, sizeof newline_bytes) == 0;
-  h->compress_algorithm = vmdk_le16(in + HDR_COMPRESS);
+  h->compress_algorithm = load_le16(in + HDR_COMPRESS);
   return true;
 }
 
 void vmdk_marker_encode(uint8_t out[VMDK_SECTOR], uint64_t num_sectors,
                         uint32_t type) {
   memset(out, 0, VMDK_SECTOR);
-  vmdk_put_le64(out, num_sectors);
+  store_le64(out, num_sectors);
   /* bytes 8..11: size, 0 for metadata markers */
-  vmdk_put_le32(out + 12, type);
+  store_le32(out + 12, type);
 }
 
 static const char *const adapter_types[] = {"ide", "buslogic", "lsilogic",

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "formats/image.h"
 #include "formats/vmdk/vmdk.h"
 #include "vab/error.h"
@@ -98,23 +99,15 @@ static int read_at(struct vab_reader *r, void *buf, size_t len, uint64_t off,
                      "'%s': %s at offset %" PRIu64 " (%zu bytes) lies past "
                      "the end of the file (%" PRIu64 " bytes)",
                      r->path, what, off, len, r->file_size);
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(r->fd, p, len, (off_t)off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return fail_errno(r, VAB_E_IO, errno,
-                             "'%s': cannot read %s at offset %" PRIu64,
-                             r->path, what, off);
-    if (n == 0)
-      return fail(r, VAB_E_FORMAT,
-                       "'%s': file ends inside %s at offset %" PRIu64,
-                       r->path, what, off);
-    p += n;
-    len -= (size_t)n;
-    off += (uint64_t)n;
-  }
+  ssize_t n = pread_full(r->fd, buf, len, off);
+  if (n < 0)
+    return fail_errno(r, VAB_E_IO, errno,
+                      "'%s': cannot read %s at offset %" PRIu64, r->path,
+                      what, off);
+  if ((size_t)n != len)
+    return fail(r, VAB_E_FORMAT,
+                "'%s': file ends inside %s at offset %" PRIu64, r->path, what,
+                off + (uint64_t)n);
   return 0;
 }
 
@@ -122,7 +115,7 @@ bool vmdk_probe(const uint8_t *head, size_t len, uint64_t file_size) {
   (void)file_size;
   /* A descriptor file is probed too, so that it gets a clear refusal
    * (vmdk_reader_open) rather than being read as a raw disk of text. */
-  return (len >= 4 && vmdk_le32(head) == VMDK_MAGIC) ||
+  return (len >= 4 && load_le32(head) == VMDK_MAGIC) ||
          vmdk_descriptor_signature(head, len);
 }
 
@@ -179,7 +172,7 @@ static int read_footer(struct vab_reader *r, struct vmdk_header *h) {
   uint64_t marker_at = r->file_size - 3 * VMDK_SECTOR;
   if (read_at(r, sector, sizeof sector, marker_at, "footer marker") < 0)
     return -1;
-  if (vmdk_le32(sector + 8) != 0 || vmdk_le32(sector + 12) != VMDK_MARKER_FOOTER)
+  if (load_le32(sector + 8) != 0 || load_le32(sector + 12) != VMDK_MARKER_FOOTER)
     return fail(r, VAB_E_FORMAT,
                      "'%s': no footer marker at offset %" PRIu64
                      " (truncated stream?)",
@@ -407,7 +400,7 @@ int vmdk_reader_open(struct vab_reader *r) {
     return -1;
   }
   for (uint32_t i = 0; i < s->n_gdes; i++)
-    s->gd[i] = vmdk_le32(raw + 4 * (size_t)i);
+    s->gd[i] = load_le32(raw + 4 * (size_t)i);
   free(raw);
 
   struct vab_image_info *info = &r->info;
@@ -474,7 +467,7 @@ static int load_gt(struct vab_reader *r, struct vmdk_reader *s,
   if (read_at(r, raw, bytes, (uint64_t)sector * VMDK_SECTOR, what) < 0)
     return -1;
   for (uint32_t j = 0; j < s->gt_entries; j++)
-    s->gt[j] = vmdk_le32(raw + 4 * (size_t)j);
+    s->gt[j] = load_le32(raw + 4 * (size_t)j);
   s->gt_index = index;
   return 0;
 }
@@ -522,8 +515,8 @@ static int read_packed(struct vab_reader *r, struct vmdk_reader *s,
     uint8_t marker[VMDK_GRAIN_MARKER_SIZE];
     if (read_at(r, marker, sizeof marker, at, "grain marker") < 0)
       return -1;
-    uint64_t lba = vmdk_le64(marker);
-    uint32_t size = vmdk_le32(marker + 8);
+    uint64_t lba = load_le64(marker);
+    uint32_t size = load_le32(marker + 8);
     if (lba != grain * s->header.grain_size)
       return fail(r, VAB_E_FORMAT,
                        "'%s': grain marker at offset %" PRIu64
@@ -856,8 +849,8 @@ static void check_markers(struct checker *c) {
       finding(c, s->quiet_msg);
       return;
     }
-    uint64_t value = vmdk_le64(m);
-    uint32_t size = vmdk_le32(m + 8);
+    uint64_t value = load_le64(m);
+    uint32_t size = load_le32(m + 8);
     if (size != 0) {
       if (size > max_packed(s)) {
         problem(c, "grain marker at offset %" PRIu64
@@ -878,7 +871,7 @@ static void check_markers(struct checker *c) {
             VMDK_SECTOR;
       continue;
     }
-    uint32_t type = vmdk_le32(m + 12);
+    uint32_t type = load_le32(m + 12);
     if (type == VMDK_MARKER_EOS) {
       /* Zero padding reads as EOS too; only the real one ends the file. */
       saw_eos = at + VMDK_SECTOR == r->file_size;

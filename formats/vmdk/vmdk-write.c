@@ -18,12 +18,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libdeflate.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
+#include "formats/compressors.h"
 #include "formats/image.h"
 #include "formats/vmdk/vmdk.h"
 #include "vab/error.h"
@@ -253,7 +253,7 @@ static int write_prefilled_gd(struct vab_writer *w, struct vmdk_writer *s,
   if (gd == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "vmdk: out of memory");
   for (uint32_t i = 0; i < s->n_gdes; i++)
-    vmdk_put_le32(gd + 4 * (size_t)i, (uint32_t)(first_gt + (uint64_t)i * GT_SECTORS));
+    store_le32(gd + 4 * (size_t)i, (uint32_t)(first_gt + (uint64_t)i * GT_SECTORS));
   int r = sink_write(w, gd, bytes);
   free(gd);
   return r;
@@ -331,88 +331,22 @@ int vmdk_open(struct vab_writer *w) {
   return 0;
 }
 
-/* Per-thread compressor: encode() runs on the core's workers and must not
- * share mutable state, so each thread keeps its own, freed at its exit. */
-struct deflate_scratch {
-  struct libdeflate_compressor *compressor;
-  int level;
-  uint8_t grain[GRAIN_BYTES];  /* the last, short grain, zero-padded */
-};
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static int scratch_key_error;
-
-static void scratch_free(void *p) {
-  struct deflate_scratch *sc = p;
-  if (sc != NULL) {
-    libdeflate_free_compressor(sc->compressor);
-    free(sc);
-  }
-}
-
-static void scratch_key_create(void) {
-  scratch_key_error = pthread_key_create(&scratch_key, scratch_free);
-}
-
-static struct deflate_scratch *thread_scratch(int level) {
-  if (pthread_once(&scratch_once, scratch_key_create) != 0 ||
-      scratch_key_error != 0)
-    return NULL;
-  struct deflate_scratch *sc = pthread_getspecific(scratch_key);
-  if (sc == NULL) {
-    sc = calloc(1, sizeof *sc);
-    if (sc == NULL)
-      return NULL;
-    if (pthread_setspecific(scratch_key, sc) != 0) {
-      free(sc);
-      return NULL;
-    }
-  }
-  if (sc->compressor == NULL || sc->level != level) {
-    libdeflate_free_compressor(sc->compressor);
-    sc->compressor = libdeflate_alloc_compressor(level);
-    sc->level = level;
-    if (sc->compressor == NULL)
-      return NULL;
-  }
-  return sc;
-}
-
-/* Free the calling thread's compressor (the core's own thread may have
- * encoded too, and it does not exit when the writer is done). */
-static void release_thread_scratch(void) {
-  if (pthread_once(&scratch_once, scratch_key_create) != 0 ||
-      scratch_key_error != 0)
-    return;
-  struct deflate_scratch *sc = pthread_getspecific(scratch_key);
-  if (sc != NULL) {
-    pthread_setspecific(scratch_key, NULL);
-    scratch_free(sc);
-  }
-}
-
 /* Compress one grain into a record at out: marker (LBA in sectors,
  * payload size), zlib payload, zero padding to a sector.  Returns the
  * record's length, or 0 if it does not fit in room bytes. */
-static size_t encode_grain(struct deflate_scratch *sc, const uint8_t *data,
-                           size_t len, uint64_t offset, uint8_t *out,
+static size_t encode_grain(struct libdeflate_compressor *compressor,
+                           const uint8_t *data, uint64_t offset, uint8_t *out,
                            size_t room) {
   if (room < VMDK_GRAIN_MARKER_SIZE + VMDK_SECTOR)
     return 0;
-  if (len < GRAIN_BYTES) {
-    memcpy(sc->grain, data, len);
-    memset(sc->grain + len, 0, GRAIN_BYTES - len);
-    data = sc->grain;
-  }
-  size_t n = libdeflate_zlib_compress(sc->compressor, data, GRAIN_BYTES,
+  size_t n = libdeflate_zlib_compress(compressor, data, GRAIN_BYTES,
                                       out + VMDK_GRAIN_MARKER_SIZE,
                                       room - VMDK_GRAIN_MARKER_SIZE -
                                           VMDK_SECTOR);
   if (n == 0)
     return 0;
-  vmdk_put_le64(out, offset / VMDK_SECTOR);
-  vmdk_put_le32(out + 8, (uint32_t)n);
+  store_le64(out, offset / VMDK_SECTOR);
+  store_le32(out + 8, (uint32_t)n);
   size_t used = VMDK_GRAIN_MARKER_SIZE + n;
   size_t padded = (used + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
   memset(out + used, 0, padded - used);
@@ -426,14 +360,20 @@ int vmdk_encode(struct vab_writer *w, struct vab_block *b) {
   b->out_len = 0;
   if (s->subformat != STREAM_OPTIMIZED)
     return 0;  /* stored as is */
-  struct deflate_scratch *sc = thread_scratch(s->level);
-  if (sc == NULL)
+  /* Per-thread (formats/compressors.h): encode() runs on the workers. */
+  struct libdeflate_compressor *compressor = vab_thread_deflate(s->level);
+  if (compressor == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "vmdk: cannot set up a compressor");
   for (uint32_t at = 0; at < b->len; at += GRAIN_BYTES) {
     size_t len = b->len - at < GRAIN_BYTES ? b->len - at : GRAIN_BYTES;
-    if (vab_buffer_is_zero(b->data + at, len))
+    const uint8_t *grain = b->data + at;
+    if (vab_buffer_is_zero(grain, len))
       continue;
-    size_t n = encode_grain(sc, b->data + at, len, b->offset + at,
+    /* The last, short grain is compressed zero-padded, as it reads back. */
+    if (len < GRAIN_BYTES &&
+        (grain = vab_thread_zero_padded(grain, len, GRAIN_BYTES)) == NULL)
+      return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
+    size_t n = encode_grain(compressor, grain, b->offset + at,
                             b->out + b->out_len, b->out_capacity - b->out_len);
     if (n == 0)
       return vab_error(w->ctx, VAB_E_INTERNAL,
@@ -450,7 +390,7 @@ static int flush_gt(struct vab_writer *w, struct vmdk_writer *s) {
   if (s->gt_used) {
     uint8_t table[GT_BYTES];
     for (unsigned i = 0; i < VMDK_GTES_PER_GT; i++)
-      vmdk_put_le32(table + 4 * i, s->gt[i]);
+      store_le32(table + 4 * i, s->gt[i]);
     if (s->subformat == STREAM_OPTIMIZED) {
       uint8_t marker[VMDK_SECTOR];
       vmdk_marker_encode(marker, GT_SECTORS, VMDK_MARKER_GT);
@@ -493,8 +433,8 @@ static int set_gte(struct vab_writer *w, struct vmdk_writer *s,
 static int put_records(struct vab_writer *w, struct vmdk_writer *s,
                        const struct vab_block *b) {
   for (size_t pos = 0; pos < b->out_len;) {
-    uint64_t lba = vmdk_le64(b->out + pos);
-    uint32_t size = vmdk_le32(b->out + pos + 8);
+    uint64_t lba = load_le64(b->out + pos);
+    uint32_t size = load_le32(b->out + pos + 8);
     if (set_gte(w, s, lba / VMDK_GRAIN_SECTORS,
                 (w->sink->offset + pos) / VMDK_SECTOR) < 0)
       return -1;
@@ -561,7 +501,7 @@ static int write_stream_tail(struct vab_writer *w, struct vmdk_writer *s) {
   if (gd == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "vmdk: out of memory");
   for (uint32_t i = 0; i < s->n_gdes; i++)
-    vmdk_put_le32(gd + 4 * (size_t)i, s->gd[i]);
+    store_le32(gd + 4 * (size_t)i, s->gd[i]);
   int r = sink_write(w, gd, bytes);
   free(gd);
   if (r < 0)
@@ -591,7 +531,8 @@ int vmdk_close(struct vab_writer *w) {
 
 void vmdk_free(struct vab_writer *w) {
   struct vmdk_writer *s = w->priv;
-  release_thread_scratch();
+  /* The core's own thread may have encoded too, and it lives on. */
+  vab_thread_compressors_release();
   if (s != NULL) {
     free(s->gd);
     free(s);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/endian.h"
 #include "vab/format.h"
 
 #define VMDK_SECTOR 512u
@@ -107,30 +108,6 @@ bool vmdk_descriptor_signature(const uint8_t *text, size_t len);
 
 /* Is name a valid ddb.adapterType value vab accepts? */
 bool vmdk_adapter_type_valid(const char *name);
-
-/* Little-endian helpers. */
-static inline void vmdk_put_le16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-}
-static inline void vmdk_put_le32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void vmdk_put_le64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t vmdk_le16(const uint8_t *p) {
-  return (uint16_t)(p[0] | (p[1] << 8));
-}
-static inline uint32_t vmdk_le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-static inline uint64_t vmdk_le64(const uint8_t *p) {
-  return (uint64_t)vmdk_le32(p) | (uint64_t)vmdk_le32(p + 4) << 32;
-}
 
 /* The vtable's writer and reader halves (vmdk-write.c, vmdk-read.c). */
 extern const char *const vmdk_option_names[];

@@ -48,9 +48,9 @@ static void test_build_and_parse(void **state) {
   struct oci_descriptor *d =
       oci_add_layer(&m, "application/vnd.vab.disk.qcow2", "sha256:" D64, 42);
   assert_non_null(d);
-  assert_int_equal(oci_annotate(&d->annotations, &d->n_annotations, OCI_TITLE,
+  assert_int_equal(oci_annotate(&d->annotations, OCI_TITLE,
                                 "a \"q\".qcow2"), 0);
-  assert_int_equal(oci_annotate(&m.annotations, &m.n_annotations,
+  assert_int_equal(oci_annotate(&m.annotations,
                                 "org.opencontainers.image.version", "1.0"), 0);
   char *json = oci_manifest_to_json(&m);
   assert_string_equal(json,

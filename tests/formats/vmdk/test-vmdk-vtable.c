@@ -203,8 +203,8 @@ static void test_stream_tail(void **state) {
   assert_int_equal(f.gd_offset, (uint64_t)st.st_size / 512 - 4);
   uint8_t gd_marker[512];
   pread(fd, gd_marker, sizeof gd_marker, (off_t)(f.gd_offset - 1) * 512);
-  assert_int_equal(vmdk_le64(gd_marker), 1);
-  assert_int_equal(vmdk_le32(gd_marker + 12), VMDK_MARKER_GD);
+  assert_int_equal(load_le64(gd_marker), 1);
+  assert_int_equal(load_le32(gd_marker + 12), VMDK_MARKER_GD);
   char desc[64];
   pread(fd, desc, sizeof desc, 512);
   assert_memory_equal(desc, "# Disk DescriptorFile\nversion=1\n", 32);
@@ -301,27 +301,27 @@ static void test_hostile(void **state) {
                    "no footer marker at offset 68464 (truncated "
                    "stream?)");
   /* Absurd grain size. */
-  vmdk_put_le64(le, 3);
+  store_le64(le, 3);
   patch_and_expect("grain.vmdk", 20, le, 8, -1,
                    "grain size 3 sectors in the header at offset 0 is "
                    "not a power of two up to 2048");
   /* Absurd capacity. */
-  vmdk_put_le64(le, UINT64_C(1) << 60);
+  store_le64(le, UINT64_C(1) << 60);
   patch_and_expect("cap.vmdk", 12, le, 8, -1,
                    "capacity 1152921504606846976 sectors in the header "
                    "at offset 0 is too large");
   /* Too many GTEs per GT. */
-  vmdk_put_le32(le, 100000);
+  store_le32(le, 100000);
   patch_and_expect("gtes.vmdk", 44, le, 4, -1,
                    "100000 entries per grain table in the header at "
                    "offset 0 (1 to 512 are valid)");
   /* Version 4. */
-  vmdk_put_le32(le, 4);
+  store_le32(le, 4);
   patch_and_expect("version.vmdk", 4, le, 4, -1,
                    "VMDK version 4 at offset 0 is not supported (1 to 3 "
                    "are)");
   /* Grain marker with an absurd size (first grain at sector 128). */
-  vmdk_put_le32(le, 0x7fffffff);
+  store_le32(le, 0x7fffffff);
   patch_and_expect("msize.vmdk", 128 * 512 + 8, le, 4, -1,
                    "grain marker at offset 65536 has an absurd size of "
                    "2147483647 bytes");
@@ -330,7 +330,7 @@ static void test_hostile(void **state) {
                    "compressed grain at offset 65536 is not a valid "
                    "zlib stream");
   /* A grain marker for the wrong LBA. */
-  vmdk_put_le64(le, 999);
+  store_le64(le, 999);
   patch_and_expect("lba.vmdk", 128 * 512, le, 8, -1,
                    "grain marker at offset 65536 is for sector 999, "
                    "not 0");
@@ -375,7 +375,7 @@ static void test_hostile_tables(void **state) {
 
   /* GT 1 past the end of the file. */
   fd = open(path, O_RDWR);
-  vmdk_put_le32(gde, 0x7ffffff0);
+  store_le32(gde, 0x7ffffff0);
   pwrite(fd, gde, 4, (off_t)gd_at + 4);
   close(fd);
   assert_int_equal(open_reader(ctx, &vab_format_vmdk, path, &r), -1);
