@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "builder/vocab.h"
 #include "builder/export.h"
 #include "common/subprocess.h"
 #include "formats/ova/ova.h"
@@ -89,7 +90,7 @@ static const char header[] =
 static struct vab_template *load(struct vab_ctx *ctx, const char *outputs) {
   char text[2048];
   snprintf(text, sizeof text, "%s%s", header, outputs);
-  struct vab_load_opts opts = {.use_environment = false};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = false};
   struct vab_template *t = NULL;
   if (vab_template_load_data(ctx, "web.yaml", work, text, strlen(text), &opts,
                              &t) < 0) {
