@@ -1015,8 +1015,10 @@ static struct vab_node *schema_output(struct schema *s,
       fail(s);
       continue;
     }
+    /* Checked as written (so messages quote it), passed on normalized. */
     checked[out->n_options].key = specs[i].key;
-    checked[out->n_options].value = text;
+    checked[out->n_options].value =
+        specs[i].kind == VAB_OPTION_SIZE ? value->scalar : text;
     checked_spec[out->n_options] = &specs[i];
     out->options[out->n_options].key = specs[i].key;
     out->options[out->n_options].value = text;
