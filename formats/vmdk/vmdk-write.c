@@ -72,7 +72,7 @@ const struct vab_option_spec vmdk_options[] = {
    "the disk controller the descriptor names"},
   {"hwversion", VAB_OPTION_INT, NULL, 4, 22, "4", 0,
    "virtual hardware version"},
-  {"level", VAB_OPTION_INT, NULL, 1, 12, "6", 0, "deflate level of grains"},
+  {"level", VAB_OPTION_INT, NULL, 1, 12, "5", 0, "deflate level of grains"},
   {"cid", VAB_OPTION_STRING, NULL, 0, 0, NULL, VAB_OPTION_NOT_IN_TEMPLATES,
    "content id, 8 hex digits (default: a hash of the descriptor)"},
   {"extent_file", VAB_OPTION_STRING, NULL, 0, 0, NULL,

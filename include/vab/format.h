@@ -15,9 +15,14 @@
  * options (no shared mutable state), so that the bytes written do not depend
  * on the thread count: put() sees blocks in order whatever the workers do.
  *
- * How to add a format: write formats/<name>/<name>.c with a const vtable,
- * add it to formats/registry.c and formats/meson.build, document its
- * options in docs/formats.md and add tests in tests/formats/.
+ * A format's -o options are a table of typed specs (vab/option.h) that
+ * the template schema reads too (through builder/vocab.c), so nothing
+ * else keeps a copy of them.
+ *
+ * How to add a format: write formats/<name>/<name>.c with a const vtable
+ * and its options table, add it to formats/registry.c and
+ * formats/meson.build, document its options in docs/formats.md and add
+ * tests in tests/formats/.
  */
 #ifndef VAB_FORMAT_H
 #define VAB_FORMAT_H
