@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vab/format.h"
+#include "builder/export.h"
 #include "builder/sysprep.h"
 #include "builder/vocab.h"
 #include "publish/ref.h"
@@ -80,6 +81,32 @@ static const struct vab_option_spec *output_options(const char *format) {
   return k != NULL ? k->specs : NULL;
 }
 
+static const char *find(const struct vab_option *options, size_t n,
+                        const char *key, size_t *index) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(options[i].key, key) == 0) {
+      *index = i;
+      return options[i].value;
+    }
+  return NULL;
+}
+
+/* Workstation opens monolithicSparse disks, not streamOptimized ones: the
+ * rule export.c applies too, here so that validate says it first. */
+static int check_vm(const struct vab_option *options, size_t n,
+                    struct vab_option_problem *p) {
+  size_t at = 0, unused = 0;
+  const char *vm = find(options, n, "vm", &at);
+  const char *sub = find(options, n, "subformat", &unused);
+  if (vm == NULL || strcmp(vm, "vmx") != 0 ||
+      (sub != NULL && strcmp(sub, "monolithicSparse") == 0))
+    return 0;
+  p->index = at;
+  p->code = VAB_E_USAGE;
+  snprintf(p->message, sizeof p->message, "%s", VAB_VMX_NEEDS_SPARSE);
+  return -1;
+}
+
 /* The export's keys here; the rest as vab_convert() checks them. */
 static int check_output(const char *format, const struct vab_option *options,
                         size_t n, struct vab_option_problem *p) {
@@ -117,6 +144,8 @@ static int check_output(const char *format, const struct vab_option *options,
     writer_index[n_writer] = i;
     writer_opts[n_writer++] = options[i];
   }
+  if (strcmp(format, "vmdk") == 0 && check_vm(options, n, p) < 0)
+    return -1;
   const struct vab_format *f = vab_format_by_name(k->writer);
   if (f == NULL || n_writer == 0)
     return 0;
@@ -127,8 +156,20 @@ static int check_output(const char *format, const struct vab_option *options,
   return 0;
 }
 
+static int check_value(const char *format, const struct vab_option *option,
+                       struct vab_option_problem *p) {
+  const struct output_kind *k = kind_of(format);
+  if (k != NULL && k->own.key != NULL && strcmp(option->key, k->own.key) == 0) {
+    memset(p, 0, sizeof *p);
+    return vab_option_check_value(format, &k->own, option->value, p);
+  }
+  /* A writer's option alone: its table, and its shape checks. */
+  return check_output(format, option, 1, p);
+}
+
 static const struct vab_template_vocab vocab = {
   .output_options = output_options,
+  .check_value = check_value,
   .check_output = check_output,
   .check_ref = oci_publish_ref_check,
 };

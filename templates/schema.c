@@ -1030,7 +1030,7 @@ static struct vab_node *schema_output(struct schema *s,
   bool each_ok = typed;
   for (size_t i = 0; i < out->n_options; i++) {
     struct vab_option_problem problem;
-    if (v->check_output(out->format, &checked[i], 1, &problem) < 0) {
+    if (v->check_value(out->format, &checked[i], &problem) < 0) {
       output_problem(s, checked_spec[i], &out->options[i].mark,
                      checked[i].value, &problem);
       each_ok = false;

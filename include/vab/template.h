@@ -238,8 +238,12 @@ struct vab_template_vocab {
   /* The keys an output of format may have besides `format`, in canonical
    * order (key NULL ends it). */
   const struct vab_option_spec *(*output_options)(const char *format);
+  /* One option value alone (kind, range, shape), so that each wrong value
+   * is reported: 0, or -1 with *problem filled.  Pure. */
+  int (*check_value)(const char *format, const struct vab_option *option,
+                     struct vab_option_problem *problem);
   /* One output's options (values as text) checked as the export will
-   * check them: 0, or -1 with *problem filled.  Pure. */
+   * check them, combinations included: 0, or -1 with *problem.  Pure. */
   int (*check_output)(const char *format, const struct vab_option *options,
                       size_t n, struct vab_option_problem *problem);
   /* A publish reference: 0, or -1 with the reason in why.  Pure. */
