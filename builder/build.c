@@ -22,6 +22,7 @@
 #include "builder/plan.h"
 #include "builder/source.h"
 #include "builder/sysprep.h"
+#include "builder/vocab.h"
 #include "publish/publish.h"
 #include "signing/digest.h"
 #include "signing/manifest.h"
@@ -64,6 +65,7 @@ int vab_build_load(struct vab_ctx *ctx, const struct vab_build_opts *opts,
   double start = now_seconds();
   struct vab_load_opts load = {
     .vars = opts->vars, .n_vars = opts->n_vars, .use_environment = true,
+    .vocab = vab_template_vocab(),
   };
   if (vab_template_load(ctx, opts->template_path, &load, &b->template) < 0) {
     vab_build_free(b);

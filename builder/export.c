@@ -267,9 +267,8 @@ static int check_vm_definition(struct vab_ctx *ctx,
   const char *sub = output_option(o, "subformat");
   if (vm != NULL && strcmp(vm, "vmx") == 0 &&
       (sub == NULL || strcmp(sub, "monolithicSparse") != 0))
-    return vab_error_at(ctx, VAB_E_SCHEMA, &o->mark,
-                        "'vm: vmx' needs 'subformat: monolithicSparse': VMware "
-                        "Workstation does not open streamOptimized disks");
+    return vab_error_at(ctx, VAB_E_SCHEMA, &o->mark, "%s",
+                        VAB_VMX_NEEDS_SPARSE);
   return 0;
 }
 

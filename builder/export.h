@@ -8,6 +8,12 @@
 #include <stdint.h>
 #include "vab/template.h"
 
+/* `vm: vmx` on a disk that is not monolithicSparse: refused by validate
+ * (builder/vocab.c) and again by the export, with these words. */
+#define VAB_VMX_NEEDS_SPARSE                                               \
+  "'vm: vmx' needs 'subformat: monolithicSparse': VMware Workstation "     \
+  "does not open streamOptimized disks"
+
 struct vab_signer;
 
 struct vab_artifact {

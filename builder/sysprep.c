@@ -3,6 +3,8 @@
  * Every operation but "trim" is a few lines of shell run in the guest's
  * chroot; the chosen ones are joined into one script, because each guest
  * command costs a round trip to the builder VM (slow under TCG). */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,11 +90,67 @@ static const struct sysprep_op ops[] = {
   {"trim", NULL},
 };
 
-static const struct sysprep_op *find_op(const char *name) {
-  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-    if (strcmp(ops[i].name, name) == 0)
-      return &ops[i];
-  return NULL;
+#define N_OPS (sizeof ops / sizeof ops[0])
+
+static const char *op_names[N_OPS + 1];
+static pthread_once_t op_names_once = PTHREAD_ONCE_INIT;
+
+static void fill_op_names(void) {
+  for (size_t i = 0; i < N_OPS; i++)
+    op_names[i] = ops[i].name;
+  op_names[N_OPS] = NULL;
+}
+
+const char *const *vab_sysprep_operations(void) {
+  pthread_once(&op_names_once, fill_op_names);
+  return op_names;
+}
+
+static bool chosen(const struct vab_sysprep *sysprep, const char *name) {
+  for (size_t i = 0; i < sysprep->n_operations; i++)
+    if (strcmp(sysprep->operations[i], name) == 0)
+      return true;
+  return false;
+}
+
+/* Walk the table, not the template's list: the schema took the names from
+ * this table, and table order is run order ("trim" last). */
+int vab_sysprep_plan(struct vab_ctx *ctx, const struct vab_sysprep *sysprep,
+                     struct vab_sysprep_plan *plan) {
+  memset(plan, 0, sizeof *plan);
+  struct buf script = BUF_INIT;
+  struct buf names = BUF_INIT;
+  int r = buf_puts(&script, "set -e\n");
+  for (size_t i = 0; i < N_OPS && r == 0; i++) {
+    const struct sysprep_op *op = &ops[i];
+    if (!chosen(sysprep, op->name))
+      continue;
+    if (names.len > 0)
+      r = buf_puts(&names, ", ");
+    if (r == 0)
+      r = buf_puts(&names, op->name);
+    if (op->script == NULL) {
+      plan->trim = true;
+      continue;
+    }
+    plan->ssh_hostkeys |= strcmp(op->name, "ssh-hostkeys") == 0;
+    if (r == 0)
+      r = buf_printf(&script, "echo 'sysprep: %s'\n%s", op->name, op->script);
+  }
+  if (r < 0) {
+    buf_release(&script);
+    buf_release(&names);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  plan->script = script.data;
+  plan->names = names.data;
+  return 0;
+}
+
+void vab_sysprep_plan_release(struct vab_sysprep_plan *plan) {
+  free(plan->script);
+  free(plan->names);
+  memset(plan, 0, sizeof *plan);
 }
 
 int vab_sysprep_run(struct vab_ctx *ctx, const struct vab_sysprep *sysprep,
@@ -102,48 +160,21 @@ int vab_sysprep_run(struct vab_ctx *ctx, const struct vab_sysprep *sysprep,
     vab_log(ctx, VAB_LOG_INFO, "sysprep: off");
     return 0;
   }
-  struct buf script = BUF_INIT;
-  struct buf names = BUF_INIT;
-  bool trim = false, ssh = false;
-  int r = buf_puts(&script, "set -e\n");
-  for (size_t i = 0; i < sysprep->n_operations && r == 0; i++) {
-    const char *name = sysprep->operations[i];
-    const struct sysprep_op *op = find_op(name);
-    if (op == NULL) {
-      buf_release(&script);
-      buf_release(&names);
-      return vab_error_at(ctx, VAB_E_INTERNAL, &sysprep->mark,
-                          "sysprep operation '%s' has no implementation "
-                          "(a vab bug: the schema accepted it)", name);
-    }
-    if (names.len > 0)
-      r = buf_puts(&names, ", ");
-    if (r == 0)
-      r = buf_puts(&names, name);
-    if (op->script == NULL) {
-      trim = true;
-      continue;
-    }
-    ssh |= strcmp(name, "ssh-hostkeys") == 0;
-    if (r == 0)
-      r = buf_printf(&script, "echo 'sysprep: %s'\n%s", name, op->script);
-  }
-  if (r < 0) {
-    buf_release(&script);
-    buf_release(&names);
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  }
-  vab_log(ctx, VAB_LOG_INFO, "sysprep: %s", names.data);
-  buf_release(&names);
-  if (ssh && (vab_guest_mkdir_p(g, "/etc/systemd/system") < 0 ||
-              vab_guest_write(g, "/etc/systemd/system/vab-ssh-hostkeys.service",
-                              ssh_keygen_unit, strlen(ssh_keygen_unit)) < 0)) {
-    buf_release(&script);
+  struct vab_sysprep_plan plan;
+  if (vab_sysprep_plan(ctx, sysprep, &plan) < 0)
+    return -1;
+  vab_log(ctx, VAB_LOG_INFO, "sysprep: %s", plan.names ? plan.names : "");
+  if (plan.ssh_hostkeys &&
+      (vab_guest_mkdir_p(g, "/etc/systemd/system") < 0 ||
+       vab_guest_write(g, "/etc/systemd/system/vab-ssh-hostkeys.service",
+                       ssh_keygen_unit, strlen(ssh_keygen_unit)) < 0)) {
+    vab_sysprep_plan_release(&plan);
     return -1;
   }
   int status = 0;
-  r = vab_guest_script(g, script.data, NULL, &status);
-  buf_release(&script);
+  bool trim = plan.trim;
+  int r = vab_guest_script(g, plan.script, NULL, &status);
+  vab_sysprep_plan_release(&plan);
   if (r < 0)
     return -1;
   if (status != 0) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builder/vocab.h"
 #include "cli/cli.h"
 #include "cli/vars.h"
 
@@ -74,6 +75,7 @@ static int run_validate(struct vab_ctx *ctx, int argc, char **argv) {
 
   struct vab_load_opts opts = {
     .vars = vars.ptr, .n_vars = vars.len, .use_environment = true,
+    .vocab = vab_template_vocab(),
   };
   struct vab_template *t = NULL;
   int r = vab_template_load(ctx, path, &opts, &t);

@@ -14,7 +14,9 @@ int vab_option_bool(struct vab_writer *w, const char *key, const char *value,
                     bool *out);
 /* An unknown key: the error lists the format's option names. */
 int vab_option_unknown(struct vab_writer *w, const char *key);
-/* A size with an optional K/M/G suffix (powers of 1024). */
+/* The hint after an unknown key: the format's option names. */
+void vab_option_hint_names(struct vab_ctx *ctx, const struct vab_format *f);
+/* A size in the grammar of common/size.h. */
 int vab_option_size(struct vab_writer *w, const char *key, const char *value,
                     uint64_t *out);
 

@@ -1,9 +1,14 @@
-/* -o KEY=VALUE[,KEY=VALUE]... */
+/* -o KEY=VALUE[,KEY=VALUE]..., and the checks of options against the
+ * writers' spec tables (the same ones `vab validate` runs). */
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/size.h"
 #include "vab/format.h"
 #include "formats/options-util.h"
 
@@ -45,12 +50,147 @@ int vab_options_parse(struct vab_ctx *ctx, const char *text,
   return 0;
 }
 
-int vab_option_int(struct vab_writer *w, const char *key, const char *value,
-                   long min, long max, long *out) {
+static bool parse_bool(const char *value, bool *out) {
+  static const char *const yes[] = {"on", "true", "yes", "1"};
+  static const char *const no[] = {"off", "false", "no", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcmp(value, yes[i]) == 0) {
+      *out = true;
+      return true;
+    }
+    if (strcmp(value, no[i]) == 0) {
+      *out = false;
+      return true;
+    }
+  }
+  return false;
+}
+
+static bool parse_int(const char *value, long *out) {
   char *end;
+  /* strtol would also take spaces and a '+'. */
+  if (!isdigit((unsigned char)value[0]) &&
+      !(value[0] == '-' && isdigit((unsigned char)value[1])))
+    return false;
   errno = 0;
   long n = strtol(value, &end, 10);
-  if (errno != 0 || end == value || *end != '\0' || n < min || n > max)
+  if (errno != 0 || end == value || *end != '\0')
+    return false;
+  *out = n;
+  return true;
+}
+
+static int problem(struct vab_option_problem *p, enum vab_code code,
+                   const char *fmt, ...) VAB_PRINTF(3, 4);
+static int problem(struct vab_option_problem *p, enum vab_code code,
+                   const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->message, sizeof p->message, fmt, ap);
+  va_end(ap);
+  p->code = code;
+  return -1;
+}
+
+/* "a, b or c" into buf. */
+static void list_values(const char *const *values, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; values != NULL && values[i] != NULL; i++) {
+    const char *sep = i == 0 ? "" : values[i + 1] == NULL ? " or " : ", ";
+    int k = snprintf(buf + used, len - used, "%s%s", sep, values[i]);
+    if (k < 0 || (size_t)k >= len - used)
+      break;
+    used += (size_t)k;
+  }
+}
+
+const struct vab_option_spec *vab_option_spec_find(
+    const struct vab_option_spec *table, const char *key) {
+  for (size_t i = 0; table != NULL && table[i].key != NULL; i++)
+    if (strcmp(table[i].key, key) == 0)
+      return &table[i];
+  return NULL;
+}
+
+int vab_option_check_value(const char *owner,
+                           const struct vab_option_spec *spec,
+                           const char *value,
+                           struct vab_option_problem *p) {
+  char list[200];
+  bool on;
+  long n;
+  uint64_t size;
+  switch (spec->kind) {
+  case VAB_OPTION_ENUM:
+    for (size_t i = 0; spec->values[i] != NULL; i++)
+      if (strcmp(spec->values[i], value) == 0)
+        return 0;
+    list_values(spec->values, list, sizeof list);
+    return problem(p, VAB_E_USAGE, "%s option %s must be %s, not '%.100s'",
+                   owner, spec->key, list, value);
+  case VAB_OPTION_INT:
+    if (!parse_int(value, &n) || n < (long)spec->min || n > (long)spec->max)
+      return problem(p, VAB_E_USAGE,
+                     "%s option %s must be a number from %ld to %ld, "
+                     "not '%.100s'",
+                     owner, spec->key, (long)spec->min, (long)spec->max,
+                     value);
+    return 0;
+  case VAB_OPTION_SIZE:
+    if (vab_parse_size(value, &size) < 0)
+      return problem(p, VAB_E_USAGE,
+                     "%s option %s must be a size such as 65536 or 64K, "
+                     "not '%.100s'",
+                     owner, spec->key, value);
+    if (size < spec->min || size > spec->max ||
+        ((spec->flags & VAB_OPTION_POWER_OF_TWO) && (size & (size - 1))))
+      return problem(p, VAB_E_USAGE,
+                     "%s option %s must be a %sfrom %llu to %llu bytes, "
+                     "not '%.100s'",
+                     owner, spec->key,
+                     (spec->flags & VAB_OPTION_POWER_OF_TWO)
+                         ? "power of two " : "size ",
+                     (unsigned long long)spec->min,
+                     (unsigned long long)spec->max, value);
+    return 0;
+  case VAB_OPTION_BOOL:
+    if (!parse_bool(value, &on))
+      return problem(p, VAB_E_USAGE,
+                     "%s option %s must be 'on' or 'off', not '%.100s'",
+                     owner, spec->key, value);
+    return 0;
+  case VAB_OPTION_STRING:
+    return 0;
+  }
+  return problem(p, VAB_E_INTERNAL, "%s option %s has no kind", owner,
+                 spec->key);
+}
+
+int vab_format_check_options(const struct vab_format *f,
+                             const struct vab_option *options, size_t n,
+                             struct vab_option_problem *p) {
+  memset(p, 0, sizeof *p);
+  for (size_t i = 0; i < n; i++) {
+    p->index = i;
+    const struct vab_option_spec *spec =
+        vab_option_spec_find(f->options, options[i].key);
+    if (spec == NULL)
+      return problem(p, VAB_E_USAGE, "format %s has no option '%.100s'",
+                     f->name, options[i].key);
+    if (vab_option_check_value(f->name, spec, options[i].value, p) < 0)
+      return -1;
+  }
+  p->index = 0;
+  if (f->check_options != NULL && f->check_options(options, n, p) < 0)
+    return -1;
+  return 0;
+}
+
+int vab_option_int(struct vab_writer *w, const char *key, const char *value,
+                   long min, long max, long *out) {
+  long n;
+  if (!parse_int(value, &n) || n < min || n > max)
     return vab_error(w->ctx, VAB_E_USAGE,
                      "%s option %s must be a number from %ld to %ld, not '%s'",
                      w->format->name, key, min, max, value);
@@ -60,60 +200,40 @@ int vab_option_int(struct vab_writer *w, const char *key, const char *value,
 
 int vab_option_bool(struct vab_writer *w, const char *key, const char *value,
                     bool *out) {
-  static const char *const yes[] = {"on", "true", "yes", "1"};
-  static const char *const no[] = {"off", "false", "no", "0"};
-  for (size_t i = 0; i < 4; i++) {
-    if (strcmp(value, yes[i]) == 0) {
-      *out = true;
-      return 0;
-    }
-    if (strcmp(value, no[i]) == 0) {
-      *out = false;
-      return 0;
-    }
-  }
-  return vab_error(w->ctx, VAB_E_USAGE,
-                   "%s option %s must be 'on' or 'off', not '%s'",
-                   w->format->name, key, value);
+  if (!parse_bool(value, out))
+    return vab_error(w->ctx, VAB_E_USAGE,
+                     "%s option %s must be 'on' or 'off', not '%s'",
+                     w->format->name, key, value);
+  return 0;
 }
 
 int vab_option_unknown(struct vab_writer *w, const char *key) {
+  vab_error(w->ctx, VAB_E_USAGE, "format %s has no option '%s'",
+            w->format->name, key);
+  vab_option_hint_names(w->ctx, w->format);
+  return -1;
+}
+
+void vab_option_hint_names(struct vab_ctx *ctx, const struct vab_format *f) {
   char names[256] = "";
   size_t used = 0;
-  for (const char *const *n = w->format->option_names; n && *n; n++) {
+  for (size_t i = 0; f->options != NULL && f->options[i].key != NULL; i++) {
     int k = snprintf(names + used, sizeof names - used, "%s%s",
-                     used ? ", " : "", *n);
+                     used ? ", " : "", f->options[i].key);
     if (k < 0 || (size_t)k >= sizeof names - used)
       break;
     used += (size_t)k;
   }
-  vab_error(w->ctx, VAB_E_USAGE, "format %s has no option '%s'",
-            w->format->name, key);
-  vab_diag_hint(w->ctx, "%s options: %s, threads", w->format->name,
-                used ? names : "none");
-  return -1;
+  vab_diag_hint(ctx, "%s options: %s%sthreads", f->name, names,
+                used ? ", " : "");
 }
 
 int vab_option_size(struct vab_writer *w, const char *key, const char *value,
                     uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(value, &end, 10);
-  unsigned shift = 0;
-  if (*end == 'K' || *end == 'k')
-    shift = 10;
-  else if (*end == 'M' || *end == 'm')
-    shift = 20;
-  else if (*end == 'G' || *end == 'g')
-    shift = 30;
-  if (shift != 0)
-    end++;
-  if (errno != 0 || end == value || *end != '\0' || value[0] == '-' ||
-      n > (UINT64_MAX >> shift))
+  if (vab_parse_size(value, out) < 0)
     return vab_error(w->ctx, VAB_E_USAGE,
                      "%s option %s must be a size such as 65536 or 64K, "
                      "not '%s'",
                      w->format->name, key, value);
-  *out = (uint64_t)n << shift;
   return 0;
 }

@@ -417,8 +417,7 @@ out:
 static int check_options(struct publish_run *run) {
   struct vab_ctx *ctx = run->ctx;
   if (run->ref.digest != NULL)
-    return vab_error(ctx, VAB_E_USAGE,
-                     "cannot publish to a digest reference; give a tag");
+    return vab_error(ctx, VAB_E_USAGE, "%s", OCI_DIGEST_PUSH_REFUSED);
   for (size_t i = 0; i < run->opts->n_tags; i++)
     if (!oci_tag_valid(run->opts->tags[i]))
       return vab_error(ctx, VAB_E_USAGE,

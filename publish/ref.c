@@ -154,20 +154,26 @@ void oci_ref_release(struct oci_ref *ref) {
   memset(ref, 0, sizeof *ref);
 }
 
-int oci_ref_parse(struct vab_ctx *ctx, const char *text, struct oci_ref *ref) {
+/* Parse text into ref; on failure the reason goes to why and the result
+ * is the error code (ref released). */
+static enum vab_code ref_parse(const char *text, struct oci_ref *ref,
+                               char *why, size_t why_len) {
   memset(ref, 0, sizeof *ref);
   const char *slash = strchr(text, '/');
-  if (slash == NULL || slash == text)
-    return vab_error(ctx, VAB_E_USAGE,
-                     "reference '%s' has no registry host; write "
-                     "HOST[:PORT]/REPO[:TAG]",
-                     text);
+  if (slash == NULL || slash == text) {
+    snprintf(why, why_len,
+             "reference '%.200s' has no registry host; write "
+             "HOST[:PORT]/REPO[:TAG]",
+             text);
+    return VAB_E_USAGE;
+  }
   ref->host = strndup(text, (size_t)(slash - text));
   char *rest = strdup(slash + 1);
   if (ref->host == NULL || rest == NULL) {
     free(rest);
     oci_ref_release(ref);
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    snprintf(why, why_len, "out of memory");
+    return VAB_E_NOMEM;
   }
   char *at = strchr(rest, '@');
   if (at != NULL) {
@@ -183,29 +189,55 @@ int oci_ref_parse(struct vab_ctx *ctx, const char *text, struct oci_ref *ref) {
   }
   ref->repo = strdup(rest);
   free(rest);
-  int r = 0;
+  enum vab_code code = VAB_E_USAGE;
   if (ref->repo == NULL || (at && ref->digest == NULL) ||
-      (colon && ref->tag == NULL))
-    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  else if (!host_valid(ref->host))
-    r = vab_error(ctx, VAB_E_USAGE,
-                  "reference '%s': '%s' is not a registry host[:port]", text,
-                  ref->host);
-  else if (!oci_repo_valid(ref->repo))
-    r = vab_error(ctx, VAB_E_USAGE,
-                  "reference '%s': repository '%s' is not valid (lowercase "
-                  "letters, digits and . _ - separators, '/' between parts)",
-                  text, ref->repo);
-  else if (ref->tag != NULL && !oci_tag_valid(ref->tag))
-    r = vab_error(ctx, VAB_E_USAGE,
-                  "reference '%s': tag '%s' is not valid (at most 128 of "
-                  "A-Z a-z 0-9 . _ -, not starting with . or -)",
-                  text, ref->tag);
-  else if (ref->digest != NULL && !oci_digest_valid(ref->digest))
-    r = vab_error(ctx, VAB_E_USAGE,
-                  "reference '%s': digest '%s' is not sha256:<64 hex digits>",
-                  text, ref->digest);
-  if (r < 0)
-    oci_ref_release(ref);
-  return r;
+      (colon && ref->tag == NULL)) {
+    snprintf(why, why_len, "out of memory");
+    code = VAB_E_NOMEM;
+  } else if (!host_valid(ref->host)) {
+    snprintf(why, why_len,
+             "reference '%.200s': '%.100s' is not a registry host[:port]",
+             text, ref->host);
+  } else if (!oci_repo_valid(ref->repo)) {
+    snprintf(why, why_len,
+             "reference '%.200s': repository '%.100s' is not valid "
+             "(lowercase letters, digits and . _ - separators, '/' between "
+             "parts)",
+             text, ref->repo);
+  } else if (ref->tag != NULL && !oci_tag_valid(ref->tag)) {
+    snprintf(why, why_len,
+             "reference '%.200s': tag '%.100s' is not valid (at most 128 of "
+             "A-Z a-z 0-9 . _ -, not starting with . or -)",
+             text, ref->tag);
+  } else if (ref->digest != NULL && !oci_digest_valid(ref->digest)) {
+    snprintf(why, why_len,
+             "reference '%.200s': digest '%.100s' is not sha256:<64 hex "
+             "digits>",
+             text, ref->digest);
+  } else {
+    return VAB_OK;
+  }
+  oci_ref_release(ref);
+  return code;
+}
+
+int oci_ref_parse(struct vab_ctx *ctx, const char *text, struct oci_ref *ref) {
+  char why[512];
+  enum vab_code code = ref_parse(text, ref, why, sizeof why);
+  if (code != VAB_OK)
+    return vab_error(ctx, code, "%s", why);
+  return 0;
+}
+
+int oci_publish_ref_check(const char *text, char *why, size_t why_len) {
+  struct oci_ref ref;
+  if (ref_parse(text, &ref, why, why_len) != VAB_OK)
+    return -1;
+  bool digest = ref.digest != NULL;
+  oci_ref_release(&ref);
+  if (digest) {
+    snprintf(why, why_len, "%s", OCI_DIGEST_PUSH_REFUSED);
+    return -1;
+  }
+  return 0;
 }

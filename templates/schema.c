@@ -10,17 +10,15 @@
 
 #include "common/buf.h"
 #include "common/debian.h"
+#include "common/size.h"
 #include "vab/provisioner.h"
 #include "templates/template-private.h"
 
-const char *const vab_sysprep_operations[] = {
-  "machine-id", "ssh-hostkeys", "logs", "apt-cache", "tmp", "bash-history",
-  "dhcp-leases", "random-seed", "trim", NULL,
-};
 
 struct schema {
   struct loader *l;
   struct vab_ctx *ctx;
+  const struct vab_template_vocab *vocab;
   const char *dir;
   int status;
 };
@@ -693,11 +691,12 @@ static struct vab_node *schema_sysprep(struct schema *s,
                                        const struct vab_node *root,
                                        struct vab_sysprep *sp) {
   static const char *const sysprep_keys[] = {"operations", "keep", NULL};
+  const char *const *ops_table = s->vocab->sysprep_operations;
   const struct vab_node *node = vab_node_get(root, "sysprep");
   sp->mark = node != NULL ? node->mark : root->mark;
   sp->enabled = true;
   size_t n_ops = 0;
-  while (vab_sysprep_operations[n_ops] != NULL)
+  while (ops_table[n_ops] != NULL)
     n_ops++;
   sp->operations = arena_alloc(s->l->arena, (n_ops + 1) * sizeof(char *));
   sp->keep = arena_alloc(s->l->arena, (n_ops + 1) * sizeof(char *));
@@ -741,10 +740,10 @@ static struct vab_node *schema_sysprep(struct schema *s,
         continue;
       }
       if (vab_node_enum(s->ctx, at, "sysprep operation",
-                        vab_sysprep_operations, &op) < 0)
+                        ops_table, &op) < 0)
         fail(s);
       else
-        chosen[index_of(vab_sysprep_operations, op)] = true;
+        chosen[index_of(ops_table, op)] = true;
     }
     free(list);
   }
@@ -756,23 +755,23 @@ static struct vab_node *schema_sysprep(struct schema *s,
   for (size_t i = 0; i < n_kept; i++) {
     const struct vab_node *at = keep->kind == VAB_NODE_SEQ ? keep->items[i] : keep;
     const char *op = NULL;
-    if (vab_node_enum(s->ctx, at, "sysprep operation", vab_sysprep_operations,
+    if (vab_node_enum(s->ctx, at, "sysprep operation", ops_table,
                       &op) < 0) {
       fail(s);
       continue;
     }
-    int k = index_of(vab_sysprep_operations, op);
+    int k = index_of(ops_table, op);
     bool already = false;
     for (size_t j = 0; j < sp->n_keep; j++)
-      already |= sp->keep[j] == vab_sysprep_operations[k];
+      already |= sp->keep[j] == ops_table[k];
     if (!already)
-      sp->keep[sp->n_keep++] = vab_sysprep_operations[k];
+      sp->keep[sp->n_keep++] = ops_table[k];
     chosen[k] = false;
   }
   free(kept);
   for (size_t i = 0; i < n_ops; i++)
     if (chosen[i])
-      sp->operations[sp->n_operations++] = vab_sysprep_operations[i];
+      sp->operations[sp->n_operations++] = ops_table[i];
   /* Canonical: the resolved list, so `keep` has been applied. */
   struct vab_node *canon = new_map(s, &sp->mark);
   struct vab_node *seq = new_seq(s, &sp->mark);
@@ -925,144 +924,46 @@ static struct vab_node *schema_tests(struct schema *s,
 
 /* outputs */
 
-enum opt_kind { OPT_ENUM, OPT_UINT, OPT_BOOL, OPT_SIZE };
-
-struct opt_spec {
-  const char *key;
-  enum opt_kind kind;
-  const char *const *values;   /* OPT_ENUM */
-  uint64_t min, max;           /* OPT_UINT, OPT_SIZE */
-};
-
-struct format_spec {
-  const char *name;
-  const struct opt_spec *opts;
-};
-
-static const char *const qcow2_compressions[] = {"none", "zlib", "zstd", NULL};
-static const char *const raw_compressions[] = {"none", "zstd", NULL};
-static const char *const vmdk_subformats[] = {"streamOptimized",
-                                              "monolithicSparse", NULL};
-static const char *const vmdk_adapters[] = {"ide", "lsilogic", "buslogic",
-                                            "legacyESX", NULL};
-static const char *const ova_targets[] = {"vmware", "virtualbox", NULL};
-/* vab writes fixed VHDs only (what Azure takes); qemu-img writes VHDX. */
-static const char *const vhd_subformats[] = {"fixed", NULL};
-static const char *const vhdx_subformats[] = {"dynamic", "fixed", NULL};
-/* `vm`: a VM definition beside the disk (builder/vmdef.h). */
-static const char *const qcow2_vms[] = {"none", "libvirt", NULL};
-static const char *const vmdk_vms[] = {"none", "vmx", NULL};
-static const char *const hyperv_vms[] = {"none", "hyperv", NULL};
-
-static const struct opt_spec qcow2_opts[] = {
-  {"compression", OPT_ENUM, qcow2_compressions, 0, 0},
-  {"level", OPT_UINT, NULL, 1, 22},
-  {"dedup", OPT_BOOL, NULL, 0, 0},
-  {"cluster_size", OPT_SIZE, NULL, 512, 2u << 20},
-  {"vm", OPT_ENUM, qcow2_vms, 0, 0},
-  {NULL, OPT_ENUM, NULL, 0, 0},
-};
-static const struct opt_spec vmdk_opts[] = {
-  {"subformat", OPT_ENUM, vmdk_subformats, 0, 0},
-  {"adapter_type", OPT_ENUM, vmdk_adapters, 0, 0},
-  {"hwversion", OPT_UINT, NULL, 4, 22},
-  {"level", OPT_UINT, NULL, 1, 12},
-  {"vm", OPT_ENUM, vmdk_vms, 0, 0},
-  {NULL, OPT_ENUM, NULL, 0, 0},
-};
-static const struct opt_spec ova_opts[] = {
-  {"target", OPT_ENUM, ova_targets, 0, 0},
-  {NULL, OPT_ENUM, NULL, 0, 0},
-};
-static const struct opt_spec raw_opts[] = {
-  {"compression", OPT_ENUM, raw_compressions, 0, 0},
-  {"level", OPT_UINT, NULL, 1, 22},
-  {NULL, OPT_ENUM, NULL, 0, 0},
-};
-static const struct opt_spec vhd_opts[] = {
-  {"subformat", OPT_ENUM, vhd_subformats, 0, 0},
-  {"vm", OPT_ENUM, hyperv_vms, 0, 0},
-  {NULL, OPT_ENUM, NULL, 0, 0},
-};
-static const struct opt_spec vhdx_opts[] = {
-  {"subformat", OPT_ENUM, vhdx_subformats, 0, 0},
-  {"vm", OPT_ENUM, hyperv_vms, 0, 0},
-  {NULL, OPT_ENUM, NULL, 0, 0},
-};
-
-static const struct format_spec output_formats[] = {
-  {"qcow2", qcow2_opts}, {"vmdk", vmdk_opts}, {"ova", ova_opts},
-  {"raw", raw_opts},     {"vhd", vhd_opts},   {"vhdx", vhdx_opts},
-};
-static const char *const output_format_names[] = {"qcow2", "vmdk", "ova",
-                                                  "raw", "vhd", "vhdx", NULL};
-
-static void output_option(struct schema *s, const struct opt_spec *o,
-                          const struct vab_node *node, const char *format,
-                          struct vab_output_spec *out) {
-  char what[64];
-  snprintf(what, sizeof what, "%s %s", format, o->key);
+/* An option's value as the text its owner parses: YAML booleans become
+ * on/off and sizes a byte count (what `vab convert -o` would be given);
+ * anything else goes as written, for the owner's check to judge. */
+static const char *output_option_text(struct schema *s,
+                                      const struct vab_option_spec *spec,
+                                      const struct vab_node *node,
+                                      const char *what) {
   const char *text = NULL;
+  if (vab_node_string(s->ctx, node, what, &text) < 0)
+    return NULL;
+  uint64_t size;
+  bool on;
   char number[32];
-  uint64_t v = 0;
-  bool on = false;
-  switch (o->kind) {
-  case OPT_ENUM:
-    if (vab_node_enum(s->ctx, node, what, o->values, &text) < 0)
-      text = NULL;
-    break;
-  case OPT_BOOL:
-    if (vab_node_bool(s->ctx, node, what, &on) == 0)
-      text = on ? "on" : "off";
-    break;
-  case OPT_UINT:
-    if (vab_node_uint(s->ctx, node, what, o->max, &v) < 0)
-      break;
-    if (v < o->min) {
-      vab_error_at(s->ctx, VAB_E_SCHEMA, &node->mark,
-                   "%s must be from %llu to %llu, not '%.200s'", what,
-                   (unsigned long long)o->min, (unsigned long long)o->max,
-                   node->scalar);
-      break;
-    }
-    snprintf(number, sizeof number, "%llu", (unsigned long long)v);
-    text = number;
-    break;
-  case OPT_SIZE:
-    if (vab_node_size(s->ctx, node, what, &v) < 0)
-      break;
-    if (v < o->min || v > o->max || (v & (v - 1)) != 0) {
-      vab_error_at(s->ctx, VAB_E_SCHEMA, &node->mark,
-                   "%s must be a power of two from 512 to 2M, not '%.200s'", what,
-                   node->scalar);
-      break;
-    }
-    snprintf(number, sizeof number, "%llu", (unsigned long long)v);
-    text = number;
-    break;
+  if (spec->kind == VAB_OPTION_BOOL && node_is_bool_text(text, &on))
+    return on ? "on" : "off";
+  if (spec->kind == VAB_OPTION_SIZE && vab_parse_size(text, &size) == 0) {
+    snprintf(number, sizeof number, "%llu", (unsigned long long)size);
+    return arena_strdup(s->l->arena, number);
   }
-  if (text == NULL) {
-    fail(s);
-    return;
+  return text;
+}
+
+/* A refused value: the owner's message at the value, and for a word out
+ * of a list, the likely word or the list. */
+static void output_problem(struct schema *s, const struct vab_option_spec *spec,
+                           const struct vab_mark *mark, const char *value,
+                           const struct vab_option_problem *problem) {
+  vab_error_at(s->ctx, VAB_E_SCHEMA, mark, "%s", problem->message);
+  if (spec != NULL && spec->kind == VAB_OPTION_ENUM) {
+    const char *close = vab_suggest(value, spec->values);
+    if (close != NULL)
+      vab_diag_hint(s->ctx, "did you mean '%s'?", close);
   }
-  if (strcmp(o->key, "target") == 0) {
-    out->target = text;
-    return;
-  }
-  const char *copy = arena_strdup(s->l->arena, text);
-  if (copy == NULL) {
-    nomem(s);
-    return;
-  }
-  out->options[out->n_options].key = o->key;
-  out->options[out->n_options].value = copy;
-  out->options[out->n_options].mark = node->mark;
-  out->n_options++;
+  fail(s);
 }
 
 static struct vab_node *schema_output(struct schema *s,
                                       const struct vab_node *map,
                                       struct vab_output_spec *out) {
+  const struct vab_template_vocab *v = s->vocab;
   /* The slot may hold a rejected duplicate from the item before. */
   memset(out, 0, sizeof *out);
   out->mark = map->mark;
@@ -1071,39 +972,88 @@ static struct vab_node *schema_output(struct schema *s,
     missing(s, map, "format", "an output", "format: qcow2");
     return NULL;
   }
-  if (vab_node_enum(s->ctx, format, "output format", output_format_names,
+  if (vab_node_enum(s->ctx, format, "output format", v->output_formats,
                     &out->format) < 0) {
     fail(s);
     return NULL;
   }
-  const struct format_spec *fs = NULL;
-  for (size_t i = 0; fs == NULL; i++)
-    if (strcmp(output_formats[i].name, out->format) == 0)
-      fs = &output_formats[i];
+  const struct vab_option_spec *specs = v->output_options(out->format);
   size_t n = 0;
-  while (fs->opts[n].key != NULL)
+  while (specs != NULL && specs[n].key != NULL)
     n++;
   const char **allowed = arena_alloc(s->l->arena, (n + 2) * sizeof *allowed);
   out->options = arena_alloc(s->l->arena, (n + 1) * sizeof *out->options);
-  if (allowed == NULL || out->options == NULL) {
+  struct vab_option *checked = arena_alloc(s->l->arena,
+                                           (n + 1) * sizeof *checked);
+  const struct vab_option_spec **checked_spec =
+      arena_alloc(s->l->arena, (n + 1) * sizeof *checked_spec);
+  if (allowed == NULL || out->options == NULL || checked == NULL ||
+      checked_spec == NULL) {
     nomem(s);
     return NULL;
   }
   allowed[0] = "format";
   for (size_t i = 0; i < n; i++)
-    allowed[i + 1] = fs->opts[i].key;
-  char what[32];
+    allowed[i + 1] = specs[i].key;
+  char what[64];
   snprintf(what, sizeof what, "'%s' output", out->format);
   check(s, vab_node_check_keys(s->ctx, map, what, allowed));
   struct vab_node *canon = new_map(s, &map->mark);
   put(s, canon, "format", vab_node_key_mark(map, "format"),
       (struct vab_node *)format);
+  bool typed = true;
   for (size_t i = 0; i < n; i++) {
-    const char *def = strcmp(fs->opts[i].key, "target") == 0 ? "vmware" : NULL;
-    const struct vab_node *value = field(s, canon, map, fs->opts[i].key, def);
-    if (value != NULL)
-      output_option(s, &fs->opts[i], value, out->format, out);
+    const char *def = (specs[i].flags & VAB_OPTION_CANONICAL)
+                          ? specs[i].default_value : NULL;
+    const struct vab_node *value = field(s, canon, map, specs[i].key, def);
+    if (value == NULL)
+      continue;
+    snprintf(what, sizeof what, "%s %s", out->format, specs[i].key);
+    const char *text = output_option_text(s, &specs[i], value, what);
+    if (text == NULL) {
+      typed = false;
+      fail(s);
+      continue;
+    }
+    /* Checked as written (so messages quote it), passed on normalized. */
+    checked[out->n_options].key = specs[i].key;
+    checked[out->n_options].value =
+        specs[i].kind == VAB_OPTION_SIZE ? value->scalar : text;
+    checked_spec[out->n_options] = &specs[i];
+    out->options[out->n_options].key = specs[i].key;
+    out->options[out->n_options].value = text;
+    out->options[out->n_options].mark = value->mark;
+    out->n_options++;
   }
+  /* One check per value, so that each wrong one is reported; then the set,
+   * for the combinations. */
+  bool each_ok = typed;
+  for (size_t i = 0; i < out->n_options; i++) {
+    struct vab_option_problem problem;
+    if (v->check_value(out->format, &checked[i], &problem) < 0) {
+      output_problem(s, checked_spec[i], &out->options[i].mark,
+                     checked[i].value, &problem);
+      each_ok = false;
+    }
+  }
+  struct vab_option_problem problem;
+  if (each_ok && v->check_output(out->format, checked, out->n_options,
+                                 &problem) < 0) {
+    size_t at = problem.index < out->n_options ? problem.index : 0;
+    const struct vab_mark *mark =
+        out->n_options > 0 ? &out->options[at].mark : &map->mark;
+    output_problem(s, NULL, mark, NULL, &problem);
+  }
+  /* An OVA's target is the export's, not a writer option. */
+  size_t kept = 0;
+  for (size_t i = 0; i < out->n_options; i++) {
+    if (strcmp(out->options[i].key, "target") == 0) {
+      out->target = each_ok ? out->options[i].value : NULL;
+      continue;
+    }
+    out->options[kept++] = out->options[i];
+  }
+  out->n_options = kept;
   return canon;
 }
 
@@ -1222,27 +1172,6 @@ static struct vab_node *schema_sign(struct schema *s,
   return canon;
 }
 
-/* registry[:port]/path: lowercase path parts as OCI distribution wants. */
-static bool valid_ref(const char *ref) {
-  const char *slash = strchr(ref, '/');
-  if (slash == NULL || slash == ref || strlen(ref) > 255)
-    return false;
-  for (const char *p = ref; p < slash; p++)
-    if (!isalnum((unsigned char)*p) && strchr(".-:", *p) == NULL)
-      return false;
-  const char *p = slash + 1;
-  if (*p == '\0')
-    return false;
-  for (; *p; p++) {
-    if (is_lower_alnum(*p))
-      continue;
-    if (strchr("._-/", *p) == NULL || !is_lower_alnum(p[-1]) ||
-        !is_lower_alnum(p[1]))
-      return false;
-  }
-  return true;
-}
-
 static bool valid_tag(const char *tag) {
   size_t len = strlen(tag);
   if (len == 0 || len > 128 || tag[0] == '.' || tag[0] == '-')
@@ -1286,13 +1215,12 @@ static struct vab_node *schema_publish(struct schema *s,
       missing(s, map, "ref", "publish",
               "ref: registry.example:5000/appliances/web");
     read_string(s, ref, "publish.ref", &pub->ref);
-    if (pub->ref != NULL && !valid_ref(pub->ref)) {
-      vab_error_at(s->ctx, VAB_E_SCHEMA, &ref->mark,
-                   "'%.200s' is not a registry reference such as "
-                   "registry.example:5000/appliances/web",
-                   pub->ref);
-      vab_diag_hint(s->ctx, "the repository path is lowercase letters, "
-                            "digits and . _ - /; tags go under 'tags'");
+    char why[256];
+    if (pub->ref != NULL &&
+        s->vocab->check_ref(pub->ref, why, sizeof why) < 0) {
+      vab_error_at(s->ctx, VAB_E_SCHEMA, &ref->mark, "%s", why);
+      vab_diag_hint(s->ctx, "a registry reference is HOST[:PORT]/REPO, "
+                            "such as registry.example:5000/appliances/web");
       fail(s);
     }
     /* Tags default to the version alone; the version is already checked. */
@@ -1345,6 +1273,11 @@ int tpl_schema(struct loader *l, const struct vab_node *root,
                const char *dir, struct vab_template *t) {
   struct schema sc = {.l = l, .ctx = l->ctx, .dir = dir};
   struct schema *s = &sc;
+  sc.vocab = l->opts != NULL ? l->opts->vocab : NULL;
+  if (sc.vocab == NULL)
+    return vab_error(s->ctx, VAB_E_INTERNAL,
+                     "the template loader was given no vocabulary "
+                     "(struct vab_load_opts.vocab)");
   struct vab_node *canon = new_map(s, &root->mark);
   if (canon == NULL)
     return -1;

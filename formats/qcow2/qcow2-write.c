@@ -87,10 +87,65 @@ struct qcow2_writer {
   uint8_t *pad_buf;         /* one cluster, for a short last block */
 };
 
-static const char *const qcow2_option_names[] = {
-  "cluster_size", "compression", "level", "dedup", "backing_file",
-  "backing_fmt", NULL,
+static const char *const qcow2_compressions[] = {"none", "zlib", "deflate",
+                                                  "zstd", NULL};
+
+/* docs/formats.md describes each; the order is the template's canonical
+ * order (it feeds the template digest: keep it).  zlib's levels stop at 12 (libdeflate),
+ * zstd's at 22 (ZSTD_maxCLevel), which check_options() tells apart. */
+static const struct vab_option_spec qcow2_options[] = {
+  {"compression", VAB_OPTION_ENUM, qcow2_compressions, 0, 0, "none", 0,
+   "compressed clusters (deflate is zlib)"},
+  {"level", VAB_OPTION_INT, NULL, 1, 22, NULL, 0,
+   "compression level: zlib 1-12 (default 6), zstd 1-22 (default 3)"},
+  {"dedup", VAB_OPTION_BOOL, NULL, 0, 0, "off", 0,
+   "store identical clusters once"},
+  {"cluster_size", VAB_OPTION_SIZE, NULL, 1u << QCOW2_MIN_CLUSTER_BITS,
+   1u << QCOW2_MAX_CLUSTER_BITS, "65536", VAB_OPTION_POWER_OF_TWO,
+   "cluster size, a power of two"},
+  {"backing_file", VAB_OPTION_STRING, NULL, 0, 0, NULL,
+   VAB_OPTION_NOT_IN_TEMPLATES, "an image the new one is an overlay of"},
+  {"backing_fmt", VAB_OPTION_STRING, NULL, 0, 0, NULL,
+   VAB_OPTION_NOT_IN_TEMPLATES, "the backing file's format"},
+  {NULL, VAB_OPTION_STRING, NULL, 0, 0, NULL, 0, NULL},
 };
+
+static const char *option_value(const struct vab_option *options, size_t n,
+                                const char *key, size_t *index) {
+  const char *value = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(options[i].key, key) == 0) {
+      value = options[i].value;  /* the last one wins, as in set_option */
+      *index = i;
+    }
+  return value;
+}
+
+static int qcow2_check_options(const struct vab_option *options, size_t n,
+                               struct vab_option_problem *p) {
+  size_t at = 0, unused = 0;
+  const char *comp = option_value(options, n, "compression", &unused);
+  const char *level = option_value(options, n, "level", &at);
+  if (level != NULL && comp != NULL &&
+      (strcmp(comp, "zlib") == 0 || strcmp(comp, "deflate") == 0) &&
+      atol(level) > 12) {
+    p->index = at;
+    p->code = VAB_E_USAGE;
+    snprintf(p->message, sizeof p->message,
+             "qcow2 level for zlib must be from 1 to 12, not %ld",
+             atol(level));
+    return -1;
+  }
+  if (option_value(options, n, "backing_fmt", &at) != NULL &&
+      option_value(options, n, "backing_file", &unused) == NULL) {
+    p->index = at;
+    p->code = VAB_E_USAGE;
+    snprintf(p->message, sizeof p->message,
+             "qcow2 option backing_fmt needs backing_file");
+    return -1;
+  }
+  return 0;
+}
 
 static struct qcow2_writer *qw_get(struct vab_writer *w) {
   if (w->priv == NULL) {
@@ -800,7 +855,8 @@ const struct vab_format vab_format_qcow2 = {
   .description = "QEMU copy-on-write v3: compression, dedup, backing files",
   .caps = VAB_FMT_READ | VAB_FMT_WRITE | VAB_FMT_SPARSE | VAB_FMT_COMPRESS |
           VAB_FMT_DEDUP | VAB_FMT_BACKING,
-  .option_names = qcow2_option_names,
+  .options = qcow2_options,
+  .check_options = qcow2_check_options,
   .set_option = qcow2_set_option,
   .open = qcow2_open,
   .encode = qcow2_encode,

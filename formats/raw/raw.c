@@ -32,7 +32,15 @@ struct raw_writer {
   uint8_t *zeros;         /* RAW_BLOCK_SIZE zero bytes, for holes */
 };
 
-static const char *const raw_option_names[] = {"compression", "level", NULL};
+static const char *const raw_compressions[] = {"none", "zstd", NULL};
+
+/* 22 is ZSTD_maxCLevel() of every zstd vab builds with (1.4 and later). */
+static const struct vab_option_spec raw_options[] = {
+  {"compression", VAB_OPTION_ENUM, raw_compressions, 0, 0, "none", 0,
+   "zstd: a .zst stream of the raw disk"},
+  {"level", VAB_OPTION_INT, NULL, 1, 22, "3", 0, "zstd level"},
+  {NULL, VAB_OPTION_STRING, NULL, 0, 0, NULL, 0, NULL},
+};
 
 static struct raw_writer *raw_priv(struct vab_writer *w) {
   if (w->priv == NULL) {
@@ -255,7 +263,7 @@ const struct vab_format vab_format_raw = {
   .description = "raw disk bytes (sparse), optionally a .zst stream",
   .caps = VAB_FMT_READ | VAB_FMT_WRITE | VAB_FMT_SPARSE | VAB_FMT_COMPRESS |
           VAB_FMT_STREAM,
-  .option_names = raw_option_names,
+  .options = raw_options,
   .set_option = raw_set_option,
   .open = raw_open,
   .put = raw_put,

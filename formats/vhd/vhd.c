@@ -123,7 +123,14 @@ struct vhd_writer {
   uint64_t hash[2];     /* content hash for the unique id */
 };
 
-const char *const vhd_option_names[] = {"subformat", NULL};
+static const char *const vhd_subformats[] = {"fixed", NULL};
+
+/* vab writes fixed VHDs only (what Azure takes); vhdx is the dynamic one. */
+static const struct vab_option_spec vhd_options[] = {
+  {"subformat", VAB_OPTION_ENUM, vhd_subformats, 0, 0, "fixed", 0,
+   "fixed only (use vhdx for a dynamic disk)"},
+  {NULL, VAB_OPTION_STRING, NULL, 0, 0, NULL, 0, NULL},
+};
 
 static struct vhd_writer *writer_state(struct vab_writer *w) {
   if (w->priv == NULL) {
@@ -385,7 +392,7 @@ const struct vab_format vab_format_vhd = {
     .extension = "vhd",
     .description = "Microsoft VHD, fixed (Azure, Hyper-V)",
     .caps = VAB_FMT_READ | VAB_FMT_WRITE | VAB_FMT_SPARSE | VAB_FMT_STREAM,
-    .option_names = vhd_option_names,
+    .options = vhd_options,
     .set_option = vhd_set_option,
     .open = vhd_open,
     .put = vhd_put,

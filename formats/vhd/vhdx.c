@@ -31,7 +31,13 @@ struct run_state {
   char output[1024];     /* qemu-img's last non-progress lines */
 };
 
-static const char *const vhdx_option_names[] = {"subformat", NULL};
+static const char *const vhdx_subformats[] = {"dynamic", "fixed", NULL};
+
+static const struct vab_option_spec vhdx_options[] = {
+  {"subformat", VAB_OPTION_ENUM, vhdx_subformats, 0, 0, "dynamic", 0,
+   "qemu-img's vhdx subformat"},
+  {NULL, VAB_OPTION_STRING, NULL, 0, 0, NULL, 0, NULL},
+};
 
 static struct vhdx_writer *writer_state(struct vab_writer *w) {
   if (w->priv == NULL) {
@@ -192,7 +198,7 @@ const struct vab_format vab_format_vhdx = {
     .extension = "vhdx",
     .description = "Microsoft VHDX (Hyper-V generation 2), via qemu-img",
     .caps = VAB_FMT_WRITE | VAB_FMT_SPARSE | VAB_FMT_EXTERNAL,
-    .option_names = vhdx_option_names,
+    .options = vhdx_options,
     .set_option = vhdx_set_option,
     .free = vhdx_free,
     .convert_file = vhdx_convert_file,

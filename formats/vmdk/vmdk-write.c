@@ -60,9 +60,51 @@ struct vmdk_writer {
   uint64_t rgt_base;       /* and of its redundant copy */
 };
 
-const char *const vmdk_option_names[] = {"subformat", "adapter_type",
-                                         "hwversion", "level", "cid",
-                                         "extent_file", NULL};
+static const char *const vmdk_subformats[] = {"streamOptimized",
+                                              "monolithicSparse", NULL};
+static const char *const vmdk_adapters[] = {"ide", "lsilogic", "buslogic",
+                                            "legacyESX", NULL};
+
+const struct vab_option_spec vmdk_options[] = {
+  {"subformat", VAB_OPTION_ENUM, vmdk_subformats, 0, 0, "streamOptimized", 0,
+   "streamOptimized (OVA, ESXi) or monolithicSparse (Workstation)"},
+  {"adapter_type", VAB_OPTION_ENUM, vmdk_adapters, 0, 0, "lsilogic", 0,
+   "the disk controller the descriptor names"},
+  {"hwversion", VAB_OPTION_INT, NULL, 4, 22, "4", 0,
+   "virtual hardware version"},
+  {"level", VAB_OPTION_INT, NULL, 1, 12, "5", 0, "deflate level of grains"},
+  {"cid", VAB_OPTION_STRING, NULL, 0, 0, NULL, VAB_OPTION_NOT_IN_TEMPLATES,
+   "content id, 8 hex digits (default: a hash of the descriptor)"},
+  {"extent_file", VAB_OPTION_STRING, NULL, 0, 0, NULL,
+   VAB_OPTION_NOT_IN_TEMPLATES, "the extent name the descriptor gives"},
+  {NULL, VAB_OPTION_STRING, NULL, 0, 0, NULL, 0, NULL},
+};
+
+static bool cid_valid(const char *value, unsigned long *out);
+static bool extent_file_valid(const char *value);
+
+int vmdk_check_options(const struct vab_option *options, size_t n,
+                       struct vab_option_problem *p) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned long cid;
+    const char *key = options[i].key, *value = options[i].value;
+    p->index = i;
+    p->code = VAB_E_USAGE;
+    if (strcmp(key, "cid") == 0 && !cid_valid(value, &cid)) {
+      snprintf(p->message, sizeof p->message,
+               "vmdk: cid '%.100s' is not 8 hex digits (ffffffff and "
+               "fffffffe are reserved)",
+               value);
+      return -1;
+    }
+    if (strcmp(key, "extent_file") == 0 && !extent_file_valid(value)) {
+      snprintf(p->message, sizeof p->message,
+               "vmdk: extent_file '%.100s' is not a plain file name", value);
+      return -1;
+    }
+  }
+  return 0;
+}
 
 static struct vmdk_writer *writer_state(struct vab_writer *w) {
   if (w->priv == NULL) {
@@ -87,6 +129,19 @@ static bool parse_uint(const char *text, unsigned base, unsigned long *out) {
   errno = 0;
   *out = strtoul(text, &end, (int)base);
   return errno == 0 && *end == '\0';
+}
+
+static bool cid_valid(const char *value, unsigned long *out) {
+  return strlen(value) == 8 && parse_uint(value, 16, out) &&
+         *out < 0xfffffffeUL;
+}
+
+/* The OVA writer converts to a temporary file but ships the disk under its
+ * member name: the descriptor must name that one. */
+static bool extent_file_valid(const char *value) {
+  return value[0] != '\0' &&
+         strlen(value) < sizeof ((struct vmdk_writer *)0)->extent_file &&
+         strpbrk(value, "/\"\n\r") == NULL;
 }
 
 int vmdk_set_option(struct vab_writer *w, const char *key, const char *value) {
@@ -123,8 +178,7 @@ int vmdk_set_option(struct vab_writer *w, const char *key, const char *value) {
                        "vmdk: level '%s' is not a number from 1 to 12", value);
     s->level = (int)n;
   } else if (strcmp(key, "cid") == 0) {
-    if (strlen(value) != 8 || !parse_uint(value, 16, &n) ||
-        n >= 0xfffffffeUL)
+    if (!cid_valid(value, &n))
       return vab_error(w->ctx, VAB_E_USAGE,
                        "vmdk: cid '%s' is not 8 hex digits (ffffffff and "
                        "fffffffe are reserved)",
@@ -135,8 +189,7 @@ int vmdk_set_option(struct vab_writer *w, const char *key, const char *value) {
     /* The extent name the descriptor holds when it is not the output's
      * own file name: the OVA writer streams the disk into a tar member
      * (no file of that name), and passes the member's name. */
-    if (value[0] == '\0' || strlen(value) >= sizeof s->extent_file ||
-        strpbrk(value, "/\"\n\r") != NULL)
+    if (!extent_file_valid(value))
       return vab_error(w->ctx, VAB_E_USAGE,
                        "vmdk: extent_file '%s' is not a plain file name",
                        value);

@@ -10,7 +10,8 @@ const struct vab_format vab_format_vmdk = {
     .description = "VMware virtual disk (streamOptimized, monolithicSparse)",
     .caps = VAB_FMT_READ | VAB_FMT_WRITE | VAB_FMT_SPARSE | VAB_FMT_COMPRESS |
             VAB_FMT_STREAM,
-    .option_names = vmdk_option_names,
+    .options = vmdk_options,
+    .check_options = vmdk_check_options,
     .set_option = vmdk_set_option,
     .open = vmdk_open,
     .encode = vmdk_encode,

@@ -110,7 +110,9 @@ bool vmdk_descriptor_signature(const uint8_t *text, size_t len);
 bool vmdk_adapter_type_valid(const char *name);
 
 /* The vtable's writer and reader halves (vmdk-write.c, vmdk-read.c). */
-extern const char *const vmdk_option_names[];
+extern const struct vab_option_spec vmdk_options[];
+int vmdk_check_options(const struct vab_option *options, size_t n,
+                       struct vab_option_problem *problem);
 int vmdk_set_option(struct vab_writer *w, const char *key, const char *value);
 int vmdk_open(struct vab_writer *w);
 int vmdk_encode(struct vab_writer *w, struct vab_block *b);

@@ -15,9 +15,14 @@
  * options (no shared mutable state), so that the bytes written do not depend
  * on the thread count: put() sees blocks in order whatever the workers do.
  *
- * How to add a format: write formats/<name>/<name>.c with a const vtable,
- * add it to formats/registry.c and formats/meson.build, document its
- * options in docs/formats.md and add tests in tests/formats/.
+ * A format's -o options are a table of typed specs (vab/option.h) that
+ * the template schema reads too (through builder/vocab.c), so nothing
+ * else keeps a copy of them.
+ *
+ * How to add a format: write formats/<name>/<name>.c with a const vtable
+ * and its options table, add it to formats/registry.c and
+ * formats/meson.build, document its options in docs/formats.md and add
+ * tests in tests/formats/.
  */
 #ifndef VAB_FORMAT_H
 #define VAB_FORMAT_H
@@ -26,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vab/error.h"
+#include "vab/option.h"
 
 /* Capability bits (struct vab_format.caps). */
 enum {
@@ -129,10 +135,17 @@ struct vab_format {
   const char *extension;     /* "qcow2" (no dot) */
   const char *description;
   unsigned caps;
-  const char *const *option_names;  /* NULL-terminated, for errors/help */
+  /* The writer's -o options (key NULL ends it; NULL: none).  The core
+   * checks every option against it, then check_options(), before any
+   * set_option(); `vab validate` runs the same checks. */
+  const struct vab_option_spec *options;
+  /* Optional: what the table cannot say (combinations, value shapes).
+   * Pure: sees options that already passed the table. */
+  int (*check_options)(const struct vab_option *options, size_t n,
+                       struct vab_option_problem *problem);
 
   /* Writer.  set_option() sees each -o KEY=VALUE the core does not own
-   * (threads); it rejects unknown keys and bad values. */
+   * (threads), after the checks above. */
   int (*set_option)(struct vab_writer *w, const char *key, const char *value);
   int (*open)(struct vab_writer *w);
   int (*encode)(struct vab_writer *w, struct vab_block *b);  /* optional */
@@ -190,11 +203,6 @@ void vab_image_close(struct vab_reader *r);
 int vab_image_pread(struct vab_reader *r, void *buf, size_t len,
                     uint64_t offset);
 
-struct vab_option {
-  const char *key;
-  const char *value;
-};
-
 struct vab_convert_opts {
   const char *src_format;        /* NULL: probe */
   const char *dst_format;
@@ -227,6 +235,21 @@ int vab_convert_to_sink(struct vab_ctx *ctx, const char *src_path,
                         const char *dst_name, struct vab_sink *sink,
                         const struct vab_convert_opts *opts,
                         struct vab_convert_result *result);
+
+/* Check a writer's options as vab_convert() will, without side effects:
+ * every key in f->options, every value of its kind and range, then
+ * f->check_options().  Returns 0, or -1 with *problem filled. */
+int vab_format_check_options(const struct vab_format *f,
+                             const struct vab_option *options, size_t n,
+                             struct vab_option_problem *problem);
+/* One value against one spec; owner is the format name for the message. */
+int vab_option_check_value(const char *owner,
+                           const struct vab_option_spec *spec,
+                           const char *value,
+                           struct vab_option_problem *problem);
+/* The spec of key in table, or NULL. */
+const struct vab_option_spec *vab_option_spec_find(
+    const struct vab_option_spec *table, const char *key);
 
 /* Parse "k=v,k=v" into options (strings point into a copy owned by *buf). */
 int vab_options_parse(struct vab_ctx *ctx, const char *text,

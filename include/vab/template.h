@@ -6,6 +6,12 @@
  * Every value keeps the mark (file:line:column) it was written at, so later
  * stages can point at the template when something fails.
  *
+ * The vocabularies that other layers own (output formats and their
+ * options, the OCI reference grammar, the sysprep operations) are not
+ * copied here: the caller hands them in through struct vab_load_opts
+ * (builder/vocab.h assembles them), so that what the schema accepts is
+ * exactly what the owners accept.
+ *
  * templates/ is the only user of libyaml.
  */
 #ifndef VAB_TEMPLATE_H
@@ -15,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vab/error.h"
+#include "vab/option.h"
 
 /* The generic tree a template is loaded into, after expansion. */
 enum vab_node_kind {
@@ -85,8 +92,7 @@ const char *vab_suggest(const char *word, const char *const *candidates);
 /* path if absolute, else dir/path; malloc'd, NULL when out of memory. */
 char *vab_path_resolve(const char *dir, const char *path);
 
-/* Parse helpers shared with the CLI ("-o size=4G"). */
-int vab_parse_size(const char *text, uint64_t *out);
+/* Durations as the template reads them (sizes: common/size.h). */
 int vab_parse_duration_ms(const char *text, uint64_t *out_ms);
 
 /* The typed template. */
@@ -171,13 +177,12 @@ struct vab_output_spec {
   size_t n_options;
 };
 
-/* Every sysprep operation, in the order they run ("default" = all). */
-extern const char *const vab_sysprep_operations[];
-
 struct vab_sysprep {
   struct vab_mark mark;
   bool enabled;
-  const char **operations;      /* resolved list ("default" expanded) */
+  /* Resolved list ("default" expanded), in run order; the strings are the
+   * vocabulary's own (struct vab_template_vocab.sysprep_operations). */
+  const char **operations;
   size_t n_operations;
   const char **keep;            /* operations removed from the list */
   size_t n_keep;
@@ -226,13 +231,36 @@ struct vab_template {
   void *priv;                   /* the loader's arena */
 };
 
+/* What the layers below define and the schema checks against. */
+struct vab_template_vocab {
+  /* Output formats, NULL-terminated, in the order errors list them. */
+  const char *const *output_formats;
+  /* The keys an output of format may have besides `format`, in canonical
+   * order (key NULL ends it). */
+  const struct vab_option_spec *(*output_options)(const char *format);
+  /* One option value alone (kind, range, shape), so that each wrong value
+   * is reported: 0, or -1 with *problem filled.  Pure. */
+  int (*check_value)(const char *format, const struct vab_option *option,
+                     struct vab_option_problem *problem);
+  /* One output's options (values as text) checked as the export will
+   * check them, combinations included: 0, or -1 with *problem.  Pure. */
+  int (*check_output)(const char *format, const struct vab_option *options,
+                      size_t n, struct vab_option_problem *problem);
+  /* A publish reference: 0, or -1 with the reason in why.  Pure. */
+  int (*check_ref)(const char *ref, char *why, size_t why_len);
+  /* Sysprep operations in run order, NULL-terminated ("default" = all). */
+  const char *const *sysprep_operations;
+};
+
 struct vab_load_opts {
   const struct vab_var *vars;   /* --var overrides */
   size_t n_vars;
   bool use_environment;         /* VAB_VAR_name and ${env:NAME}; default on */
+  /* Required: without it every load fails (VAB_E_INTERNAL). */
+  const struct vab_template_vocab *vocab;
 };
 
-/* Load, expand and check.  On failure every problem found is on ctx
+/* Load, expand and check.  opts is required (for its vocab).  On failure every problem found is on ctx
  * (up to VAB_DIAG_MAX) and *out is NULL. */
 int vab_template_load(struct vab_ctx *ctx, const char *path,
                       const struct vab_load_opts *opts,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "builder/vocab.h"
 #include "builder/export.h"
 #include "common/subprocess.h"
 #include "formats/ova/ova.h"
@@ -89,7 +90,7 @@ static const char header[] =
 static struct vab_template *load(struct vab_ctx *ctx, const char *outputs) {
   char text[2048];
   snprintf(text, sizeof text, "%s%s", header, outputs);
-  struct vab_load_opts opts = {.use_environment = false};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = false};
   struct vab_template *t = NULL;
   if (vab_template_load_data(ctx, "web.yaml", work, text, strlen(text), &opts,
                              &t) < 0) {
@@ -671,7 +672,26 @@ static void test_vm_definitions(void **state) {
   vab_artifacts_free(a, n);
   vab_template_free(t);
 
-  t = load(ctx, "  - {format: qcow2}\n  - {format: vmdk, vm: vmx}\n");
+  /* validate refuses a .vmx for a streamOptimized disk at the `vm` value
+   * (line 10: the vmdk output), with the export's words... */
+  char text[1024];
+  snprintf(text, sizeof text, "%s%s", header,
+           "  - {format: qcow2}\n  - {format: vmdk, vm: vmx}\n");
+  struct vab_load_opts lopts = {.vocab = vab_template_vocab()};
+  assert_int_equal(vab_template_load_data(ctx, "web.yaml", work, text,
+                                          strlen(text), &lopts, &t), -1);
+  const struct vab_diag *vd = vab_diag_get(ctx, 0);
+  assert_non_null(vd);
+  assert_string_equal(vd->message, VAB_VMX_NEEDS_SPARSE);
+  assert_int_equal(vd->line, 10);
+  assert_int_equal(vd->column, 24);  /* the vmx */
+  vab_diag_clear(ctx);
+  /* ...and the export still refuses one that reaches it. */
+  t = load(ctx, "  - {format: qcow2}\n"
+                "  - {format: vmdk, subformat: monolithicSparse, vm: vmx}\n");
+  for (size_t i = 0; i < t->outputs[1].n_options; i++)
+    if (strcmp(t->outputs[1].options[i].key, "subformat") == 0)
+      t->outputs[1].options[i].value = "streamOptimized";
   new_out_dir(out, sizeof out, "vm-bad");
   assert_int_equal(export(ctx, t, out, NULL, 0, &a, &n), -1);
   const struct vab_diag *d = vab_diag_get(ctx, 0);

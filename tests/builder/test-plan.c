@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "builder/vocab.h"
 #include "builder/plan.h"
 #include "vab/vab.h"
 
@@ -78,7 +79,7 @@ static void load_plan(struct loaded *l, const char *dir) {
   char path[512];
   snprintf(path, sizeof path, "%s/web.yaml", dir);
   l->ctx = vab_ctx_new();
-  struct vab_load_opts opts = {.use_environment = false};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = false};
   if (vab_template_load(l->ctx, path, &opts, &l->t) < 0) {
     for (size_t i = 0; i < vab_diag_count(l->ctx); i++)
       fprintf(stderr, "%s\n", vab_diag_get(l->ctx, i)->message);
@@ -362,7 +363,7 @@ static void test_missing_input(void **state) {
   char path[512];
   snprintf(path, sizeof path, "%s/web.yaml", dir);
   struct vab_ctx *ctx = vab_ctx_new();
-  struct vab_load_opts opts = {.use_environment = false};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = false};
   struct vab_template *t = NULL;
   assert_int_equal(vab_template_load(ctx, path, &opts, &t), 0);
   char input[512];

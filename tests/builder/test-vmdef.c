@@ -9,11 +9,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "builder/vocab.h"
 #include "vab/vab.h"
 #include "builder/vmdef.h"
 
 static struct vab_template *load(struct vab_ctx *ctx, const char *yaml) {
-  struct vab_load_opts opts = {.use_environment = false};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = false};
   struct vab_template *t = NULL;
   if (vab_template_load_data(ctx, "vm.yaml", "/tmp", yaml, strlen(yaml), &opts,
                              &t) < 0) {

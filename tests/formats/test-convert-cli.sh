@@ -32,9 +32,9 @@ err_is "vab convert: too many arguments"
 run 2 convert -O qcow3 src.raw dst.qcow2
 err_is "vab convert: error: unknown output format 'qcow3'"
 run 2 convert -O qcow2 -o cluster_size=3000 src.raw dst.qcow2
-err_is "vab convert: error: qcow2 cluster_size must be a power of two from 512 to 2M, not '3000'"
+err_is "vab convert: error: qcow2 option cluster_size must be a power of two from 512 to 2097152 bytes, not '3000'"
 run 2 convert -O qcow2 -o compression=lzma src.raw dst.qcow2
-err_is "vab convert: error: qcow2 compression must be none, zlib or zstd, not 'lzma'"
+err_is "vab convert: error: qcow2 option compression must be none, zlib, deflate or zstd, not 'lzma'"
 run 2 convert -O qcow2 -o level=99 src.raw dst.qcow2
 err_is "vab convert: error: qcow2 option level must be a number from 1 to 22, not '99'"
 run 2 convert -O qcow2 -o dedup=maybe src.raw dst.qcow2
@@ -43,7 +43,7 @@ run 2 convert -O qcow2 -o threads=0 src.raw dst.qcow2
 err_is "vab convert: error: threads must be a number from 1 to 256, not '0'"
 run 2 convert -O qcow2 -o colour=blue src.raw dst.qcow2
 err_is "vab convert: error: format qcow2 has no option 'colour'"
-grep -qxF "  hint: qcow2 options: cluster_size, compression, level, dedup, backing_file, backing_fmt, threads" "$tmp/err" ||
+grep -qxF "  hint: qcow2 options: compression, level, dedup, cluster_size, backing_file, backing_fmt, threads" "$tmp/err" ||
   problem "no option list hint: $(cat "$tmp/err")"
 run 2 convert -O qcow2 -o novalue src.raw dst.qcow2
 err_is "vab convert: error: option 'novalue' is not KEY=VALUE"

@@ -31,7 +31,7 @@ zstd -l "$tmp/src.raw.zst" 2>&1 | grep -q "XXH64" || problem "no zstd checksum"
 # Bad options are named.
 "$VAB" convert -q -O raw -o compression=lz4 "$tmp/src.raw" "$tmp/x.raw" 2>"$tmp/err"
 [ $? = 2 ] || problem "bad compression: exit not 2"
-grep -qxF "vab convert: error: raw option compression must be 'none' or 'zstd', not 'lz4'" "$tmp/err" ||
+grep -qxF "vab convert: error: raw option compression must be none or zstd, not 'lz4'" "$tmp/err" ||
   problem "bad compression message: $(cat "$tmp/err")"
 [ ! -e "$tmp/x.raw" ] || problem "bad option left a file"
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builder/vocab.h"
 #include "vab/vab.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -15,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (ctx == NULL)
     return 0;
   /* The environment stays out, so runs are reproducible. */
-  struct vab_load_opts opts = {.use_environment = false};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = false};
   struct vab_template *t = NULL;
   if (vab_template_load_data(ctx, "fuzz.yaml", NULL, (const char *)data, size,
                              &opts, &t) == 0) {

@@ -11,12 +11,23 @@
 #include <cmocka.h>
 
 #include "vab/vab.h"
+#include "builder/vocab.h"
+
+/* What NULL load options used to mean: the environment on, and the
+ * vocabulary the CLI hands in. */
+static inline const struct vab_load_opts *default_opts(void) {
+  static struct vab_load_opts opts;
+  opts.use_environment = true;
+  opts.vocab = vab_template_vocab();
+  return &opts;
+}
 
 /* Loads text as "t.yaml" in DATA_DIR; returns the template or NULL. */
 static inline struct vab_template *load_text(struct vab_ctx *ctx,
                                              const char *text,
                                              const struct vab_load_opts *opts) {
-  static const struct vab_load_opts quiet = {.use_environment = false};
+  const struct vab_load_opts quiet = {.vocab = vab_template_vocab(),
+                                     .use_environment = false};
   struct vab_template *t = NULL;
   int r = vab_template_load_data(ctx, "t.yaml", DATA_DIR, text, strlen(text),
                                  opts ? opts : &quiet, &t);

@@ -17,7 +17,7 @@ static void test_variable_precedence(void **state) {
   struct vab_ctx *ctx = vab_ctx_new();
   unsetenv("VAB_VAR_build");
   /* The template's default. */
-  struct vab_load_opts opts = {.use_environment = true};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = true};
   struct vab_template *t = load_text(ctx, text, &opts);
   assert_non_null(t);
   assert_string_equal(t->version, "1.7");
@@ -52,7 +52,7 @@ static void test_escapes_and_builtins(void **state) {
   /* The environment cannot change what ${name} and ${version} mean. */
   setenv("VAB_VAR_name", "evil", 1);
   setenv("VAB_VAR_version", "6.6.6", 1);
-  struct vab_load_opts opts = {.use_environment = true};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = true};
   struct vab_template *t = load_text(ctx,
       "vab: 1\nname: web\nversion: \"2.${n}\"\nvariables: {n: \"3\"}\n" SOURCE
       "description: \"cost $$5, literal $${n}, name ${name} v${version}\"\n"
@@ -80,7 +80,7 @@ static void test_environment_reference(void **state) {
   struct vab_ctx *ctx = vab_ctx_new();
   const char *text = "vab: 1\nname: web\n" SOURCE
                      "description: \"by ${env:VAB_TEST_WHO}\"\n";
-  struct vab_load_opts opts = {.use_environment = true};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = true};
   setenv("VAB_TEST_WHO", "ci", 1);
   struct vab_template *t = load_text(ctx, text, &opts);
   assert_non_null(t);
@@ -140,7 +140,7 @@ static void test_bad_variable_names(void **state) {
               "variable 'ok' must be a single value, not a list", "");
   vab_diag_clear(ctx);
   struct vab_var cli = {"bad-name", "1"};
-  struct vab_load_opts opts = {.vars = &cli, .n_vars = 1};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .vars = &cli, .n_vars = 1};
   assert_null(load_text(ctx, "vab: 1\nname: web\n" SOURCE, &opts));
   expect_diag(ctx, 0, VAB_SEV_ERROR, NULL, 0, 0,
               "--var: invalid variable name 'bad-name'", "");
@@ -151,7 +151,7 @@ static void test_extends_merges(void **state) {
   (void)state;
   struct vab_ctx *ctx = vab_ctx_new();
   struct vab_template *t = NULL;
-  if (vab_template_load(ctx, DATA_DIR "/extends/child.yaml", NULL, &t) != 0)
+  if (vab_template_load(ctx, DATA_DIR "/extends/child.yaml", default_opts(), &t) != 0)
     dump_diags(ctx);
   assert_non_null(t);
   /* Scalars override; the parent's version uses the child's variable. */
@@ -201,8 +201,7 @@ static void test_extends_errors_point_into_the_right_file(void **state) {
   struct vab_ctx *ctx = vab_ctx_new();
   struct vab_template *t = NULL;
   assert_int_equal(vab_template_load(ctx,
-                                     DATA_DIR "/extends/uses-bad-parent.yaml",
-                                     NULL, &t),
+                                     DATA_DIR "/extends/uses-bad-parent.yaml", default_opts(), &t),
                    -1);
   expect_diag(ctx, 0, VAB_SEV_ERROR, DATA_DIR "/extends/bad-parent.yaml", 4,
               14,
@@ -211,8 +210,7 @@ static void test_extends_errors_point_into_the_right_file(void **state) {
               "");
   assert_string_equal(vab_diag_get(ctx, 0)->source_line, "disk: {size: huge}");
   vab_diag_clear(ctx);
-  assert_int_equal(vab_template_load(ctx, DATA_DIR "/extends/cycle-a.yaml",
-                                     NULL, &t),
+  assert_int_equal(vab_template_load(ctx, DATA_DIR "/extends/cycle-a.yaml", default_opts(), &t),
                    -1);
   expect_diag(ctx, 0, VAB_SEV_ERROR, DATA_DIR "/extends/cycle-b.yaml", 3, 10,
               "'extends' makes a cycle: " DATA_DIR "/extends/cycle-a.yaml -> "
@@ -260,7 +258,7 @@ static char *all_diags(struct vab_ctx *ctx) {
 static void test_environment_values_are_not_shown(void **state) {
   (void)state;
   struct vab_ctx *ctx = vab_ctx_new();
-  struct vab_load_opts opts = {.use_environment = true};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = true};
   setenv("VAB_TEST_TOKEN", CANARY, 1);
   setenv("VAB_TEST_SHORT", "ab!", 1);
   setenv("VAB_VAR_where", "x." CANARY, 1);
@@ -318,7 +316,7 @@ static void test_environment_values_reach_the_build_only(void **state) {
   struct vab_ctx *ctx = vab_ctx_new();
   char seen[512] = "";
   vab_ctx_set_log(ctx, log_capture, seen);
-  struct vab_load_opts opts = {.use_environment = true};
+  struct vab_load_opts opts = {.vocab = vab_template_vocab(), .use_environment = true};
   setenv("VAB_TEST_TOKEN", CANARY, 1);
   struct vab_template *t = load_text(ctx,
       "vab: 1\nname: web\n" SOURCE

@@ -176,7 +176,7 @@ static void test_binary_garbage(void **state) {
   static const char garbage[] = "\x7f" "ELF\x02\x01\x01\x00\x00";
   struct vab_template *t = NULL;
   assert_int_equal(vab_template_load_data(ctx, "t.yaml", DATA_DIR, garbage,
-                                          sizeof garbage - 1, NULL, &t),
+                                          sizeof garbage - 1, default_opts(), &t),
                    -1);
   expect_diag(ctx, 0, VAB_SEV_ERROR, "t.yaml", 1, 1,
               "control character 0x7f: a template must be UTF-8 text, not "
@@ -213,18 +213,18 @@ static void test_paths_that_are_not_templates(void **state) {
   (void)state;
   struct vab_ctx *ctx = vab_ctx_new();
   struct vab_template *t = NULL;
-  assert_int_equal(vab_template_load(ctx, DATA_DIR, NULL, &t), -1);
+  assert_int_equal(vab_template_load(ctx, DATA_DIR, default_opts(), &t), -1);
   assert_null(t);
   expect_diag(ctx, 0, VAB_SEV_ERROR, NULL, 0, 0,
               "'" DATA_DIR "' is a directory, not a template file", "");
   vab_diag_clear(ctx);
-  assert_int_equal(vab_template_load(ctx, DATA_DIR "/no-such.yaml", NULL, &t),
+  assert_int_equal(vab_template_load(ctx, DATA_DIR "/no-such.yaml", default_opts(), &t),
                    -1);
   expect_diag(ctx, 0, VAB_SEV_ERROR, NULL, 0, 0,
               "cannot open template '" DATA_DIR "/no-such.yaml'", "");
   assert_int_equal(vab_diag_get(ctx, 0)->sys_errno, 2);
   vab_diag_clear(ctx);
-  assert_int_equal(vab_template_load(ctx, "/dev/null", NULL, &t), -1);
+  assert_int_equal(vab_template_load(ctx, "/dev/null", default_opts(), &t), -1);
   expect_diag(ctx, 0, VAB_SEV_ERROR, NULL, 0, 0,
               "'/dev/null' is not a regular file, so it cannot be a template",
               "");
@@ -263,7 +263,7 @@ static void test_loads_example_files(void **state) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", EXAMPLES_DIR, examples[i]);
     struct vab_template *t = NULL;
-    if (vab_template_load(ctx, path, NULL, &t) != 0)
+    if (vab_template_load(ctx, path, default_opts(), &t) != 0)
       dump_diags(ctx);
     assert_non_null(t);
     assert_int_equal(vab_error_count(ctx), 0);

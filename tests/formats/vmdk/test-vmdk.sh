@@ -154,7 +154,7 @@ cmp t1/t.vmdk t2/t.vmdk || fail "threads 1 and 2 differ"
 head -c 2048 t1/t.vmdk | grep -aq '^ddb.adapterType = "ide"$' || fail "adapter_type"
 head -c 2048 t1/t.vmdk | grep -aq '^ddb.virtualHWVersion = "13"$' || fail "hwversion"
 head -c 2048 t1/t.vmdk | grep -aq '^RW 19208 SPARSE "t.vmdk"$' || fail "extent line"
-expect_error 2 "vmdk: adapter_type 'scsi' is not ide, buslogic, lsilogic or legacyESX" \
+expect_error 2 "vmdk option adapter_type must be ide, lsilogic, buslogic or legacyESX, not 'scsi'" \
     "$VAB" convert -q -O vmdk -o adapter_type=scsi mixed.raw bad.vmdk
 [ ! -e bad.vmdk ] || fail "a failed convert left bad.vmdk"
 
