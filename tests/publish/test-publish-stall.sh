@@ -41,7 +41,7 @@ grep -qF -- "--low-speed-limit 100 --low-speed-time 1" "$work/$n.log" ||
 # the TLS handshake: the connect timeout ends it.
 start_fake_registry mute "$work/store"
 reg="127.0.0.1:$fake_port"
-expect_fail_within 20 "a mute server, connect timeout" \
+expect_fail_within 40 "a mute server, connect timeout" \
   "registry $reg stalled on GET https://$reg/v2/" \
   timeout 60 "$VAB" pull "$reg/team/app:1.0" -o "$work/out5" --connect-timeout 2
 grep -qF -- "--connect-timeout 2," "$work/$n.log" ||
