@@ -36,6 +36,17 @@ enum {
    CLI_REGISTRY_OPT_LOW_SPEED_LIMIT},                                        \
   {"low-speed-time", required_argument, NULL, CLI_REGISTRY_OPT_LOW_SPEED_TIME}
 
+/* The --help lines of the realm rule and the time limits. */
+#define CLI_REGISTRY_LIMITS_HELP                                             \
+    "  --send-creds-to-realm  log in to a token realm on another origin too\n" \
+    "                     (default: only the registry's own scheme, host and\n" \
+    "                     port get credentials; elsewhere an anonymous token)\n" \
+    "  --connect-timeout S  give up connecting after S seconds (default 30)\n" \
+    "  --timeout S        give up on any one request after S seconds\n" \
+    "                     (default 3600); a download resumes where it stopped\n" \
+    "  --low-speed-limit B  fail a request slower than B bytes/s ...\n" \
+    "  --low-speed-time S ... for S seconds in a row (defaults 1024 and 60)\n"
+
 /* Take getopt's code c (with its argument arg) into r.  Returns 1 when c
  * was a registry option, 0 when it is not one, and EXIT_USAGE (after the
  * usage message) when its value is bad. */
