@@ -108,7 +108,8 @@ int vab_guest_tar_in(struct vab_guest *g, const char *host_tar,
 int vab_guest_trim(struct vab_guest *g, const char *mountpoint);
 
 /* Run argv in the guest's chroot; its output goes to the build log.  A
- * non-zero exit is an error naming argv[0] and the last lines of output. */
+ * non-zero exit is an error naming argv[0] and the last lines of output,
+ * which vab_guest_output_tail() then returns too. */
 int vab_guest_command(struct vab_guest *g, const char *const *argv);
 
 #endif
