@@ -42,11 +42,24 @@ static void test_systemctl_fails(void **state) {
                    "nginx.service does not exist.");
 }
 
+/* A failure with no output: no hint. */
+static void test_silent_failure(void **state) {
+  struct fixture *fx = *state;
+  load_steps(fx, "  - type: services\n"
+                 "    disable: [cron]\n");
+  fake_guest_script_result(fx->fake, 0, 5, "");
+  assert_int_equal(run_step(fx, 0), -1);
+  expect_run_error(fx, VAB_E_PROVISION, 5, 5,
+                   "services: systemctl failed in the guest (exit status 5)",
+                   "");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     FIXTURE_TEST(test_verbs),
     FIXTURE_TEST(test_one_verb),
     FIXTURE_TEST(test_systemctl_fails),
+    FIXTURE_TEST(test_silent_failure),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
