@@ -1,10 +1,13 @@
-/* The guest session on libguestfs (see guest.h).  The only file of vab
+/* The guest session on libguestfs (see guest.h): the real implementation
+ * of vab/guest.h's ops, plus the builder-only calls.  The only file of vab
  * that includes guestfs.h. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 
 #include "vab/progress.h"
 #include "common/buf.h"
+#include "common/shell-quote.h"
 #include "builder/guest.h"
 #include "builder/qemu-child.h"
 
@@ -34,8 +38,8 @@ struct mount_entry {
   char mountpoint[256];
 };
 
-struct vab_guest {
-  struct vab_ctx *ctx;
+struct guest_session {
+  struct vab_guest base;           /* what run halves get (vab/guest.h) */
   guestfs_h *h;
   struct vab_guest_opts opts;
   char *disk_path;
@@ -61,24 +65,42 @@ struct vab_guest {
   bool capture_tail;
 };
 
-static int guest_error(struct vab_guest *g, enum vab_code code,
+static const struct vab_guest_ops session_ops;
+
+/* The session behind a handle.  Only handles from vab_guest_launch() may
+ * reach the builder-only calls of builder/guest.h. */
+static struct guest_session *session_of(struct vab_guest *guest) {
+  assert(guest->ops == &session_ops);
+  return (struct guest_session *)((char *)guest -
+                                  offsetof(struct guest_session, base));
+}
+
+static const struct guest_session *session_of_const(
+    const struct vab_guest *guest) {
+  assert(guest->ops == &session_ops);
+  return (const struct guest_session *)((const char *)guest -
+                                        offsetof(struct guest_session, base));
+}
+
+static int guest_error(struct guest_session *g, enum vab_code code,
                        const char *what) {
   const char *detail = g->h != NULL ? guestfs_last_error(g->h) : NULL;
-  if (vab_cancelled(g->ctx))
-    return vab_error(g->ctx, VAB_E_CANCELLED, "interrupted during %s", what);
+  if (vab_cancelled(g->base.ctx))
+    return vab_error(g->base.ctx, VAB_E_CANCELLED, "interrupted during %s",
+                     what);
   if (detail == NULL || *detail == '\0')
-    return vab_error(g->ctx, code, "builder VM: %s failed", what);
-  return vab_error(g->ctx, code, "builder VM: %s: %s", what, detail);
+    return vab_error(g->base.ctx, code, "builder VM: %s failed", what);
+  return vab_error(g->base.ctx, code, "builder VM: %s: %s", what, detail);
 }
 
 /* Console lines: logged at debug level and kept in a ring for errors. */
-static void tail_push(struct vab_guest *g, const char *line) {
+static void tail_push(struct guest_session *g, const char *line) {
   free(g->tail[g->tail_next]);
   g->tail[g->tail_next] = strdup(line);
   g->tail_next = (g->tail_next + 1) % TAIL_LINES;
 }
 
-static void tail_reset(struct vab_guest *g) {
+static void tail_reset(struct guest_session *g) {
   for (size_t i = 0; i < TAIL_LINES; i++) {
     free(g->tail[i]);
     g->tail[i] = NULL;
@@ -86,7 +108,7 @@ static void tail_reset(struct vab_guest *g) {
   g->tail_next = 0;
 }
 
-static void console_line(struct vab_guest *g, const char *line) {
+static void console_line(struct guest_session *g, const char *line) {
   /* Keep the log plain text: drop carriage returns and terminal colour
    * sequences (ESC [ ... letter) that systemd and apt print. */
   size_t len = strlen(line);
@@ -105,20 +127,21 @@ static void console_line(struct vab_guest *g, const char *line) {
       clean[n++] = line[i];
   }
   clean[n] = '\0';
-  vab_log(g->ctx, VAB_LOG_DEBUG, "guest: %s", clean);
+  vab_log(g->base.ctx, VAB_LOG_DEBUG, "guest: %s", clean);
   if (g->capture_tail)
     tail_push(g, clean);
   free(clean);
 }
 
-static void console_flush(struct vab_guest *g) {
+static void console_flush(struct guest_session *g) {
   if (g->partial.len > 0) {
     console_line(g, g->partial.data);
     buf_truncate(&g->partial, 0);
   }
 }
 
-static void console_bytes(struct vab_guest *g, const char *data, size_t len) {
+static void console_bytes(struct guest_session *g, const char *data,
+                          size_t len) {
   for (size_t i = 0; i < len; i++) {
     if (data[i] == '\n') {
       if (g->partial.len == 0)
@@ -138,17 +161,17 @@ static void on_event(guestfs_h *h, void *opaque, uint64_t event,
   (void)h;
   (void)event_handle;
   (void)flags;
-  struct vab_guest *g = opaque;
+  struct guest_session *g = opaque;
   if (event == GUESTFS_EVENT_APPLIANCE) {
     console_bytes(g, buf, buf_len);
   } else if (event == GUESTFS_EVENT_PROGRESS && array_len >= 4) {
     /* array = {proc_nr, serial, position, total}.  A callback that asks
      * to stop cancels the build; the watchdog then stops the appliance. */
-    if (!vab_cancelled(g->ctx) &&
-        vab_progress(g->ctx, g->phase, "upload", array[2], array[3]) < 0)
-      vab_ctx_cancel(g->ctx);
+    if (!vab_cancelled(g->base.ctx) &&
+        vab_progress(g->base.ctx, g->phase, "upload", array[2], array[3]) < 0)
+      vab_ctx_cancel(g->base.ctx);
   } else {
-    vab_log(g->ctx, VAB_LOG_DEBUG, "libguestfs: %.*s", (int)buf_len, buf);
+    vab_log(g->base.ctx, VAB_LOG_DEBUG, "libguestfs: %.*s", (int)buf_len, buf);
   }
 }
 
@@ -158,7 +181,7 @@ static void on_event(guestfs_h *h, void *opaque, uint64_t event,
  * forks qemu itself: kill the qemu child whose command line attaches this
  * session's work disk, never another qemu of this process (a concurrent
  * boot test's boots an overlay; see qemu-child.h). */
-static void kill_launching_qemu(const struct vab_guest *g) {
+static void kill_launching_qemu(const struct guest_session *g) {
   pid_t pids[4];
   size_t n = qemu_children_using_disk(g->disk_path, pids,
                                       sizeof pids / sizeof *pids);
@@ -167,9 +190,9 @@ static void kill_launching_qemu(const struct vab_guest *g) {
 }
 
 static void *watchdog_main(void *opaque) {
-  struct vab_guest *g = opaque;
+  struct guest_session *g = opaque;
   while (!atomic_load(&g->stop_watchdog)) {
-    if (vab_cancelled(g->ctx)) {
+    if (vab_cancelled(g->base.ctx)) {
       int pid = atomic_exchange(&g->qemu_pid, 0);
       if (pid > 0)
         kill(pid, SIGKILL);
@@ -182,8 +205,8 @@ static void *watchdog_main(void *opaque) {
   return NULL;
 }
 
-static int launch_handle(struct vab_guest *g) {
-  struct vab_ctx *ctx = g->ctx;
+static int launch_handle(struct guest_session *g) {
+  struct vab_ctx *ctx = g->base.ctx;
   if (vab_check_cancel(ctx) < 0)
     return -1;
   g->h = guestfs_create_flags(0);
@@ -251,7 +274,7 @@ static int launch_handle(struct vab_guest *g) {
   return 0;
 }
 
-static void close_handle(struct vab_guest *g) {
+static void close_handle(struct guest_session *g) {
   if (g->h == NULL)
     return;
   console_flush(g);
@@ -263,10 +286,11 @@ static void close_handle(struct vab_guest *g) {
 int vab_guest_launch(struct vab_ctx *ctx, const struct vab_guest_opts *opts,
                      struct vab_guest **out) {
   *out = NULL;
-  struct vab_guest *g = calloc(1, sizeof *g);
+  struct guest_session *g = calloc(1, sizeof *g);
   if (g == NULL)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  g->ctx = ctx;
+  g->base.ops = &session_ops;
+  g->base.ctx = ctx;
   g->opts = *opts;
   g->disk_path = strdup(opts->disk_path);
   g->disk_format = strdup(opts->disk_format);
@@ -275,23 +299,23 @@ int vab_guest_launch(struct vab_ctx *ctx, const struct vab_guest_opts *opts,
   atomic_init(&g->qemu_pid, 0);
   atomic_init(&g->launching, 0);
   if (g->disk_path == NULL || g->disk_format == NULL) {
-    vab_guest_abort(g);
+    vab_guest_abort(&g->base);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
   if (pthread_create(&g->watchdog, NULL, watchdog_main, g) != 0) {
-    vab_guest_abort(g);
+    vab_guest_abort(&g->base);
     return vab_error(ctx, VAB_E_INTERNAL, "cannot start the watchdog thread");
   }
   g->watchdog_running = true;
   if (launch_handle(g) < 0) {
-    vab_guest_abort(g);
+    vab_guest_abort(&g->base);
     return -1;
   }
-  *out = g;
+  *out = &g->base;
   return 0;
 }
 
-static void release(struct vab_guest *g) {
+static void release(struct guest_session *g) {
   if (g->watchdog_running) {
     atomic_store(&g->stop_watchdog, 1);
     pthread_join(g->watchdog, NULL);
@@ -304,9 +328,10 @@ static void release(struct vab_guest *g) {
   free(g);
 }
 
-void vab_guest_abort(struct vab_guest *g) {
-  if (g == NULL)
+void vab_guest_abort(struct vab_guest *guest) {
+  if (guest == NULL)
     return;
+  struct guest_session *g = session_of(guest);
   int pid = atomic_exchange(&g->qemu_pid, 0);
   if (pid > 0)
     kill(pid, SIGKILL);
@@ -315,7 +340,7 @@ void vab_guest_abort(struct vab_guest *g) {
 }
 
 /* Unmount, flush and stop the appliance, reporting errors. */
-static int shutdown_handle(struct vab_guest *g) {
+static int shutdown_handle(struct guest_session *g) {
   int r = 0;
   if (guestfs_umount_all(g->h) == -1)
     r = guest_error(g, VAB_E_GUEST, "umount_all");
@@ -325,23 +350,26 @@ static int shutdown_handle(struct vab_guest *g) {
   return r;
 }
 
-int vab_guest_close(struct vab_guest *g) {
-  if (g == NULL)
+int vab_guest_close(struct vab_guest *guest) {
+  if (guest == NULL)
     return 0;
+  struct guest_session *g = session_of(guest);
   int r = shutdown_handle(g);
   release(g);
   return r;
 }
 
-void vab_guest_set_phase(struct vab_guest *g, enum vab_phase phase) {
+void vab_guest_set_phase(struct vab_guest *guest, enum vab_phase phase) {
+  struct guest_session *g = session_of(guest);
   g->phase = phase;
 }
 
-int vab_guest_set_network(struct vab_guest *g, bool on) {
+int vab_guest_set_network(struct vab_guest *guest, bool on) {
+  struct guest_session *g = session_of(guest);
   if (g->network == on)
     return 0;
-  vab_log(g->ctx, VAB_LOG_INFO, "relaunching the builder VM with network %s",
-          on ? "on" : "off");
+  vab_log(g->base.ctx, VAB_LOG_INFO,
+          "relaunching the builder VM with network %s", on ? "on" : "off");
   if (shutdown_handle(g) < 0)
     return -1;
   g->network = on;
@@ -352,15 +380,18 @@ int vab_guest_set_network(struct vab_guest *g, bool on) {
   g->n_mounts = 0;
   for (size_t i = 0; i < n; i++) {
     struct mount_entry m = g->mounts[i];
-    if (vab_guest_mount(g, m.device, m.mountpoint) < 0)
+    if (vab_guest_mount(&g->base, m.device, m.mountpoint) < 0)
       return -1;
   }
   return 0;
 }
 
-const char *vab_guest_disk(const struct vab_guest *g) { return g->disk; }
+const char *vab_guest_disk(const struct vab_guest *guest) {
+  return session_of_const(guest)->disk;
+}
 
-int vab_guest_disk_size(struct vab_guest *g, uint64_t *bytes) {
+int vab_guest_disk_size(struct vab_guest *guest, uint64_t *bytes) {
+  struct guest_session *g = session_of(guest);
   int64_t size = guestfs_blockdev_getsize64(g->h, g->disk);
   if (size < 0)
     return guest_error(g, VAB_E_GUEST, "blockdev_getsize64");
@@ -368,42 +399,50 @@ int vab_guest_disk_size(struct vab_guest *g, uint64_t *bytes) {
   return 0;
 }
 
-void vab_guest_partition(const struct vab_guest *g, int n, char *out,
+void vab_guest_partition(const struct vab_guest *guest, int n, char *out,
                          size_t len) {
+  const struct guest_session *g = session_of_const(guest);
   snprintf(out, len, "%s%d", g->disk, n);
 }
 
-int vab_guest_part_init(struct vab_guest *g, const char *table) {
+int vab_guest_part_init(struct vab_guest *guest, const char *table) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_part_init(g->h, g->disk, table) == -1)
     return guest_error(g, VAB_E_GUEST, "part_init");
   return 0;
 }
 
-int vab_guest_part_add(struct vab_guest *g, int64_t start, int64_t end) {
+int vab_guest_part_add(struct vab_guest *guest, int64_t start, int64_t end) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_part_add(g->h, g->disk, "p", start, end) == -1)
     return guest_error(g, VAB_E_GUEST, "part_add");
   return 0;
 }
 
-int vab_guest_part_set_gpt_type(struct vab_guest *g, int n, const char *guid) {
+int vab_guest_part_set_gpt_type(struct vab_guest *guest, int n,
+                                const char *guid) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_part_set_gpt_type(g->h, g->disk, n, guid) == -1)
     return guest_error(g, VAB_E_GUEST, "part_set_gpt_type");
   return 0;
 }
 
-int vab_guest_part_set_mbr_id(struct vab_guest *g, int n, int id) {
+int vab_guest_part_set_mbr_id(struct vab_guest *guest, int n, int id) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_part_set_mbr_id(g->h, g->disk, n, id) == -1)
     return guest_error(g, VAB_E_GUEST, "part_set_mbr_id");
   return 0;
 }
 
-int vab_guest_part_set_bootable(struct vab_guest *g, int n) {
+int vab_guest_part_set_bootable(struct vab_guest *guest, int n) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_part_set_bootable(g->h, g->disk, n, 1) == -1)
     return guest_error(g, VAB_E_GUEST, "part_set_bootable");
   return 0;
 }
 
-int vab_guest_part_count(struct vab_guest *g, int *n) {
+int vab_guest_part_count(struct vab_guest *guest, int *n) {
+  struct guest_session *g = session_of(guest);
   struct guestfs_partition_list *parts = guestfs_part_list(g->h, g->disk);
   if (parts == NULL)
     return guest_error(g, VAB_E_GUEST, "part_list");
@@ -416,7 +455,8 @@ int vab_guest_part_count(struct vab_guest *g, int *n) {
   return 0;
 }
 
-int vab_guest_part_grow(struct vab_guest *g, int n) {
+int vab_guest_part_grow(struct vab_guest *guest, int n) {
+  struct guest_session *g = session_of(guest);
   char *table = guestfs_part_get_parttype(g->h, g->disk);
   if (table == NULL)
     return guest_error(g, VAB_E_GUEST, "part_get_parttype");
@@ -437,8 +477,9 @@ int vab_guest_part_grow(struct vab_guest *g, int n) {
   return 0;
 }
 
-int vab_guest_mkfs(struct vab_guest *g, const char *fstype, const char *device,
-                   const char *label) {
+int vab_guest_mkfs(struct vab_guest *guest, const char *fstype,
+                   const char *device, const char *label) {
+  struct guest_session *g = session_of(guest);
   int r;
   if (label != NULL)
     r = guestfs_mkfs_opts(g->h, fstype, device, GUESTFS_MKFS_OPTS_LABEL, label,
@@ -450,20 +491,23 @@ int vab_guest_mkfs(struct vab_guest *g, const char *fstype, const char *device,
   return 0;
 }
 
-int vab_guest_fs_uuid(struct vab_guest *g, const char *device, char *out,
+int vab_guest_fs_uuid(struct vab_guest *guest, const char *device, char *out,
                       size_t len) {
+  struct guest_session *g = session_of(guest);
   char *uuid = guestfs_vfs_uuid(g->h, device);
   if (uuid == NULL)
     return guest_error(g, VAB_E_GUEST, "vfs_uuid");
   snprintf(out, len, "%s", uuid);
   free(uuid);
   if (*out == '\0')
-    return vab_error(g->ctx, VAB_E_GUEST, "%s has no filesystem UUID", device);
+    return vab_error(g->base.ctx, VAB_E_GUEST, "%s has no filesystem UUID",
+                     device);
   return 0;
 }
 
-int vab_guest_fs_type(struct vab_guest *g, const char *device, char *out,
+int vab_guest_fs_type(struct vab_guest *guest, const char *device, char *out,
                       size_t len) {
+  struct guest_session *g = session_of(guest);
   char *type = guestfs_vfs_type(g->h, device);
   if (type == NULL)
     return guest_error(g, VAB_E_GUEST, "vfs_type");
@@ -472,8 +516,9 @@ int vab_guest_fs_type(struct vab_guest *g, const char *device, char *out,
   return 0;
 }
 
-int vab_guest_fs_grow(struct vab_guest *g, const char *fstype,
+int vab_guest_fs_grow(struct vab_guest *guest, const char *fstype,
                       const char *device, const char *mountpoint) {
+  struct guest_session *g = session_of(guest);
   if (strcmp(fstype, "xfs") == 0) {
     if (guestfs_xfs_growfs(g->h, mountpoint, -1) == -1)
       return guest_error(g, VAB_E_GUEST, "xfs_growfs");
@@ -484,20 +529,21 @@ int vab_guest_fs_grow(struct vab_guest *g, const char *fstype,
       return guest_error(g, VAB_E_GUEST, "resize2fs");
     return 0;
   }
-  return vab_error(g->ctx, VAB_E_UNSUPPORTED,
+  return vab_error(g->base.ctx, VAB_E_UNSUPPORTED,
                    "cannot grow a %s filesystem (ext2/3/4 and xfs can be)",
                    fstype);
 }
 
-int vab_guest_fsck(struct vab_guest *g, const char *fstype,
+int vab_guest_fsck(struct vab_guest *guest, const char *fstype,
                    const char *device) {
+  struct guest_session *g = session_of(guest);
   if (strcmp(fstype, "xfs") == 0) {
     int r = guestfs_xfs_repair(g->h, device, GUESTFS_XFS_REPAIR_NOMODIFY, 1,
                                -1);
     if (r == -1)
       return guest_error(g, VAB_E_GUEST, "xfs_repair");
     if (r != 0)
-      return vab_error(g->ctx, VAB_E_GUEST,
+      return vab_error(g->base.ctx, VAB_E_GUEST,
                        "the xfs filesystem on %s is not clean", device);
     return 0;
   }
@@ -506,16 +552,17 @@ int vab_guest_fsck(struct vab_guest *g, const char *fstype,
     return guest_error(g, VAB_E_GUEST, "fsck");
   /* fsck exit status: bit 0 = errors corrected; anything else is bad. */
   if (r & ~1)
-    return vab_error(g->ctx, VAB_E_GUEST,
+    return vab_error(g->base.ctx, VAB_E_GUEST,
                      "the %s filesystem on %s is not clean (fsck status %d)",
                      fstype, device, r);
   return 0;
 }
 
-int vab_guest_mount(struct vab_guest *g, const char *device,
+int vab_guest_mount(struct vab_guest *guest, const char *device,
                     const char *mountpoint) {
+  struct guest_session *g = session_of(guest);
   if (g->n_mounts >= MAX_MOUNTS)
-    return vab_error(g->ctx, VAB_E_INTERNAL, "too many guest mounts");
+    return vab_error(g->base.ctx, VAB_E_INTERNAL, "too many guest mounts");
   if (guestfs_mount(g->h, device, mountpoint) == -1)
     return guest_error(g, VAB_E_GUEST, "mount");
   struct mount_entry *m = &g->mounts[g->n_mounts++];
@@ -524,15 +571,17 @@ int vab_guest_mount(struct vab_guest *g, const char *device,
   return 0;
 }
 
-int vab_guest_umount_all(struct vab_guest *g) {
+int vab_guest_umount_all(struct vab_guest *guest) {
+  struct guest_session *g = session_of(guest);
   g->n_mounts = 0;
   if (guestfs_umount_all(g->h) == -1)
     return guest_error(g, VAB_E_GUEST, "umount_all");
   return 0;
 }
 
-int vab_guest_inspect(struct vab_guest *g, char *root, size_t root_len,
+int vab_guest_inspect(struct vab_guest *guest, char *root, size_t root_len,
                       char *os, size_t os_len) {
+  struct guest_session *g = session_of(guest);
   char **roots = guestfs_inspect_os(g->h);
   if (roots == NULL)
     return guest_error(g, VAB_E_GUEST, "inspect_os");
@@ -558,8 +607,9 @@ int vab_guest_inspect(struct vab_guest *g, char *root, size_t root_len,
   return 0;
 }
 
-int vab_guest_tar_in(struct vab_guest *g, const char *host_tar,
+int vab_guest_tar_in(struct vab_guest *guest, const char *host_tar,
                      const char *dir) {
+  struct guest_session *g = session_of(guest);
   /* xattrs carry file capabilities (ping's cap_net_raw). */
   if (guestfs_tar_in_opts(g->h, host_tar, dir, GUESTFS_TAR_IN_OPTS_XATTRS, 1,
                           -1) == -1)
@@ -567,29 +617,33 @@ int vab_guest_tar_in(struct vab_guest *g, const char *host_tar,
   return 0;
 }
 
-int vab_guest_write(struct vab_guest *g, const char *path, const void *data,
-                    size_t len) {
+static int session_write(struct vab_guest *guest, const char *path,
+                         const void *data, size_t len) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_write(g->h, path, data, len) == -1)
     return guest_error(g, VAB_E_GUEST, "write");
   return 0;
 }
 
-int vab_guest_upload(struct vab_guest *g, const char *host_path,
-                     const char *path) {
+static int session_upload(struct vab_guest *guest, const char *host_path,
+                          const char *path) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_upload(g->h, host_path, path) == -1)
     return guest_error(g, VAB_E_GUEST, "upload");
   return 0;
 }
 
-int vab_guest_copy_in(struct vab_guest *g, const char *host_path,
-                      const char *dir) {
+static int session_copy_in(struct vab_guest *guest, const char *host_path,
+                           const char *dir) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_copy_in(g->h, host_path, dir) == -1)
     return guest_error(g, VAB_E_GUEST, "copy_in");
   return 0;
 }
 
-int vab_guest_read(struct vab_guest *g, const char *path, char **data,
-                   size_t *len) {
+static int session_read(struct vab_guest *guest, const char *path, char **data,
+                        size_t *len) {
+  struct guest_session *g = session_of(guest);
   size_t n = 0;
   char *content = guestfs_read_file(g->h, path, &n);
   if (content == NULL)
@@ -598,7 +652,7 @@ int vab_guest_read(struct vab_guest *g, const char *path, char **data,
   char *copy = realloc(content, n + 1);
   if (copy == NULL) {
     free(content);
-    return vab_error(g->ctx, VAB_E_NOMEM, "out of memory");
+    return vab_error(g->base.ctx, VAB_E_NOMEM, "out of memory");
   }
   copy[n] = '\0';
   *data = copy;
@@ -607,19 +661,24 @@ int vab_guest_read(struct vab_guest *g, const char *path, char **data,
   return 0;
 }
 
-int vab_guest_mkdir_p(struct vab_guest *g, const char *path) {
+static int session_mkdir_p(struct vab_guest *guest, const char *path) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_mkdir_p(g->h, path) == -1)
     return guest_error(g, VAB_E_GUEST, "mkdir_p");
   return 0;
 }
 
-int vab_guest_chmod(struct vab_guest *g, unsigned mode, const char *path) {
+static int session_chmod(struct vab_guest *guest, unsigned mode,
+                         const char *path) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_chmod(g->h, (int)mode, path) == -1)
     return guest_error(g, VAB_E_GUEST, "chmod");
   return 0;
 }
 
-int vab_guest_exists(struct vab_guest *g, const char *path, bool *exists) {
+static int session_exists(struct vab_guest *guest, const char *path,
+                          bool *exists) {
+  struct guest_session *g = session_of(guest);
   int r = guestfs_exists(g->h, path);
   if (r == -1)
     return guest_error(g, VAB_E_GUEST, "exists");
@@ -627,27 +686,30 @@ int vab_guest_exists(struct vab_guest *g, const char *path, bool *exists) {
   return 0;
 }
 
-int vab_guest_rm_rf(struct vab_guest *g, const char *path) {
+static int session_rm_rf(struct vab_guest *guest, const char *path) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_rm_rf(g->h, path) == -1)
     return guest_error(g, VAB_E_GUEST, "rm_rf");
   return 0;
 }
 
-int vab_guest_symlink(struct vab_guest *g, const char *target,
-                      const char *linkname) {
+static int session_symlink(struct vab_guest *guest, const char *target,
+                           const char *linkname) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_ln_sf(g->h, target, linkname) == -1)
     return guest_error(g, VAB_E_GUEST, "ln_sf");
   return 0;
 }
 
-int vab_guest_trim(struct vab_guest *g, const char *mountpoint) {
+int vab_guest_trim(struct vab_guest *guest, const char *mountpoint) {
+  struct guest_session *g = session_of(guest);
   if (guestfs_fstrim(g->h, mountpoint, -1) == -1)
     return guest_error(g, VAB_E_GUEST, "fstrim");
   return 0;
 }
 
 /* The ring of the last output lines, as one string. */
-static void tail_collect(struct vab_guest *g) {
+static void tail_collect(struct guest_session *g) {
   buf_truncate(&g->tail_text, 0);
   for (size_t i = 0; i < TAIL_LINES; i++) {
     const char *line = g->tail[(g->tail_next + i) % TAIL_LINES];
@@ -659,36 +721,25 @@ static void tail_collect(struct vab_guest *g) {
   }
 }
 
-const char *vab_guest_output_tail(const struct vab_guest *g) {
+static const char *session_output_tail(const struct vab_guest *guest) {
+  const struct guest_session *g = session_of_const(guest);
   return g->tail_text.data != NULL ? g->tail_text.data : "";
 }
 
-int vab_shell_quote(struct buf *b, const char *s) {
-  if (buf_putc(b, '\'') < 0)
-    return -1;
-  for (; *s != '\0'; s++) {
-    if (*s == '\'') {
-      if (buf_puts(b, "'\\''") < 0)
-        return -1;
-    } else if (buf_putc(b, *s) < 0) {
-      return -1;
-    }
-  }
-  return buf_putc(b, '\'');
-}
 
 /* Run a staged program with its output on the appliance's console, which
  * libguestfs hands to the event callback as it comes: that is how the
  * build log gets the output line by line while the step runs.  stdout of
  * the wrapper carries only the exit status. */
-static int run_staged(struct vab_guest *g, const char *program, int *status) {
+static int run_staged(struct guest_session *g, const char *program,
+                      int *status) {
   struct buf wrapper = BUF_INIT;
   if (buf_printf(&wrapper,
                  ". " STAGE_DIR "/env; %s </dev/null >/dev/console 2>&1; "
                  "echo $?",
                  program) < 0) {
     buf_release(&wrapper);
-    return vab_error(g->ctx, VAB_E_NOMEM, "out of memory");
+    return vab_error(g->base.ctx, VAB_E_NOMEM, "out of memory");
   }
   char sh[] = "/bin/sh", dash_c[] = "-c";
   char *argv[] = {sh, dash_c, wrapper.data, NULL};
@@ -707,13 +758,13 @@ static int run_staged(struct vab_guest *g, const char *program, int *status) {
   bool ok = end != out && code >= 0 && code <= 255;
   free(out);
   if (!ok)
-    return vab_error(g->ctx, VAB_E_GUEST,
+    return vab_error(g->base.ctx, VAB_E_GUEST,
                      "builder VM: no exit status from the guest command");
   *status = (int)code;
   return 0;
 }
 
-static int stage_env(struct vab_guest *g, const char *const *env) {
+static int stage_env(struct guest_session *g, const char *const *env) {
   struct buf text = BUF_INIT;
   int r = 0;
   /* A predictable environment: apt must never ask questions. */
@@ -728,67 +779,70 @@ static int stage_env(struct vab_guest *g, const char *const *env) {
       if (eq == NULL)
         continue;
       if (buf_printf(&text, "export %.*s=", (int)(eq - list[i]), list[i]) < 0 ||
-          vab_shell_quote(&text, eq + 1) < 0 || buf_putc(&text, '\n') < 0)
-        r = vab_error(g->ctx, VAB_E_NOMEM, "out of memory");
+          shell_quote(&text, eq + 1) < 0 || buf_putc(&text, '\n') < 0)
+        r = vab_error(g->base.ctx, VAB_E_NOMEM, "out of memory");
     }
   }
   if (r == 0)
-    r = vab_guest_write(g, STAGE_DIR "/env", text.data != NULL ? text.data : "",
-                        text.len);
+    r = session_write(&g->base, STAGE_DIR "/env",
+                      text.data != NULL ? text.data : "", text.len);
   buf_release(&text);
   return r;
 }
 
-int vab_guest_script(struct vab_guest *g, const char *script,
-                     const char *const *env, int *status) {
-  if (vab_guest_mkdir_p(g, STAGE_DIR) < 0 || stage_env(g, env) < 0 ||
-      vab_guest_write(g, STAGE_DIR "/script", script, strlen(script)) < 0 ||
-      vab_guest_chmod(g, 0700, STAGE_DIR "/script") < 0)
+static int session_script(struct vab_guest *guest, const char *script,
+                          const char *const *env, int *status) {
+  struct guest_session *g = session_of(guest);
+  if (session_mkdir_p(&g->base, STAGE_DIR) < 0 || stage_env(g, env) < 0 ||
+      session_write(&g->base, STAGE_DIR "/script", script, strlen(script)) <
+          0 ||
+      session_chmod(&g->base, 0700, STAGE_DIR "/script") < 0)
     return -1;
   int r = run_staged(g, STAGE_DIR "/script", status);
-  if (r == 0 && vab_guest_rm_rf(g, STAGE_DIR) < 0)
+  if (r == 0 && session_rm_rf(&g->base, STAGE_DIR) < 0)
     r = -1;
   return r;
 }
 
-int vab_guest_command(struct vab_guest *g, const char *const *argv) {
+int vab_guest_command(struct vab_guest *guest, const char *const *argv) {
+  struct guest_session *g = session_of(guest);
   struct buf program = BUF_INIT;
   int r = 0;
   for (size_t i = 0; argv[i] != NULL && r == 0; i++)
     if ((i > 0 && buf_putc(&program, ' ') < 0) ||
-        vab_shell_quote(&program, argv[i]) < 0)
-      r = vab_error(g->ctx, VAB_E_NOMEM, "out of memory");
+        shell_quote(&program, argv[i]) < 0)
+      r = vab_error(g->base.ctx, VAB_E_NOMEM, "out of memory");
   int status = 0;
   if (r == 0) {
-    vab_log(g->ctx, VAB_LOG_DEBUG, "guest command: %s", program.data);
-    if (vab_guest_mkdir_p(g, STAGE_DIR) < 0 || stage_env(g, NULL) < 0 ||
+    vab_log(g->base.ctx, VAB_LOG_DEBUG, "guest command: %s", program.data);
+    if (session_mkdir_p(&g->base, STAGE_DIR) < 0 || stage_env(g, NULL) < 0 ||
         run_staged(g, program.data, &status) < 0 ||
-        vab_guest_rm_rf(g, STAGE_DIR) < 0)
+        session_rm_rf(&g->base, STAGE_DIR) < 0)
       r = -1;
   }
   buf_release(&program);
   if (r == 0 && status != 0) {
-    r = vab_error(g->ctx, VAB_E_GUEST, "'%s' failed in the guest (exit status %d)",
-                  argv[0], status);
-    if (*vab_guest_output_tail(g) != '\0')
-      vab_diag_hint(g->ctx, "its last output lines:\n%s",
-                    vab_guest_output_tail(g));
+    r = vab_error(g->base.ctx, VAB_E_GUEST,
+                  "'%s' failed in the guest (exit status %d)", argv[0],
+                  status);
+    if (*session_output_tail(&g->base) != '\0')
+      vab_diag_hint(g->base.ctx, "its last output lines:\n%s",
+                    session_output_tail(&g->base));
   }
   return r;
 }
 
-int vab_guest_script_at(struct vab_guest *g, const char *script,
-                        const char *const *env, const struct vab_mark *mark,
-                        const char *what) {
-  int status = 0;
-  if (vab_guest_script(g, script, env, &status) < 0)
-    return -1;
-  if (status == 0)
-    return 0;
-  vab_error_at(g->ctx, VAB_E_PROVISION, mark,
-               "%s failed in the guest (exit status %d)", what, status);
-  if (*vab_guest_output_tail(g) != '\0')
-    vab_diag_hint(g->ctx, "its last output lines:\n%s",
-                  vab_guest_output_tail(g));
-  return -1;
-}
+static const struct vab_guest_ops session_ops = {
+  .name = "libguestfs",
+  .write = session_write,
+  .upload = session_upload,
+  .copy_in = session_copy_in,
+  .read = session_read,
+  .mkdir_p = session_mkdir_p,
+  .chmod = session_chmod,
+  .exists = session_exists,
+  .rm_rf = session_rm_rf,
+  .symlink = session_symlink,
+  .script = session_script,
+  .output_tail = session_output_tail,
+};

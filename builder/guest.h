@@ -1,7 +1,12 @@
 /* The guest session: the builder VM (a libguestfs appliance) with the work
- * disk attached.  builder/guest.c is the only user of libguestfs; every
- * other part of vab (layout, sources, provisioners, sysprep) works on the
- * guest through the calls below.
+ * disk attached.  builder/guest.c is the only user of libguestfs.
+ *
+ * vab_guest_launch() returns a struct vab_guest, the handle of vab/guest.h:
+ * files, scripts and reads go through that interface (what provisioners
+ * get, and all they get).  The calls below are the builder's own, for
+ * layout, sources, sysprep and the build: partitions, filesystems, mounts,
+ * inspection, tarballs, commands, the network.  They take only a handle
+ * from vab_guest_launch(), never another implementation of vab/guest.h.
  *
  * Paths named "guest path" are inside the guest's root filesystem, which
  * the session mounts at "/" (the appliance's /sysroot).  Commands run in a
@@ -28,9 +33,8 @@
 #include <stdint.h>
 #include "vab/error.h"
 #include "vab/progress.h"
+#include "vab/guest.h"
 #include "builder/accel.h"
-
-struct vab_guest;
 
 struct vab_guest_opts {
   const char *disk_path;     /* the work disk */
@@ -100,50 +104,12 @@ int vab_guest_inspect(struct vab_guest *g, char *root, size_t root_len,
 int vab_guest_tar_in(struct vab_guest *g, const char *host_tar,
                      const char *dir);
 
-/* Files in the guest. */
-int vab_guest_write(struct vab_guest *g, const char *path, const void *data,
-                    size_t len);
-int vab_guest_upload(struct vab_guest *g, const char *host_path,
-                     const char *path);
-/* Copy a host folder or file into guest folder dir (keeps its name). */
-int vab_guest_copy_in(struct vab_guest *g, const char *host_path,
-                      const char *dir);
-/* Read a whole guest file into memory, with no size limit of vab's own
- * (callers read small files: configs, os-release); malloc'd and
- * NUL-terminated, *len (if not NULL) counts any NULs inside. */
-int vab_guest_read(struct vab_guest *g, const char *path, char **data,
-                   size_t *len);
-int vab_guest_mkdir_p(struct vab_guest *g, const char *path);
-int vab_guest_chmod(struct vab_guest *g, unsigned mode, const char *path);
-int vab_guest_exists(struct vab_guest *g, const char *path, bool *exists);
-int vab_guest_rm_rf(struct vab_guest *g, const char *path);
-int vab_guest_symlink(struct vab_guest *g, const char *target,
-                      const char *linkname);
 /* Discard the guest's free space (so exports stay small). */
 int vab_guest_trim(struct vab_guest *g, const char *mountpoint);
 
 /* Run argv in the guest's chroot; its output goes to the build log.  A
- * non-zero exit is an error naming argv[0] and the last lines of output. */
+ * non-zero exit is an error naming argv[0] and the last lines of output,
+ * which vab_guest_output_tail() then returns too. */
 int vab_guest_command(struct vab_guest *g, const char *const *argv);
-/* Run a shell script in the guest's chroot with env ("NAME=VALUE", NULL-
- * terminated, may be NULL).  Its output is streamed to the build log line by
- * line as it runs.  *status gets the exit status (0-255); the call itself
- * fails only when the session does.  The last output lines are kept for an
- * error message: vab_guest_output_tail(). */
-int vab_guest_script(struct vab_guest *g, const char *script,
-                     const char *const *env, int *status);
-/* vab_guest_script() for provisioners: a non-zero exit becomes a
- * VAB_E_PROVISION error at mark, "WHAT failed in the guest (exit status
- * N)", with the last output lines as its hint. */
-int vab_guest_script_at(struct vab_guest *g, const char *script,
-                        const char *const *env, const struct vab_mark *mark,
-                        const char *what);
-/* The last lines the previous command or script printed ("" if none). */
-const char *vab_guest_output_tail(const struct vab_guest *g);
-
-/* Append s to b quoted for /bin/sh (single quotes); -1 when out of memory.
- * For provisioners that build scripts from template values. */
-struct buf;
-int vab_shell_quote(struct buf *b, const char *s);
 
 #endif

@@ -8,8 +8,9 @@
 #include <sys/stat.h>
 
 #include "provisioners/util.h"
-#include "builder/guest.h"
+#include "vab/guest.h"
 #include "common/buf.h"
+#include "common/shell-quote.h"
 #include "common/vector.h"
 
 DEFINE_VECTOR_TYPE(path_list, char *);
@@ -247,22 +248,22 @@ static int file_run(struct vab_ctx *ctx, const void *opaque,
    * is quoted and follows "--". */
   if (c->source_is_dir) {
     r = buf_puts(&script, "set -e\nmkdir -p -- ") < 0 ||
-        vab_shell_quote(&script, c->destination) < 0 ||
+        shell_quote(&script, c->destination) < 0 ||
         buf_printf(&script, "\ncp -a -- " FILE_STAGE "/") < 0 ||
-        vab_shell_quote(&script, base) < 0 ||
+        shell_quote(&script, base) < 0 ||
         buf_puts(&script, "/. ") < 0 ||
-        vab_shell_quote(&script, c->destination) < 0 ||
+        shell_quote(&script, c->destination) < 0 ||
         buf_puts(&script, "\nrm -rf " FILE_STAGE "\nchown -R -- ") < 0;
   } else {
     r = buf_puts(&script, "set -e\nchown -- ") < 0;
   }
   if (r == 0)
-    r = vab_shell_quote(&script, c->owner) < 0 || buf_putc(&script, ' ') < 0 ||
-        vab_shell_quote(&script, c->destination) < 0 ||
+    r = shell_quote(&script, c->owner) < 0 || buf_putc(&script, ' ') < 0 ||
+        shell_quote(&script, c->destination) < 0 ||
         buf_putc(&script, '\n') < 0;
   if (r == 0 && c->has_mode)
     r = buf_printf(&script, "chmod %04o -- ", c->mode) < 0 ||
-        vab_shell_quote(&script, c->destination) < 0 ||
+        shell_quote(&script, c->destination) < 0 ||
         buf_putc(&script, '\n') < 0;
   if (r < 0) {
     buf_release(&script);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "provisioners/util.h"
-#include "builder/guest.h"
+#include "vab/guest.h"
 #include "common/buf.h"
 
 struct firstboot_config {

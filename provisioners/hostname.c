@@ -3,8 +3,9 @@
 #include <string.h>
 
 #include "provisioners/util.h"
-#include "builder/guest.h"
+#include "vab/guest.h"
 #include "common/buf.h"
+#include "common/shell-quote.h"
 
 struct hostname_config {
   struct vab_mark mark;              /* the step */
@@ -88,7 +89,7 @@ static int hostname_run(struct vab_ctx *ctx, const void *opaque,
           buf_puts(&script, "set -e\ntouch /etc/hosts\n"
                             "sed -i '/^127\\.0\\.1\\.1[[:space:]]/d' /etc/hosts\n"
                             "printf '127.0.1.1\\t%s\\n' ") < 0 ||
-          vab_shell_quote(&script, c->hostname) < 0 ||
+          shell_quote(&script, c->hostname) < 0 ||
           buf_puts(&script, " >> /etc/hosts\n") < 0;
   if (r != 0)
     r = vab_error(ctx, VAB_E_NOMEM, "out of memory");

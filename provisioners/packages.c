@@ -4,8 +4,9 @@
 #include <string.h>
 
 #include "provisioners/util.h"
-#include "builder/guest.h"
+#include "vab/guest.h"
 #include "common/buf.h"
+#include "common/shell-quote.h"
 #include "common/debian.h"
 
 struct packages_config {
@@ -92,7 +93,7 @@ static int apt_line(struct buf *script, const char *args,
   if (buf_printf(script, "apt-get %s --", args) < 0)
     return -1;
   for (size_t i = 0; i < list->n; i++)
-    if (buf_putc(script, ' ') < 0 || vab_shell_quote(script, list->items[i]) < 0)
+    if (buf_putc(script, ' ') < 0 || shell_quote(script, list->items[i]) < 0)
       return -1;
   return buf_putc(script, '\n');
 }

@@ -3,8 +3,9 @@
 #include <string.h>
 
 #include "provisioners/util.h"
-#include "builder/guest.h"
+#include "vab/guest.h"
 #include "common/buf.h"
+#include "common/shell-quote.h"
 
 struct services_config {
   struct vab_mark mark;              /* the step */
@@ -152,7 +153,7 @@ static int systemctl_line(struct buf *script, const char *verb,
   if (buf_printf(script, "systemctl %s --", verb) < 0)
     return -1;
   for (size_t i = 0; i < list->n; i++)
-    if (buf_putc(script, ' ') < 0 || vab_shell_quote(script, list->items[i]) < 0)
+    if (buf_putc(script, ' ') < 0 || shell_quote(script, list->items[i]) < 0)
       return -1;
   return buf_putc(script, '\n');
 }

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "provisioners/util.h"
-#include "builder/guest.h"
+#include "vab/guest.h"
 #include "common/buf.h"
 
 struct timezone_config {

@@ -12,8 +12,10 @@
 
 #include "provisioners/util.h"
 #include "provisioners/users.h"
-#include "builder/guest.h"
+#include "vab/guest.h"
+#include "vab/progress.h"
 #include "common/buf.h"
+#include "common/shell-quote.h"
 
 struct user_spec {
   struct vab_mark mark;              /* the user's mapping */
@@ -425,9 +427,9 @@ int users_account_command(struct buf *b, const struct users_plan *plan,
  * the hash reaches chpasswd on stdin, never on a command line. */
 static int user_script(struct buf *b, const struct user_spec *u,
                        const struct users_plan *plan, const char *hash) {
-  if (buf_puts(b, "set -e\nname=") < 0 || vab_shell_quote(b, u->name) < 0 ||
+  if (buf_puts(b, "set -e\nname=") < 0 || shell_quote(b, u->name) < 0 ||
       buf_puts(b, "\nuser_shell=") < 0 ||
-      vab_shell_quote(b, u->shell != NULL ? u->shell : "/bin/bash") < 0 ||
+      shell_quote(b, u->shell != NULL ? u->shell : "/bin/bash") < 0 ||
       buf_putc(b, '\n') < 0 ||
       users_account_command(b, plan, u->has_uid, u->uid) < 0)
     return -1;
@@ -439,7 +441,7 @@ static int user_script(struct buf *b, const struct user_spec *u,
     for (size_t i = 0; i < u->groups.n && r == 0; i++)
       r = buf_printf(&list, "%s%s", i > 0 ? "," : "", u->groups.items[i]);
     if (r == 0)
-      r = vab_shell_quote(b, list.data);
+      r = shell_quote(b, list.data);
     buf_release(&list);
     if (r < 0 || buf_puts(b, " -- \"$name\"\n") < 0)
       return -1;

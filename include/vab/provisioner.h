@@ -8,7 +8,8 @@
  *   check()   semantic checks with no side effects (files exist...);
  *             `vab validate` stops here;
  *   inputs()  the host files whose bytes the step reads (for step keys);
- *   run()     do it, inside the builder VM, against the mounted guest;
+ *   run()     do it, through the guest interface of vab/guest.h (in a
+ *             build, the builder VM with the guest mounted);
  *   free()    always called.
  */
 #ifndef VAB_PROVISIONER_H
@@ -19,7 +20,7 @@
 #include "vab/error.h"
 #include "vab/template.h"
 
-struct vab_guest;   /* builder/guest.h: the libguestfs session */
+struct vab_guest;   /* vab/guest.h: what run() works on */
 
 enum {
   VAB_PROV_NEEDS_NETWORK = 1u << 0,   /* turn the appliance's network on */

@@ -7,6 +7,7 @@
 #include "vab/template.h"
 #include "vab/format.h"
 #include "vab/provisioner.h"
+#include "vab/guest.h"
 
 const char *vab_version(void);
 
