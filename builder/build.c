@@ -11,7 +11,7 @@
 
 #include "vab/provisioner.h"
 #include "common/clock.h"
-#include "vab/vab.h"
+#include "vab/version.h"
 #include "common/buf.h"
 #include "common/fsutil.h"
 #include "common/cleanup.h"
