@@ -24,6 +24,11 @@
  * tests/unit/test-registration.c checks that every registered step type has
  * config, check and free and a run half of the same name, so callers do
  * not test for them.
+ *
+ * How to add a step type: write provisioners/<name>.c with both halves
+ * (vab_step_type_<name>, vab_provisioner_<name>), list them in
+ * provisioners/registry.c and the file in provisioners/meson.build,
+ * document its keys in docs/template.md, and test it in tests/templates/.
  */
 #ifndef VAB_STEP_H
 #define VAB_STEP_H
