@@ -22,7 +22,7 @@
 #   formats       signing core common             formats know no template,
 #                                                 builder, provisioners or cli
 #   provisioners  templates core common           provisioners know no builder
-#                 (the guest through vab/guest.h)
+#                 (the guest through vab/guest.h, core's interface)
 #   publish       signing core common
 #   builder       every layer above
 #   cli           everything (nothing may use cli)
@@ -77,7 +77,7 @@ template.h:templates
 step.h:templates
 format.h:formats
 provisioner.h:provisioners
-guest.h:provisioners
+guest.h:core
 vab.h:cli"
 # Folders with C sources and a meson.build that are not layers.
 NOT_LAYERS="tests bench examples docs scripts include"
