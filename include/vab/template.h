@@ -261,7 +261,8 @@ struct vab_load_opts {
   const struct vab_var *vars;   /* --var overrides */
   size_t n_vars;
   bool use_environment;         /* VAB_VAR_name and ${env:NAME}; default on */
-  /* Required: without it every load fails (VAB_E_INTERNAL). */
+  /* Required, with its step_types: without them every load fails
+   * (VAB_E_INTERNAL). */
   const struct vab_template_vocab *vocab;
 };
 
