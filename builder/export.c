@@ -227,13 +227,21 @@ static int convert_output(struct vab_ctx *ctx, const struct vab_template *t,
   }
   int r;
   if (strcmp(o->format, "ova") == 0) {
+    const struct vab_hardware *thw = &t->hardware;
+    struct vab_ova_hardware hw = {
+        .cpus = thw->cpus,
+        .memory = thw->memory,
+        .nics = thw->nics,
+        .disk_bus = thw->disk_bus,
+        .nic_model = thw->nic_model,
+        .uefi_only = t->disk.firmware == VAB_FW_UEFI,
+    };
     struct vab_ova_opts ova = {
         .disk_path = opts->disk_path,
         .disk_format = opts->disk_format,
         .name = t->name,
         .target = o->target ? o->target : "vmware",
-        .hardware = &t->hardware,
-        .firmware = t->disk.firmware,
+        .hardware = &hw,
         .guest_os = opts->guest_os,
         .vmdk_options = options,
         .n_vmdk_options = n_options,

@@ -32,7 +32,7 @@
 #include "common/io.h"
 #include "signing/digest.h"
 #include "vab/progress.h"
-#include "vab/provisioner.h"
+#include "vab/step.h"
 
 #define PLAN_KEY_VERSION "vab-plan-1"
 #define PLAN_READ_BUFFER (256u * 1024)
@@ -126,8 +126,8 @@ static int put_file(struct vab_ctx *ctx, struct vab_sha256 *h,
 static int put_step_inputs(struct vab_ctx *ctx, struct vab_sha256 *h,
                            const struct vab_template *t,
                            const struct vab_step *step) {
-  const struct vab_provisioner *p = step->provisioner;
-  if (p == NULL || p->inputs == NULL)
+  const struct vab_step_type *p = step->step_type;
+  if (p->inputs == NULL)
     return 0;
   size_t n = p->inputs(step->config, NULL, 0);
   if (n == 0)
@@ -138,7 +138,7 @@ static int put_step_inputs(struct vab_ctx *ctx, struct vab_sha256 *h,
   size_t got = p->inputs(step->config, paths, n);
   if (got != n)
     return vab_error(ctx, VAB_E_INTERNAL,
-                     "provisioner '%s' listed %zu inputs, then %zu",
+                     "step type '%s' listed %zu inputs, then %zu",
                      p->name, n, got);
   for (size_t i = 0; i < n; i++)
     if (put_file(ctx, h, t, paths[i], &step->mark) < 0)

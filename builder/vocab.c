@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vab/format.h"
+#include "vab/provisioner.h"
 #include "builder/export.h"
 #include "builder/sysprep.h"
 #include "builder/vocab.h"
@@ -182,6 +183,7 @@ static void fill_vocab(void) {
   filled = vocab;
   filled.output_formats = kind_names;
   filled.sysprep_operations = vab_sysprep_operations();
+  filled.step_types = vab_step_types();
 }
 
 const struct vab_template_vocab *vab_template_vocab(void) {

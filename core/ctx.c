@@ -9,7 +9,7 @@
 #include "common/vector.h"
 #include "vab/error.h"
 #include "vab/progress.h"
-#include "vab/vab.h"
+#include "vab/version.h"
 #include "core/ctx-private.h"
 
 struct vab_ctx *vab_ctx_new(void) {

@@ -274,7 +274,7 @@ static int file_run(struct vab_ctx *ctx, const void *opaque,
   return r;
 }
 
-const struct vab_provisioner vab_provisioner_file = {
+const struct vab_step_type vab_step_type_file = {
   .name = "file",
   .summary = "copy a file, a folder or inline content into the guest",
   .keys = file_keys,
@@ -283,6 +283,10 @@ const struct vab_provisioner vab_provisioner_file = {
   .config = file_config,
   .check = file_check,
   .inputs = file_inputs,
-  .run = file_run,
   .free = file_free,
+};
+
+const struct vab_provisioner vab_provisioner_file = {
+  .name = "file",
+  .run = file_run,
 };

@@ -156,7 +156,7 @@ static int firstboot_run(struct vab_ctx *ctx, const void *opaque,
   return r;
 }
 
-const struct vab_provisioner vab_provisioner_firstboot = {
+const struct vab_step_type vab_step_type_firstboot = {
   .name = "firstboot",
   .summary = "run a script once, at the appliance's first boot",
   .keys = firstboot_keys,
@@ -165,6 +165,10 @@ const struct vab_provisioner vab_provisioner_firstboot = {
   .config = firstboot_config,
   .check = firstboot_check,
   .inputs = firstboot_inputs,
-  .run = firstboot_run,
   .free = firstboot_free,
+};
+
+const struct vab_provisioner vab_provisioner_firstboot = {
+  .name = "firstboot",
+  .run = firstboot_run,
 };

@@ -71,14 +71,6 @@ static int hostname_check(struct vab_ctx *ctx, const void *opaque) {
   return 0;
 }
 
-static size_t hostname_inputs(const void *opaque, const char **paths,
-                              size_t max) {
-  (void)opaque;
-  (void)paths;
-  (void)max;
-  return 0;
-}
-
 static int hostname_run(struct vab_ctx *ctx, const void *opaque,
                         struct vab_guest *guest) {
   const struct hostname_config *c = opaque;
@@ -103,14 +95,17 @@ static int hostname_run(struct vab_ctx *ctx, const void *opaque,
   return r;
 }
 
-const struct vab_provisioner vab_provisioner_hostname = {
+const struct vab_step_type vab_step_type_hostname = {
   .name = "hostname",
   .summary = "set the host name",
   .keys = hostname_keys,
   .flags = 0,
   .config = hostname_config,
   .check = hostname_check,
-  .inputs = hostname_inputs,
-  .run = hostname_run,
   .free = hostname_free,
+};
+
+const struct vab_provisioner vab_provisioner_hostname = {
+  .name = "hostname",
+  .run = hostname_run,
 };

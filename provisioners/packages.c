@@ -78,14 +78,6 @@ static int packages_check(struct vab_ctx *ctx, const void *opaque) {
   return r;
 }
 
-static size_t packages_inputs(const void *opaque, const char **paths,
-                              size_t max) {
-  (void)opaque;
-  (void)paths;
-  (void)max;
-  return 0;
-}
-
 /* Append "apt-get ARGS... -- 'pkg'..." to script: each name quoted, after
  * the "--" that ends apt-get's options. */
 static int apt_line(struct buf *script, const char *args,
@@ -139,14 +131,17 @@ static int packages_run(struct vab_ctx *ctx, const void *opaque,
   return r;
 }
 
-const struct vab_provisioner vab_provisioner_packages = {
+const struct vab_step_type vab_step_type_packages = {
   .name = "packages",
   .summary = "install and remove packages with the guest's apt",
   .keys = packages_keys,
-  .flags = VAB_PROV_NEEDS_NETWORK,
+  .flags = VAB_STEP_NEEDS_NETWORK,
   .config = packages_config,
   .check = packages_check,
-  .inputs = packages_inputs,
-  .run = packages_run,
   .free = packages_free,
+};
+
+const struct vab_provisioner vab_provisioner_packages = {
+  .name = "packages",
+  .run = packages_run,
 };

@@ -1,16 +1,29 @@
-/* Every provisioner vab knows, by its `type:` name. */
+/* Every step type vab knows, by its `type:` name: the schema halves
+ * (vab/step.h) and the run halves (vab/provisioner.h), in the same order. */
 #include <string.h>
 
 #include "vab/provisioner.h"
 
-extern const struct vab_provisioner vab_provisioner_file;
-extern const struct vab_provisioner vab_provisioner_shell;
-extern const struct vab_provisioner vab_provisioner_packages;
-extern const struct vab_provisioner vab_provisioner_users;
-extern const struct vab_provisioner vab_provisioner_hostname;
-extern const struct vab_provisioner vab_provisioner_timezone;
-extern const struct vab_provisioner vab_provisioner_services;
-extern const struct vab_provisioner vab_provisioner_firstboot;
+#define STEP_TYPE(name)                                    \
+  extern const struct vab_step_type vab_step_type_##name; \
+  extern const struct vab_provisioner vab_provisioner_##name;
+STEP_TYPE(file)
+STEP_TYPE(shell)
+STEP_TYPE(packages)
+STEP_TYPE(users)
+STEP_TYPE(hostname)
+STEP_TYPE(timezone)
+STEP_TYPE(services)
+STEP_TYPE(firstboot)
+#undef STEP_TYPE
+
+static const struct vab_step_type *const step_types[] = {
+  &vab_step_type_file,     &vab_step_type_shell,
+  &vab_step_type_packages, &vab_step_type_users,
+  &vab_step_type_hostname, &vab_step_type_timezone,
+  &vab_step_type_services, &vab_step_type_firstboot,
+  NULL,
+};
 
 static const struct vab_provisioner *const provisioners[] = {
   &vab_provisioner_file,     &vab_provisioner_shell,
@@ -20,6 +33,8 @@ static const struct vab_provisioner *const provisioners[] = {
 };
 
 #define N_PROVISIONERS (sizeof provisioners / sizeof provisioners[0])
+
+const struct vab_step_type *const *vab_step_types(void) { return step_types; }
 
 const struct vab_provisioner *vab_provisioner_by_name(const char *name) {
   for (size_t i = 0; i < N_PROVISIONERS; i++)

@@ -137,14 +137,6 @@ static int services_check(struct vab_ctx *ctx, const void *opaque) {
   return r;
 }
 
-static size_t services_inputs(const void *opaque, const char **paths,
-                              size_t max) {
-  (void)opaque;
-  (void)paths;
-  (void)max;
-  return 0;
-}
-
 static int systemctl_line(struct buf *script, const char *verb,
                           const struct prov_list *list) {
   if (list->n == 0)
@@ -177,14 +169,17 @@ static int services_run(struct vab_ctx *ctx, const void *opaque,
   return r;
 }
 
-const struct vab_provisioner vab_provisioner_services = {
+const struct vab_step_type vab_step_type_services = {
   .name = "services",
   .summary = "enable, disable or mask systemd units",
   .keys = services_keys,
   .flags = 0,
   .config = services_config,
   .check = services_check,
-  .inputs = services_inputs,
-  .run = services_run,
   .free = services_free,
+};
+
+const struct vab_provisioner vab_provisioner_services = {
+  .name = "services",
+  .run = services_run,
 };

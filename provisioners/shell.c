@@ -214,16 +214,20 @@ static int shell_run(struct vab_ctx *ctx, const void *opaque,
   return r;
 }
 
-const struct vab_provisioner vab_provisioner_shell = {
+const struct vab_step_type vab_step_type_shell = {
   .name = "shell",
   .summary = "run shell commands in the guest, inline or from a script",
   .keys = shell_keys,
   .path_keys = shell_path_keys,
   /* Scripts commonly download things; the builder VM's network is on. */
-  .flags = VAB_PROV_NEEDS_NETWORK,
+  .flags = VAB_STEP_NEEDS_NETWORK,
   .config = shell_config,
   .check = shell_check,
   .inputs = shell_inputs,
-  .run = shell_run,
   .free = shell_free,
+};
+
+const struct vab_provisioner vab_provisioner_shell = {
+  .name = "shell",
+  .run = shell_run,
 };

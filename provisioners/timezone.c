@@ -72,14 +72,6 @@ static int timezone_check(struct vab_ctx *ctx, const void *opaque) {
   return 0;
 }
 
-static size_t timezone_inputs(const void *opaque, const char **paths,
-                              size_t max) {
-  (void)opaque;
-  (void)paths;
-  (void)max;
-  return 0;
-}
-
 static int timezone_run(struct vab_ctx *ctx, const void *opaque,
                         struct vab_guest *guest) {
   const struct timezone_config *c = opaque;
@@ -111,14 +103,17 @@ static int timezone_run(struct vab_ctx *ctx, const void *opaque,
   return r;
 }
 
-const struct vab_provisioner vab_provisioner_timezone = {
+const struct vab_step_type vab_step_type_timezone = {
   .name = "timezone",
   .summary = "set the time zone",
   .keys = timezone_keys,
   .flags = 0,
   .config = timezone_config,
   .check = timezone_check,
-  .inputs = timezone_inputs,
-  .run = timezone_run,
   .free = timezone_free,
+};
+
+const struct vab_provisioner vab_provisioner_timezone = {
+  .name = "timezone",
+  .run = timezone_run,
 };

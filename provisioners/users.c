@@ -273,14 +273,6 @@ static int users_check(struct vab_ctx *ctx, const void *opaque) {
   return r;
 }
 
-static size_t users_inputs(const void *opaque, const char **paths,
-                           size_t max) {
-  (void)opaque;
-  (void)paths;
-  (void)max;
-  return 0;
-}
-
 /* A SHA-512 crypt(3) hash of a plain password, with a fresh 16-character
  * salt.  The plain text goes no further than this function. */
 static int hash_password(struct vab_ctx *ctx, const char *password,
@@ -542,14 +534,17 @@ static int users_run(struct vab_ctx *ctx, const void *opaque,
   return 0;
 }
 
-const struct vab_provisioner vab_provisioner_users = {
+const struct vab_step_type vab_step_type_users = {
   .name = "users",
   .summary = "create users with groups, SSH keys and passwords",
   .keys = users_keys,
   .flags = 0,
   .config = users_config,
   .check = users_check,
-  .inputs = users_inputs,
-  .run = users_run,
   .free = users_free,
+};
+
+const struct vab_provisioner vab_provisioner_users = {
+  .name = "users",
+  .run = users_run,
 };

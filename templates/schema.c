@@ -11,7 +11,7 @@
 #include "common/buf.h"
 #include "common/debian.h"
 #include "common/size.h"
-#include "vab/provisioner.h"
+#include "vab/step.h"
 #include "templates/template-private.h"
 
 
@@ -560,14 +560,27 @@ static struct vab_node *schema_hardware(struct schema *s,
 
 /* Provisioners. */
 
-static const char **provisioner_names(struct schema *s) {
-  size_t n = vab_provisioner_count();
+static const char **step_type_names(struct schema *s) {
+  const struct vab_step_type *const *types = s->vocab->step_types;
+  size_t n = 0;
+  while (types[n] != NULL)
+    n++;
   const char **names = arena_alloc(s->l->arena, (n + 1) * sizeof *names);
   if (names == NULL)
     return NULL;
   for (size_t i = 0; i < n; i++)
-    names[i] = vab_provisioner_at(i)->name;
+    names[i] = types[i]->name;
+  names[n] = NULL;
   return names;
+}
+
+static const struct vab_step_type *step_type_by_name(struct schema *s,
+                                                     const char *name) {
+  for (const struct vab_step_type *const *t = s->vocab->step_types;
+       *t != NULL; t++)
+    if (strcmp((*t)->name, name) == 0)
+      return *t;
+  return NULL;
 }
 
 static struct vab_node *schema_step(struct schema *s,
@@ -591,11 +604,11 @@ static struct vab_node *schema_step(struct schema *s,
     fail(s);
     return NULL;
   }
-  const struct vab_provisioner *p = vab_provisioner_by_name(step->type);
+  const struct vab_step_type *p = step_type_by_name(s, step->type);
   if (p == NULL) {
     vab_error_at(s->ctx, VAB_E_SCHEMA, &type->mark,
                  "unknown provisioner type '%.200s'", step->type);
-    const char **names = provisioner_names(s);
+    const char **names = step_type_names(s);
     const char *close = names ? vab_suggest(step->type, names) : NULL;
     if (close != NULL) {
       vab_diag_hint(s->ctx, "did you mean '%.200s'?", close);
@@ -610,7 +623,7 @@ static struct vab_node *schema_step(struct schema *s,
     fail(s);
     return NULL;
   }
-  step->provisioner = p;
+  step->step_type = p;
   size_t n_keys = 0;
   while (p->keys[n_keys] != NULL)
     n_keys++;
@@ -643,7 +656,7 @@ static struct vab_node *schema_step(struct schema *s,
     return NULL;
   step->spec = canon;
   if (p->config(s->ctx, canon, s->dir, &step->config) < 0 ||
-      (p->check != NULL && p->check(s->ctx, step->config) < 0))
+      p->check(s->ctx, step->config) < 0)
     fail(s);
   return canon;
 }
@@ -1274,10 +1287,10 @@ int tpl_schema(struct loader *l, const struct vab_node *root,
   struct schema sc = {.l = l, .ctx = l->ctx, .dir = dir};
   struct schema *s = &sc;
   sc.vocab = l->opts != NULL ? l->opts->vocab : NULL;
-  if (sc.vocab == NULL)
+  if (sc.vocab == NULL || sc.vocab->step_types == NULL)
     return vab_error(s->ctx, VAB_E_INTERNAL,
                      "the template loader was given no vocabulary "
-                     "(struct vab_load_opts.vocab)");
+                     "(struct vab_load_opts.vocab, with its step_types)");
   struct vab_node *canon = new_map(s, &root->mark);
   if (canon == NULL)
     return -1;

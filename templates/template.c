@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vab/provisioner.h"
+#include "vab/step.h"
 #include "templates/template-private.h"
 
 /* The line as it may be shown: bytes that are not valid UTF-8, and control
@@ -242,8 +242,8 @@ void vab_template_free(struct vab_template *t) {
   if (t == NULL)
     return;
   for (size_t i = 0; i < t->n_steps; i++) {
-    const struct vab_provisioner *p = t->steps[i].provisioner;
-    if (p != NULL && p->free != NULL && t->steps[i].config != NULL)
+    const struct vab_step_type *p = t->steps[i].step_type;
+    if (p != NULL && t->steps[i].config != NULL)
       p->free(t->steps[i].config);
   }
   arena_release(t->priv);

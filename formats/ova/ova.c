@@ -311,7 +311,7 @@ char *vab_ova_descriptor(struct vab_ctx *ctx, const struct vab_ova_opts *o,
   if (vmware)
     r |= buf_printf(&b, "      <vmw:Config ovf:required=\"false\" "
                         "vmw:key=\"firmware\" vmw:value=\"%s\"/>\n",
-                    o->firmware == VAB_FW_UEFI ? "efi" : "bios");
+                    o->hardware && o->hardware->uefi_only ? "efi" : "bios");
   r |= buf_puts(&b, "    </VirtualHardwareSection>\n"
                     "  </VirtualSystem>\n"
                     "</Envelope>\n");
@@ -584,8 +584,8 @@ int vab_ova_write(struct vab_ctx *ctx, const struct vab_ova_opts *opts,
                        "an OVA holds a streamOptimized VMDK, not %s",
                        o->value);
   }
-  if (strcmp(opts->target, "virtualbox") == 0 &&
-      opts->firmware == VAB_FW_UEFI)
+  if (strcmp(opts->target, "virtualbox") == 0 && opts->hardware &&
+      opts->hardware->uefi_only)
     vab_log(ctx, VAB_LOG_WARNING,
             "VirtualBox imports an OVA as a BIOS machine: a disk with "
             "firmware uefi will not boot there (firmware: both does)");

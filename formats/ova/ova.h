@@ -1,14 +1,27 @@
 /* OVA: an OVF 1.0 descriptor, its .mf manifest, an optional .cert and a
  * streamOptimized VMDK in one ustar archive, for VMware (vmx) or VirtualBox
- * importers.
+ * importers.  It takes what it needs of the template as plain values
+ * (struct vab_ova_hardware), so that formats/ include no template header.
  * formats/ova/ is, with builder/source.c, the only user of libarchive. */
 #ifndef VAB_FORMATS_OVA_H
 #define VAB_FORMATS_OVA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "vab/format.h"
-#include "vab/template.h"
+
+/* The virtual hardware the descriptor declares.  builder/export.c copies
+ * it from the template's hardware: and disk.firmware: formats/ know no
+ * template. */
+struct vab_ova_hardware {
+  unsigned cpus;                /* 0: 1 */
+  uint64_t memory;              /* bytes; 0: 1 GiB */
+  unsigned nics;
+  const char *disk_bus;         /* scsi | sata | ide | virtio; NULL: scsi */
+  const char *nic_model;        /* auto | virtio | e1000 | vmxnet3; NULL: auto */
+  bool uefi_only;               /* firmware uefi: the disk boots no BIOS */
+};
 
 struct vab_ova_opts {
   const char *disk_path;        /* the finished disk */
@@ -16,8 +29,7 @@ struct vab_ova_opts {
   const char *name;             /* VirtualSystem name, and the members'
                                    base name (a plain file name) */
   const char *target;           /* "vmware" or "virtualbox" */
-  const struct vab_hardware *hardware;
-  enum vab_firmware firmware;
+  const struct vab_ova_hardware *hardware;   /* NULL: the defaults */
   const char *guest_os;         /* detected ("debian12"), or NULL */
   const struct vab_option *vmdk_options;  /* for the VMDK writer */
   size_t n_vmdk_options;

@@ -7,10 +7,12 @@
  * stages can point at the template when something fails.
  *
  * The vocabularies that other layers own (output formats and their
- * options, the OCI reference grammar, the sysprep operations) are not
- * copied here: the caller hands them in through struct vab_load_opts
- * (builder/vocab.h assembles them), so that what the schema accepts is
- * exactly what the owners accept.
+ * options, the OCI reference grammar, the sysprep operations, the step
+ * types' schema halves of vab/step.h) are not copied here: the caller
+ * hands them in through struct vab_load_opts (builder/vocab.h assembles
+ * them), so that what the schema accepts is exactly what the owners
+ * accept.  So templates/ includes and links only common/, core/ and
+ * libyaml (scripts/check-layers.sh keeps it so).
  *
  * templates/ is the only user of libyaml.
  */
@@ -140,14 +142,14 @@ struct vab_hardware {
   const char *nic_model;        /* auto | virtio | e1000 | vmxnet3 */
 };
 
-struct vab_provisioner;
+struct vab_step_type;   /* vab/step.h */
 
 struct vab_step {
   const char *type;             /* "file", "shell"... */
   struct vab_mark mark;         /* where the step's mapping starts */
   const struct vab_node *spec;  /* the step's expanded mapping */
-  const struct vab_provisioner *provisioner;
-  void *config;                 /* the provisioner's typed config */
+  const struct vab_step_type *step_type;  /* from the vocabulary */
+  void *config;                 /* the step type's typed config */
 };
 
 struct vab_boot_test {
@@ -250,13 +252,17 @@ struct vab_template_vocab {
   int (*check_ref)(const char *ref, char *why, size_t why_len);
   /* Sysprep operations in run order, NULL-terminated ("default" = all). */
   const char *const *sysprep_operations;
+  /* The step types `provisioners:` may use (their schema halves),
+   * NULL-terminated, in the order errors list them. */
+  const struct vab_step_type *const *step_types;
 };
 
 struct vab_load_opts {
   const struct vab_var *vars;   /* --var overrides */
   size_t n_vars;
   bool use_environment;         /* VAB_VAR_name and ${env:NAME}; default on */
-  /* Required: without it every load fails (VAB_E_INTERNAL). */
+  /* Required, with its step_types: without them every load fails
+   * (VAB_E_INTERNAL). */
   const struct vab_template_vocab *vocab;
 };
 

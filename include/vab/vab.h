@@ -1,4 +1,5 @@
-/* vab: the whole public API. */
+/* vab: the whole public API (for cli/ and tests; the layers include
+ * only the headers they may use: scripts/check-layers.sh). */
 #ifndef VAB_VAB_H
 #define VAB_VAB_H
 
@@ -6,9 +7,9 @@
 #include "vab/progress.h"
 #include "vab/template.h"
 #include "vab/format.h"
+#include "vab/step.h"
 #include "vab/provisioner.h"
 #include "vab/guest.h"
-
-const char *vab_version(void);
+#include "vab/version.h"
 
 #endif

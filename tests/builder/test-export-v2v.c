@@ -99,14 +99,13 @@ static void convert_target(const char *target) {
   if (disk[0] == '\0')
     skip();
   struct vab_ctx *ctx = vab_ctx_new();
-  struct vab_hardware hw = {.cpus = 2, .memory = 1ull << 30, .nics = 1,
-                            .disk_bus = "scsi", .nic_model = "auto"};
+  struct vab_ova_hardware hw = {.cpus = 2, .memory = 1ull << 30, .nics = 1,
+                                .disk_bus = "scsi", .nic_model = "auto"};
   struct vab_ova_opts o = {
       .disk_path = disk,
       .name = "web",
       .target = target,
       .hardware = &hw,
-      .firmware = VAB_FW_BIOS,
       .guest_os = "debian12",
   };
   char ova[256], out[256];

@@ -444,8 +444,8 @@ static void test_ova(void **state) {
  * any work, with the name in the message, and nothing is left behind. */
 static void test_ova_name_too_long(void **state) {
   (void)state;
-  struct vab_hardware hw = {.cpus = 1, .memory = 1u << 30, .nics = 1,
-                            .disk_bus = "scsi", .nic_model = "auto"};
+  struct vab_ova_hardware hw = {.cpus = 1, .memory = 1u << 30, .nics = 1,
+                                .disk_bus = "scsi", .nic_model = "auto"};
   struct vab_ova_opts o = {.disk_path = disk, .disk_format = "raw",
                            .name = "web", .target = "vmware", .hardware = &hw};
   char dir[128], ova[512];
@@ -478,8 +478,8 @@ static void test_ova_controllers(void **state) {
   };
   struct vab_ctx *ctx = vab_ctx_new();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct vab_hardware hw = {.cpus = 2, .memory = 1u << 30, .nics = 1,
-                              .disk_bus = cases[i].bus, .nic_model = "auto"};
+    struct vab_ova_hardware hw = {.cpus = 2, .memory = 1u << 30, .nics = 1,
+                                  .disk_bus = cases[i].bus, .nic_model = "auto"};
     struct vab_ova_opts o = {.name = "web", .target = cases[i].target,
                              .hardware = &hw, .guest_os = "debian12"};
     char *ovf = vab_ova_descriptor(ctx, &o, "web-disk1.vmdk", 1000, 4096,
@@ -526,8 +526,8 @@ static void test_ova_cert_length_varies(void **state) {
    * grows), 600, 600 (two blocks: signed again), 300 (fits). */
   static const size_t lengths[] = {300, 300, 600, 600, 300};
   struct scripted_signer signer = {lengths, 5, 0};
-  struct vab_hardware hw = {.cpus = 2, .memory = 1u << 30, .nics = 1,
-                            .disk_bus = "scsi", .nic_model = "auto"};
+  struct vab_ova_hardware hw = {.cpus = 2, .memory = 1u << 30, .nics = 1,
+                                .disk_bus = "scsi", .nic_model = "auto"};
   struct vab_ova_opts o = {.disk_path = disk, .disk_format = "raw",
                            .name = "web", .target = "vmware", .hardware = &hw,
                            .guest_os = "debian12",

@@ -60,8 +60,9 @@ static inline void load_steps(struct fixture *fx, const char *steps) {
 static inline int run_step(struct fixture *fx, size_t i) {
   assert_true(i < fx->t->n_steps);
   const struct vab_step *step = &fx->t->steps[i];
-  return step->provisioner->run(fx->ctx, step->config,
-                                fake_guest_handle(fx->fake));
+  const struct vab_provisioner *run_half = vab_provisioner_by_name(step->type);
+  assert_non_null(run_half);
+  return run_half->run(fx->ctx, step->config, fake_guest_handle(fx->fake));
 }
 
 /* The text of script nth (0-based). */

@@ -185,7 +185,7 @@ static void test_extends_merges(void **state) {
   const struct vab_node *source = vab_node_get(t->steps[0].spec, "source");
   assert_string_equal(source->scalar, "base/files/motd");
   const char *inputs[4];
-  assert_int_equal(t->steps[0].provisioner->inputs(t->steps[0].config,
+  assert_int_equal(t->steps[0].step_type->inputs(t->steps[0].config,
                                                    inputs, 4),
                    1);
   assert_string_equal(inputs[0], DATA_DIR "/extends/base/files/motd");

@@ -488,21 +488,21 @@ static void test_provisioner_inputs(void **state) {
   assert_non_null(t);
   const char *paths[8];
   const struct vab_step *s = &t->steps[0];
-  assert_int_equal(s->provisioner->inputs(s->config, paths, 8), 3);
+  assert_int_equal(s->step_type->inputs(s->config, paths, 8), 3);
   assert_string_equal(paths[0], DATA_DIR "/files/site/a.html");
   assert_string_equal(paths[1], DATA_DIR "/files/site/c.txt");
   assert_string_equal(paths[2], DATA_DIR "/files/site/sub/b.css");
   /* A short array gets what fits, and the full count. */
-  assert_int_equal(s->provisioner->inputs(s->config, paths, 1), 3);
+  assert_int_equal(s->step_type->inputs(s->config, paths, 1), 3);
   s = &t->steps[1];
-  assert_int_equal(s->provisioner->inputs(s->config, paths, 8), 1);
+  assert_int_equal(s->step_type->inputs(s->config, paths, 8), 1);
   assert_string_equal(paths[0], DATA_DIR "/scripts/setup.sh");
-  assert_true(s->provisioner->flags & VAB_PROV_NEEDS_NETWORK);
+  assert_true(s->step_type->flags & VAB_STEP_NEEDS_NETWORK);
   s = &t->steps[2];
-  assert_int_equal(s->provisioner->inputs(s->config, paths, 8), 1);
+  assert_int_equal(s->step_type->inputs(s->config, paths, 8), 1);
   assert_string_equal(paths[0], DATA_DIR "/scripts/setup.sh");
   s = &t->steps[3];
-  assert_int_equal(s->provisioner->inputs(s->config, paths, 8), 0);
+  assert_null(s->step_type->inputs);   /* reads no host files */
   assert_string_equal(s->type, "packages");
   assert_int_equal(s->mark.line, 8);
   assert_int_equal(s->mark.column, 5);
