@@ -33,6 +33,7 @@
 #include "formats/image.h"
 #include "formats/options-util.h"
 #include "formats/qcow2/qcow2.h"
+#include "formats/qcow2/qcow2-reader.h"
 #include "formats/registry.h"
 
 #define WRITE_BUFFER_SIZE (1u << 20)
@@ -840,15 +841,7 @@ static void qcow2_free(struct vab_writer *w) {
   w->priv = NULL;
 }
 
-/* The reader half lives in qcow2-read.c. */
-bool qcow2_probe(const uint8_t *head, size_t len, uint64_t file_size);
-int qcow2_reader_open(struct vab_reader *r);
-int qcow2_block_status(struct vab_reader *r, uint64_t offset, uint64_t len,
-                       uint64_t *run, bool *is_zero);
-int qcow2_pread(struct vab_reader *r, void *buf, size_t len, uint64_t offset);
-int qcow2_check(struct vab_reader *r, struct vab_check_result *result);
-void qcow2_reader_close(struct vab_reader *r);
-
+/* The reader half is qcow2-read.c, its check qcow2-check.c. */
 const struct vab_format vab_format_qcow2 = {
   .name = "qcow2",
   .extension = "qcow2",
