@@ -6,6 +6,8 @@ for tool in docker-registry htpasswd openssl curl; do
   command -v "$tool" >/dev/null || { echo "SKIP: no $tool"; exit 77; }
 done
 work=$(mktemp -d /var/tmp/vab-publish-test.XXXXXX)
+# The test servers import quiet_http.py: no __pycache__ in the source tree.
+export PYTHONDONTWRITEBYTECODE=1
 # free_port, serve_registry
 . "$SRCDIR/tests/lib/registry.sh"
 registry_pid=
