@@ -1,6 +1,7 @@
 /* The boot test's http and tcp probes (builder/probe.c) against a tiny
- * server on 127.0.0.1 (tests/lib/tcp-server.h): no VM.  Timeouts are short, so a probe that waits
- * too long fails the test by taking seconds. */
+ * server on 127.0.0.1 (tests/lib/tcp-server.h): no VM.  Timeouts are
+ * short, so a probe that waits too long fails the test by taking
+ * seconds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include "builder/probe.h"
+#include "ctx-fixture.h"
 #include "tcp-server.h"
 #include "common/clock.h"
 #include "vab/error.h"
@@ -184,39 +186,20 @@ static void test_cancel_ends_the_wait(void **state) {
   assert_true(took < 1.0);
 }
 
-static int ctx_setup(void **state) {
-  *state = vab_ctx_new();
-  return *state == NULL ? -1 : 0;
-}
-
-static int ctx_teardown(void **state) {
-  vab_ctx_free(*state);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_http_200, ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_500, ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_wrong_body, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_not_http, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_refused, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_silent_server_times_out,
-                                    ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_closed_without_response,
-                                    ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_tcp_banner, ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_tcp_closed_without_data, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_tcp_silent_server_times_out,
-                                    ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_tcp_refused, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_cancel_ends_the_wait, ctx_setup,
-                                    ctx_teardown),
+    TEST_WITH_CTX(test_http_200),
+    TEST_WITH_CTX(test_http_500),
+    TEST_WITH_CTX(test_http_wrong_body),
+    TEST_WITH_CTX(test_http_not_http),
+    TEST_WITH_CTX(test_http_refused),
+    TEST_WITH_CTX(test_http_silent_server_times_out),
+    TEST_WITH_CTX(test_http_closed_without_response),
+    TEST_WITH_CTX(test_tcp_banner),
+    TEST_WITH_CTX(test_tcp_closed_without_data),
+    TEST_WITH_CTX(test_tcp_silent_server_times_out),
+    TEST_WITH_CTX(test_tcp_refused),
+    TEST_WITH_CTX(test_cancel_ends_the_wait),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

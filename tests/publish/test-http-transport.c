@@ -1,7 +1,7 @@
 /* The HTTP transport (publish/transport.c) against a one-shot server on
- * 127.0.0.1 (tests/lib/tcp-server.h): bodies read through the callback, answers parsed, failures
- * classified, libcurl set up once whatever the threads; and the URL
- * helpers. */
+ * 127.0.0.1 (tests/lib/tcp-server.h): bodies read through the callback,
+ * answers parsed, failures classified, libcurl set up once whatever the
+ * threads; and the URL helpers. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "publish/transport.h"
+#include "ctx-fixture.h"
 #include "tcp-server.h"
 #include "vab/error.h"
 
@@ -196,26 +197,12 @@ static void test_url_helpers(void **state) {
   assert_false(url_is_plain_http("https://reg"));
 }
 
-static int ctx_setup(void **state) {
-  *state = vab_ctx_new();
-  return *state == NULL ? -1 : 0;
-}
-
-static int ctx_teardown(void **state) {
-  vab_ctx_free(*state);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_global_init_from_threads, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_put_streams_the_callback_body,
-                                    ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_get_keeps_a_memory_body, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_refused_is_retryable, ctx_setup,
-                                    ctx_teardown),
+    TEST_WITH_CTX(test_global_init_from_threads),
+    TEST_WITH_CTX(test_put_streams_the_callback_body),
+    TEST_WITH_CTX(test_get_keeps_a_memory_body),
+    TEST_WITH_CTX(test_refused_is_retryable),
     cmocka_unit_test(test_url_helpers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
