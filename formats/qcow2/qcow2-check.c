@@ -87,7 +87,8 @@ static uint64_t stored_refcount(struct vab_reader *r, const uint8_t *reftable,
     q->quiet = true;
     int ret = (off & (q->cluster_size - 1)) != 0
                   ? -1
-                  : qcow2_read_exact(r, block, q->cluster_size, off, "refcount block");
+                  : qcow2_read_exact(r, block, q->cluster_size, off,
+                                     "refcount block");
     q->quiet = false;
     if (ret < 0) {
       *bad = true;
@@ -275,7 +276,8 @@ static int count_snapshot_l1(struct check_state *cs, unsigned index,
   uint8_t *l1 = malloc(l1_size * 8);
   if (l1 == NULL)
     return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
-  int rc = qcow2_read_exact(r, l1, l1_size * 8, l1_offset, "snapshot L1 table");
+  int rc = qcow2_read_exact(r, l1, l1_size * 8, l1_offset,
+                            "snapshot L1 table");
   for (uint64_t i = 0; rc == 0 && i < l1_size; i++) {
     uint64_t l2_offset = load_be64(l1 + 8 * i) & QCOW2_L1E_OFFSET_MASK;
     if (l2_offset == 0)
@@ -296,7 +298,8 @@ static int count_snapshot_l1(struct check_state *cs, unsigned index,
       break;
     }
     cs->snapshot_budget -= q->cluster_size;
-    rc = qcow2_read_exact(r, table, q->cluster_size, l2_offset, "snapshot L2 table");
+    rc = qcow2_read_exact(r, table, q->cluster_size, l2_offset,
+                          "snapshot L2 table");
     if (rc == 0)
       count_l2_table_refs(cs, table);
   }
@@ -328,7 +331,8 @@ static int count_snapshots(struct check_state *cs) {
   int rc = 0;
   for (unsigned i = 0; rc == 0 && i < q->nb_snapshots; i++) {
     uint8_t fixed[40];
-    if ((rc = qcow2_read_exact(r, fixed, sizeof fixed, at, "snapshot table")) < 0)
+    if ((rc = qcow2_read_exact(r, fixed, sizeof fixed, at,
+                               "snapshot table")) < 0)
       break;
     uint64_t l1_offset = load_be64(fixed);
     uint32_t l1_size = load_be32(fixed + 8);
@@ -336,13 +340,15 @@ static int count_snapshots(struct check_state *cs) {
     uint32_t name_len = load_be16(fixed + 14);
     uint32_t extra_len = load_be32(fixed + 36);
     if (extra_len > SNAPSHOT_MAX_EXTRA) {
-      rc = qcow2_corrupt(r, at + 36, "snapshot extra data is larger than 1 KiB");
+      rc = qcow2_corrupt(r, at + 36,
+                         "snapshot extra data is larger than 1 KiB");
       break;
     }
     /* The last entry's padding need not be in the file. */
     uint64_t end = at + sizeof fixed + extra_len + id_len + name_len;
     if (end - q->snapshots_offset > SNAPSHOT_TABLE_MAX || end > r->file_size) {
-      rc = qcow2_corrupt(r, at, "snapshot table runs past the end of the file");
+      rc = qcow2_corrupt(r, at,
+                         "snapshot table runs past the end of the file");
       break;
     }
     at = (end + 7) & ~7ull;

@@ -83,7 +83,8 @@ static int parse_extensions(struct vab_reader *r, const uint8_t *cluster0,
     if (type == QCOW2_EXT_END)
       return 0;
     if (len > limit - pos - 8)
-      return qcow2_corrupt(r, pos, "header extension runs past the header cluster");
+      return qcow2_corrupt(r, pos,
+                           "header extension runs past the header cluster");
     const uint8_t *data = cluster0 + pos + 8;
     if (type == QCOW2_EXT_BACKING_FORMAT) {
       if (len == 0 || len >= sizeof r->info.backing_format ||
@@ -146,7 +147,8 @@ static int open_backing(struct vab_reader *r, const uint8_t *cluster0,
   if (len == 0 || len > QCOW2_MAX_BACKING_NAME)
     return qcow2_corrupt(r, 16, "bad backing file name length");
   if (offset > r->file_size || len > r->file_size - offset)
-    return qcow2_corrupt(r, 8, "backing file name is past the end of the file");
+    return qcow2_corrupt(r, 8,
+                         "backing file name is past the end of the file");
   char name[QCOW2_MAX_BACKING_NAME + 1];
   if (offset + len <= 4096 && offset + len <= r->file_size) {
     memcpy(name, cluster0 + offset, len);
@@ -313,11 +315,13 @@ int qcow2_reader_open(struct vab_reader *r) {
   if (q->l1_offset & (q->cluster_size - 1))
     return qcow2_corrupt(r, 40, "L1 table offset is not cluster aligned");
   if (q->reftable_offset & (q->cluster_size - 1))
-    return qcow2_corrupt(r, 48, "refcount table offset is not cluster aligned");
+    return qcow2_corrupt(r, 48,
+                         "refcount table offset is not cluster aligned");
   if (q->reftable_clusters * q->cluster_size > QCOW2_MAX_REFTABLE_BYTES)
     return qcow2_corrupt(r, 56, "refcount table is larger than 8 MiB");
   if (backing_offset != 0 && backing_offset >= q->cluster_size)
-    return qcow2_corrupt(r, 8, "backing file name is outside the header cluster");
+    return qcow2_corrupt(r, 8,
+                         "backing file name is outside the header cluster");
   size_t ext_limit = (size_t)(q->cluster_size < sizeof h ? q->cluster_size
                                                           : sizeof h);
   if (backing_offset != 0 && backing_offset < ext_limit)
@@ -334,7 +338,8 @@ int qcow2_reader_open(struct vab_reader *r) {
   if (q->l1 == NULL)
     return vab_error(r->ctx, VAB_E_NOMEM, "out of memory");
   if (q->l1_size > 0) {
-    if (qcow2_read_exact(r, q->l1, q->l1_size * 8, q->l1_offset, "L1 table") < 0)
+    if (qcow2_read_exact(r, q->l1, q->l1_size * 8, q->l1_offset,
+                         "L1 table") < 0)
       return -1;
     for (uint64_t i = 0; i < q->l1_size; i++)
       q->l1[i] = load_be64((const uint8_t *)&q->l1[i]);
@@ -381,7 +386,8 @@ int qcow2_l2_entry(struct vab_reader *r, uint64_t cluster, uint64_t *entry) {
         return fail(r, VAB_E_NOMEM, 0, "out of memory");
     }
     c->offset = 0;
-    if (qcow2_read_exact(r, c->table, q->cluster_size, l2_offset, "L2 table") < 0)
+    if (qcow2_read_exact(r, c->table, q->cluster_size, l2_offset,
+                         "L2 table") < 0)
       return -1;
     for (uint64_t i = 0; i < q->l2_entries; i++)
       c->table[i] = load_be64((const uint8_t *)&c->table[i]);
@@ -415,7 +421,8 @@ int qcow2_classify(struct vab_reader *r, uint64_t cluster, uint64_t entry,
     return 0;
   }
   if (*host & (q->cluster_size - 1))
-    return qcow2_corrupt(r, *host, "data cluster offset is not cluster aligned");
+    return qcow2_corrupt(r, *host,
+                         "data cluster offset is not cluster aligned");
   if (*host >= r->file_size)
     return qcow2_corrupt(r, *host, "data cluster is past the end of the file");
   *kind = QCOW2_KIND_NORMAL;
@@ -436,11 +443,13 @@ static int decompress_cluster(struct vab_reader *r, uint64_t entry) {
   uint64_t host, len;
   qcow2_compressed_range(entry, q->cluster_bits, &host, &len);
   if (host >= r->file_size || host >= (1ull << 56))
-    return qcow2_corrupt(r, host, "compressed cluster is past the end of the file");
+    return qcow2_corrupt(r, host,
+                         "compressed cluster is past the end of the file");
   /* The last sector may be cut short by the end of the file. */
   if (len > r->file_size - host)
     len = r->file_size - host;
-  if (qcow2_read_exact(r, q->cbuf, (size_t)len, host, "compressed cluster") < 0)
+  if (qcow2_read_exact(r, q->cbuf, (size_t)len, host,
+                       "compressed cluster") < 0)
     return -1;
   size_t produced = 0;
   if (q->compression_type == QCOW2_COMPRESSION_DEFLATE) {
@@ -469,7 +478,8 @@ static int decompress_cluster(struct vab_reader *r, uint64_t entry) {
     produced = out.pos;
   }
   if (produced != q->cluster_size)
-    return qcow2_corrupt(r, host, "compressed cluster does not decompress to a "
+    return qcow2_corrupt(r, host,
+                         "compressed cluster does not decompress to a "
                    "full cluster");
   q->dbuf_entry = entry;
   q->dbuf_zero = vab_buffer_is_zero(q->dbuf, q->cluster_size);
@@ -531,7 +541,8 @@ int qcow2_pread(struct vab_reader *r, void *buf, size_t len, uint64_t offset) {
                          ? (r->file_size - pos < n ? (size_t)(r->file_size - pos)
                                                    : n)
                          : 0;
-      if (avail > 0 && qcow2_read_exact(r, out, avail, pos, "data cluster") < 0)
+      if (avail > 0 && qcow2_read_exact(r, out, avail, pos,
+                                        "data cluster") < 0)
         return -1;
       if (vab_buffer_is_zero(out, avail) &&
           spend_zero_budget(r, host, avail) < 0)
