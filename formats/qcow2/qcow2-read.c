@@ -486,22 +486,6 @@ static int decompress_cluster(struct vab_reader *r, uint64_t entry) {
   return 0;
 }
 
-static int read_backing(struct vab_reader *r, uint8_t *buf, size_t len,
-                        uint64_t offset) {
-  if (r->backing == NULL) {
-    memset(buf, 0, len);
-    return 0;
-  }
-  uint64_t bsize = r->backing->info.virtual_size;
-  size_t n = 0;
-  if (offset < bsize)
-    n = bsize - offset < len ? (size_t)(bsize - offset) : len;
-  if (n > 0 && vab_image_pread(r->backing, buf, n, offset) < 0)
-    return -1;
-  memset(buf + n, 0, len - n);
-  return 0;
-}
-
 int qcow2_pread(struct vab_reader *r, void *buf, size_t len, uint64_t offset) {
   struct qcow2_reader *q = r->priv;
   uint8_t *out = buf;
@@ -521,7 +505,7 @@ int qcow2_pread(struct vab_reader *r, void *buf, size_t len, uint64_t offset) {
       memset(out, 0, n);
       break;
     case QCOW2_KIND_UNALLOCATED:
-      if (read_backing(r, out, n, offset) < 0)
+      if (vab_image_read_backing(r, out, n, offset) < 0)
         return -1;
       break;
     case QCOW2_KIND_COMPRESSED:
