@@ -59,6 +59,17 @@ void cli_human_size(uint64_t n, char *out, size_t len);
 void cli_progress_attach(struct vab_ctx *ctx, bool quiet);
 void cli_progress_done(void);
 
+/* A vab_log_fn for commands: warnings and notes from the library on
+ * stderr as "PREFIX: [warning: ]LINE"; debug lines are for build logs
+ * only, and quiet drops the notes (info) too.  opaque: a struct cli_log
+ * that outlives the callback's installation. */
+struct cli_log {
+  const char *prefix;          /* "vab convert" */
+  bool quiet;
+};
+void cli_log_to_stderr(void *opaque, enum vab_log_level level,
+                       const char *line);
+
 /* The context that SIGINT/SIGTERM cancel. */
 void cli_set_signal_ctx(struct vab_ctx *ctx);
 

@@ -68,17 +68,6 @@ const struct cli_command cli_cmd_convert = {
     "Exit status: 0 converted, 1 failed or cancelled, 2 usage error.\n",
 };
 
-/* Warnings and notes from the readers and writers (a size rounded up to
- * a sector, say); debug lines are for build logs only. */
-static void log_to_stderr(void *opaque, enum vab_log_level level,
-                          const char *line) {
-  (void)opaque;
-  if (level == VAB_LOG_DEBUG)
-    return;
-  fprintf(stderr, "vab convert: %s%s\n",
-          level == VAB_LOG_WARNING ? "warning: " : "", line);
-}
-
 static int append_options(struct buf *all, const char *text) {
   if (all->len > 0 && buf_putc(all, ',') < 0)
     return -1;
@@ -199,7 +188,10 @@ static int run_convert(struct vab_ctx *ctx, int argc, char **argv) {
   };
   struct vab_convert_result res;
   cli_progress_attach(ctx, quiet || json);
-  vab_ctx_set_log(ctx, log_to_stderr, NULL);
+  /* Warnings and notes from the readers and writers (a size rounded up
+   * to a sector, say). */
+  static struct cli_log log = {"vab convert", false};
+  vab_ctx_set_log(ctx, cli_log_to_stderr, &log);
   int r = vab_convert(ctx, src, dst, &opts, &res);
   vab_ctx_set_log(ctx, NULL, NULL);
   cli_progress_done();

@@ -34,15 +34,6 @@ const struct cli_command cli_cmd_inspect = {
     "found errors, 2 usage error.\n",
 };
 
-static void log_to_stderr(void *opaque, enum vab_log_level level,
-                          const char *line) {
-  (void)opaque;
-  if (level == VAB_LOG_DEBUG)
-    return;
-  fprintf(stderr, "vab inspect: %s%s\n",
-          level == VAB_LOG_WARNING ? "warning: " : "", line);
-}
-
 static void print_text(const struct vab_reader *r, bool checked,
                        const struct vab_check_result *check) {
   const struct vab_image_info *i = &r->info;
@@ -158,7 +149,8 @@ static int run_inspect(struct vab_ctx *ctx, int argc, char **argv) {
     return cli_usage_error(&cli_cmd_inspect, argc == optind
                                                  ? "missing IMAGE"
                                                  : "too many arguments");
-  vab_ctx_set_log(ctx, log_to_stderr, NULL);
+  static struct cli_log log = {"vab inspect", false};
+  vab_ctx_set_log(ctx, cli_log_to_stderr, &log);
   struct vab_reader *r = NULL;
   if (vab_image_open(ctx, argv[optind], format, open_flags, &r) < 0) {
     cli_print_diags(ctx, "vab inspect");

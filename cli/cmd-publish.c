@@ -69,17 +69,6 @@ const struct cli_command cli_cmd_publish = {
     "--send-creds-to-realm.  A request that hits a limit is tried once more.\n",
 };
 
-static bool quiet_log;
-
-static void log_to_stderr(void *opaque, enum vab_log_level level,
-                          const char *line) {
-  const char *prefix = opaque;
-  if (level == VAB_LOG_DEBUG || (quiet_log && level == VAB_LOG_INFO))
-    return;
-  fprintf(stderr, "%s: %s%s\n", prefix,
-          level == VAB_LOG_WARNING ? "warning: " : "", line);
-}
-
 /* "64M" -> 67108864.  -1 when not a positive size. */
 static int parse_size(const char *text, uint64_t *out) {
   char *end = NULL;
@@ -220,8 +209,8 @@ static int run_publish(struct vab_ctx *ctx, int argc, char **argv) {
     }
     opts.signer = signer;
   }
-  quiet_log = quiet || json;
-  vab_ctx_set_log(ctx, log_to_stderr, "vab publish");
+  struct cli_log log = {"vab publish", quiet || json};
+  vab_ctx_set_log(ctx, cli_log_to_stderr, &log);
   cli_progress_attach(ctx, quiet || json);
   struct vab_publish_result res;
   int r = vab_publish_dir(ctx, dir, ref, &opts, &res);

@@ -50,17 +50,6 @@ const struct cli_command cli_cmd_pull = {
     "in DIR's free space; a layer larger than declared is refused.\n",
 };
 
-static bool quiet_log;
-
-static void log_to_stderr(void *opaque, enum vab_log_level level,
-                          const char *line) {
-  (void)opaque;
-  if (level == VAB_LOG_DEBUG || (quiet_log && level == VAB_LOG_INFO))
-    return;
-  fprintf(stderr, "vab pull: %s%s\n",
-          level == VAB_LOG_WARNING ? "warning: " : "", line);
-}
-
 static void print_json(bool ok, const char *ref,
                        const struct vab_pull_result *res,
                        struct vab_ctx *ctx) {
@@ -137,8 +126,8 @@ static int run_pull(struct vab_ctx *ctx, int argc, char **argv) {
     return EXIT_FAILED;
   }
   opts.verifier = verifier;
-  quiet_log = quiet || json;
-  vab_ctx_set_log(ctx, log_to_stderr, NULL);
+  struct cli_log log = {"vab pull", quiet || json};
+  vab_ctx_set_log(ctx, cli_log_to_stderr, &log);
   cli_progress_attach(ctx, quiet || json);
   struct vab_pull_result res;
   int r = vab_pull(ctx, ref, dir, &opts, &res);

@@ -196,3 +196,12 @@ void cli_progress_done(void) {
   bar.active = false;
   bar.drawn = false;
 }
+
+void cli_log_to_stderr(void *opaque, enum vab_log_level level,
+                       const char *line) {
+  const struct cli_log *log = opaque;
+  if (level == VAB_LOG_DEBUG || (log->quiet && level == VAB_LOG_INFO))
+    return;
+  fprintf(stderr, "%s: %s%s\n", log->prefix,
+          level == VAB_LOG_WARNING ? "warning: " : "", line);
+}

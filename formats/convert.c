@@ -28,7 +28,6 @@
 #include "core/files.h"
 #include "vab/progress.h"
 #include "formats/image.h"
-#include "formats/options-util.h"
 
 /* Bytes of slot buffers the pipeline may hold, whatever the block size. */
 #define PIPELINE_MEMORY (48u << 20)
@@ -349,7 +348,7 @@ static int parse_threads(struct vab_ctx *ctx, const char *value,
 static int apply_options(struct vab_writer *w,
                          const struct vab_convert_opts *opts) {
   /* The writer's own options are checked as a set first, by the table
-   * `vab validate` also reads. */
+   * `vab validate` also reads, and then set. */
   struct vab_option *own = NULL;
   size_t n_own = 0;
   if (opts->n_options > 0) {
@@ -360,30 +359,14 @@ static int apply_options(struct vab_writer *w,
   for (size_t i = 0; i < opts->n_options; i++)
     if (strcmp(opts->options[i].key, "threads") != 0)
       own[n_own++] = opts->options[i];
-  struct vab_option_problem problem;
-  int r = vab_format_check_options(w->format, own, n_own, &problem);
-  if (r < 0) {
-    vab_error(w->ctx, problem.code, "%s", problem.message);
-    if (vab_option_spec_find(w->format->options, own[problem.index].key) ==
-        NULL)
-      vab_option_hint_names(w->ctx, w->format);
-  }
+  int r = vab_writer_set_options(w, own, n_own);
   free(own);
   if (r < 0)
     return -1;
-  for (size_t i = 0; i < opts->n_options; i++) {
-    const struct vab_option *o = &opts->options[i];
-    if (strcmp(o->key, "threads") == 0) {
-      if (parse_threads(w->ctx, o->value, &w->threads) < 0)
-        return -1;
-      continue;
-    }
-    if (w->format->set_option == NULL)
-      return vab_error(w->ctx, VAB_E_USAGE, "format %s has no option '%s'",
-                       w->format->name, o->key);
-    if (w->format->set_option(w, o->key, o->value) < 0)
+  for (size_t i = 0; i < opts->n_options; i++)
+    if (strcmp(opts->options[i].key, "threads") == 0 &&
+        parse_threads(w->ctx, opts->options[i].value, &w->threads) < 0)
       return -1;
-  }
   return 0;
 }
 

@@ -113,19 +113,23 @@ const struct vab_option_spec *vab_option_spec_find(
   return NULL;
 }
 
-int vab_option_check_value(const char *owner,
+int vab_option_parse_value(const char *owner,
                            const struct vab_option_spec *spec,
-                           const char *value,
+                           const char *value, struct vab_option_value *out,
                            struct vab_option_problem *p) {
   char list[200];
-  bool on;
   long n;
   uint64_t size;
+  memset(out, 0, sizeof *out);
+  out->spec = spec;
+  out->text = value;
   switch (spec->kind) {
   case VAB_OPTION_ENUM:
     for (size_t i = 0; spec->values[i] != NULL; i++)
-      if (strcmp(spec->values[i], value) == 0)
+      if (strcmp(spec->values[i], value) == 0) {
+        out->choice = i;
         return 0;
+      }
     list_values(spec->values, list, sizeof list);
     return problem(p, VAB_E_USAGE, "%s option %s must be %s, not '%.100s'",
                    owner, spec->key, list, value);
@@ -136,6 +140,7 @@ int vab_option_check_value(const char *owner,
                      "not '%.100s'",
                      owner, spec->key, (long)spec->min, (long)spec->max,
                      value);
+    out->number = (uint64_t)n;
     return 0;
   case VAB_OPTION_SIZE:
     if (vab_parse_size(value, &size) < 0)
@@ -153,9 +158,10 @@ int vab_option_check_value(const char *owner,
                          ? "power of two " : "size ",
                      (unsigned long long)spec->min,
                      (unsigned long long)spec->max, value);
+    out->number = size;
     return 0;
   case VAB_OPTION_BOOL:
-    if (!parse_bool(value, &on))
+    if (!parse_bool(value, &out->on))
       return problem(p, VAB_E_USAGE,
                      "%s option %s must be 'on' or 'off', not '%.100s'",
                      owner, spec->key, value);
@@ -165,6 +171,14 @@ int vab_option_check_value(const char *owner,
   }
   return problem(p, VAB_E_INTERNAL, "%s option %s has no kind", owner,
                  spec->key);
+}
+
+int vab_option_check_value(const char *owner,
+                           const struct vab_option_spec *spec,
+                           const char *value,
+                           struct vab_option_problem *p) {
+  struct vab_option_value unused;
+  return vab_option_parse_value(owner, spec, value, &unused, p);
 }
 
 int vab_format_check_options(const struct vab_format *f,
@@ -187,33 +201,6 @@ int vab_format_check_options(const struct vab_format *f,
   return 0;
 }
 
-int vab_option_int(struct vab_writer *w, const char *key, const char *value,
-                   long min, long max, long *out) {
-  long n;
-  if (!parse_int(value, &n) || n < min || n > max)
-    return vab_error(w->ctx, VAB_E_USAGE,
-                     "%s option %s must be a number from %ld to %ld, not '%s'",
-                     w->format->name, key, min, max, value);
-  *out = n;
-  return 0;
-}
-
-int vab_option_bool(struct vab_writer *w, const char *key, const char *value,
-                    bool *out) {
-  if (!parse_bool(value, out))
-    return vab_error(w->ctx, VAB_E_USAGE,
-                     "%s option %s must be 'on' or 'off', not '%s'",
-                     w->format->name, key, value);
-  return 0;
-}
-
-int vab_option_unknown(struct vab_writer *w, const char *key) {
-  vab_error(w->ctx, VAB_E_USAGE, "format %s has no option '%s'",
-            w->format->name, key);
-  vab_option_hint_names(w->ctx, w->format);
-  return -1;
-}
-
 void vab_option_hint_names(struct vab_ctx *ctx, const struct vab_format *f) {
   char names[256] = "";
   size_t used = 0;
@@ -228,12 +215,30 @@ void vab_option_hint_names(struct vab_ctx *ctx, const struct vab_format *f) {
                 used ? ", " : "");
 }
 
-int vab_option_size(struct vab_writer *w, const char *key, const char *value,
-                    uint64_t *out) {
-  if (vab_parse_size(value, out) < 0)
-    return vab_error(w->ctx, VAB_E_USAGE,
-                     "%s option %s must be a size such as 65536 or 64K, "
-                     "not '%s'",
-                     w->format->name, key, value);
+int vab_writer_set_options(struct vab_writer *w,
+                           const struct vab_option *options, size_t n) {
+  const struct vab_format *f = w->format;
+  struct vab_option_problem p;
+  if (vab_format_check_options(f, options, n, &p) < 0) {
+    vab_error(w->ctx, p.code, "%s", p.message);
+    if (n > 0 && vab_option_spec_find(f->options, options[p.index].key) ==
+                     NULL)
+      vab_option_hint_names(w->ctx, f);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct vab_option_value value;
+    const struct vab_option_spec *spec =
+        vab_option_spec_find(f->options, options[i].key);
+    /* Both passed the check above; a failure here is a bug. */
+    if (spec == NULL || f->set_option == NULL ||
+        vab_option_parse_value(f->name, spec, options[i].value, &value,
+                               &p) < 0)
+      return vab_error(w->ctx, VAB_E_INTERNAL,
+                       "vab bug: %s option %s passed its check but has no "
+                       "setter", f->name, options[i].key);
+    if (f->set_option(w, &value) < 0)
+      return -1;
+  }
   return 0;
 }

@@ -31,8 +31,8 @@
 #include "vab/format.h"
 #include "formats/compressors.h"
 #include "formats/image.h"
-#include "formats/options-util.h"
 #include "formats/qcow2/qcow2.h"
+#include "formats/qcow2/qcow2-reader.h"
 #include "formats/registry.h"
 
 #define WRITE_BUFFER_SIZE (1u << 20)
@@ -159,62 +159,39 @@ static struct qcow2_writer *qw_get(struct vab_writer *w) {
   return w->priv;
 }
 
-static int qcow2_set_option(struct vab_writer *w, const char *key,
-                            const char *value) {
+/* The values passed qcow2_options and qcow2_check_options(). */
+static int qcow2_set_option(struct vab_writer *w,
+                            const struct vab_option_value *v) {
+  /* qcow2_compressions, in order. */
+  static const enum qcow2_compression compressions[] = {
+      COMP_NONE, COMP_ZLIB, COMP_ZLIB, COMP_ZSTD};
   struct qcow2_writer *q = qw_get(w);
   if (q == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
+  const char *key = v->spec->key;
   if (strcmp(key, "cluster_size") == 0) {
-    uint64_t size;
-    if (vab_option_size(w, key, value, &size) < 0)
-      return -1;
     unsigned bits = 0;
-    while (bits < 63 && (1ull << bits) < size)
+    while ((1ull << bits) < v->number)
       bits++;
-    if ((1ull << bits) != size || bits < QCOW2_MIN_CLUSTER_BITS ||
-        bits > QCOW2_MAX_CLUSTER_BITS)
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "qcow2 cluster_size must be a power of two from 512 "
-                       "to 2M, not '%s'",
-                       value);
-    q->cluster_size = (uint32_t)size;
+    q->cluster_size = (uint32_t)v->number;
     q->cluster_bits = bits;
-    return 0;
-  }
-  if (strcmp(key, "compression") == 0) {
-    if (strcmp(value, "none") == 0)
-      q->compression = COMP_NONE;
-    else if (strcmp(value, "zlib") == 0 || strcmp(value, "deflate") == 0)
-      q->compression = COMP_ZLIB;
-    else if (strcmp(value, "zstd") == 0)
-      q->compression = COMP_ZSTD;
-    else
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "qcow2 compression must be none, zlib or zstd, "
-                       "not '%s'",
-                       value);
-    return 0;
-  }
-  if (strcmp(key, "level") == 0) {
-    long level;
-    if (vab_option_int(w, key, value, 1, 22, &level) < 0)
-      return -1;
-    q->level = (int)level;
+  } else if (strcmp(key, "compression") == 0) {
+    q->compression = compressions[v->choice];
+  } else if (strcmp(key, "level") == 0) {
+    q->level = (int)v->number;
     q->level_set = true;
-    return 0;
-  }
-  if (strcmp(key, "dedup") == 0)
-    return vab_option_bool(w, key, value, &q->dedup);
-  if (strcmp(key, "backing_file") == 0 || strcmp(key, "backing_fmt") == 0) {
+  } else if (strcmp(key, "dedup") == 0) {
+    q->dedup = v->on;
+  } else {
+    /* backing_file, backing_fmt */
     bool is_file = strcmp(key, "backing_file") == 0;
     char **field = is_file ? &q->backing_file : &q->backing_format;
     free(*field);
-    *field = strdup(value);
+    *field = strdup(v->text);
     if (*field == NULL)
       return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-    return 0;
   }
-  return vab_option_unknown(w, key);
+  return 0;
 }
 
 static int qcow2_open(struct vab_writer *w) {
@@ -840,15 +817,7 @@ static void qcow2_free(struct vab_writer *w) {
   w->priv = NULL;
 }
 
-/* The reader half lives in qcow2-read.c. */
-bool qcow2_probe(const uint8_t *head, size_t len, uint64_t file_size);
-int qcow2_reader_open(struct vab_reader *r);
-int qcow2_block_status(struct vab_reader *r, uint64_t offset, uint64_t len,
-                       uint64_t *run, bool *is_zero);
-int qcow2_pread(struct vab_reader *r, void *buf, size_t len, uint64_t offset);
-int qcow2_check(struct vab_reader *r, struct vab_check_result *result);
-void qcow2_reader_close(struct vab_reader *r);
-
+/* The reader half is qcow2-read.c, its check qcow2-check.c. */
 const struct vab_format vab_format_qcow2 = {
   .name = "qcow2",
   .extension = "qcow2",

@@ -15,7 +15,6 @@
 #include "common/io.h"
 #include "vab/format.h"
 #include "formats/image.h"
-#include "formats/options-util.h"
 #include "formats/registry.h"
 
 /* Writer blocks: large, since raw does no per-block work. */
@@ -53,31 +52,17 @@ static struct raw_writer *raw_priv(struct vab_writer *w) {
   return w->priv;
 }
 
-static int raw_set_option(struct vab_writer *w, const char *key,
-                          const char *value) {
+/* The values passed raw_options. */
+static int raw_set_option(struct vab_writer *w,
+                          const struct vab_option_value *v) {
   struct raw_writer *rw = raw_priv(w);
   if (rw == NULL)
     return vab_error(w->ctx, VAB_E_NOMEM, "out of memory");
-  if (strcmp(key, "compression") == 0) {
-    if (strcmp(value, "zstd") == 0)
-      rw->zstd = true;
-    else if (strcmp(value, "none") == 0)
-      rw->zstd = false;
-    else
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "raw option compression must be 'none' or 'zstd', "
-                       "not '%s'",
-                       value);
-    return 0;
-  }
-  if (strcmp(key, "level") == 0) {
-    long level;
-    if (vab_option_int(w, key, value, 1, ZSTD_maxCLevel(), &level) < 0)
-      return -1;
-    rw->level = (int)level;
-    return 0;
-  }
-  return vab_option_unknown(w, key);
+  if (strcmp(v->spec->key, "compression") == 0)
+    rw->zstd = strcmp(v->text, "zstd") == 0;
+  else  /* level */
+    rw->level = (int)v->number;
+  return 0;
 }
 
 static int zstd_failed(struct vab_writer *w, size_t code, const char *what) {

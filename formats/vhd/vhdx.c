@@ -52,20 +52,14 @@ static struct vhdx_writer *writer_state(struct vab_writer *w) {
   return w->priv;
 }
 
-static int vhdx_set_option(struct vab_writer *w, const char *key,
-                           const char *value) {
+/* subformat, its one option, after vhdx_options checked it. */
+static int vhdx_set_option(struct vab_writer *w,
+                           const struct vab_option_value *v) {
   struct vhdx_writer *s = writer_state(w);
   if (s == NULL)
     return -1;
-  if (strcmp(key, "subformat") == 0) {
-    if (strcmp(value, "dynamic") != 0 && strcmp(value, "fixed") != 0)
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "vhdx: subformat '%s' is not dynamic or fixed", value);
-    snprintf(s->subformat, sizeof s->subformat, "%s", value);
-    return 0;
-  }
-  return vab_error(w->ctx, VAB_E_USAGE,
-                   "vhdx: unknown option '%s' (known: subformat)", key);
+  snprintf(s->subformat, sizeof s->subformat, "%s", v->text);
+  return 0;
 }
 
 /* vab's format names as qemu-img spells them. */

@@ -76,16 +76,6 @@ void vmdk_marker_encode(uint8_t out[VMDK_SECTOR], uint64_t num_sectors,
   store_le32(out + 12, type);
 }
 
-static const char *const adapter_types[] = {"ide", "buslogic", "lsilogic",
-                                            "legacyESX", NULL};
-
-bool vmdk_adapter_type_valid(const char *name) {
-  for (size_t i = 0; adapter_types[i] != NULL; i++)
-    if (strcmp(name, adapter_types[i]) == 0)
-      return true;
-  return false;
-}
-
 /* Spread the 32-bit CID into more bits for ddb.longContentID. */
 static uint32_t mix32(uint32_t x) {
   x ^= x >> 16;

@@ -144,61 +144,33 @@ static bool extent_file_valid(const char *value) {
          strpbrk(value, "/\"\n\r") == NULL;
 }
 
-int vmdk_set_option(struct vab_writer *w, const char *key, const char *value) {
+/* The values passed vmdk_options and vmdk_check_options(). */
+int vmdk_set_option(struct vab_writer *w, const struct vab_option_value *v) {
+  /* vmdk_subformats, in order. */
+  static const enum vmdk_subformat subformats[] = {STREAM_OPTIMIZED,
+                                                   MONOLITHIC_SPARSE};
   struct vmdk_writer *s = writer_state(w);
   if (s == NULL)
     return -1;
+  const char *key = v->spec->key;
   unsigned long n;
   if (strcmp(key, "subformat") == 0) {
-    if (strcmp(value, "streamOptimized") == 0)
-      s->subformat = STREAM_OPTIMIZED;
-    else if (strcmp(value, "monolithicSparse") == 0)
-      s->subformat = MONOLITHIC_SPARSE;
-    else
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "vmdk: subformat '%s' is not streamOptimized or "
-                       "monolithicSparse",
-                       value);
+    s->subformat = subformats[v->choice];
   } else if (strcmp(key, "adapter_type") == 0) {
-    if (!vmdk_adapter_type_valid(value))
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "vmdk: adapter_type '%s' is not ide, buslogic, "
-                       "lsilogic or legacyESX",
-                       value);
-    snprintf(s->adapter_type, sizeof s->adapter_type, "%s", value);
+    snprintf(s->adapter_type, sizeof s->adapter_type, "%s", v->text);
   } else if (strcmp(key, "hwversion") == 0) {
-    if (!parse_uint(value, 10, &n) || n < 4 || n > 22)
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "vmdk: hwversion '%s' is not a number from 4 to 22",
-                       value);
-    s->hw_version = (unsigned)n;
+    s->hw_version = (unsigned)v->number;
   } else if (strcmp(key, "level") == 0) {
-    if (!parse_uint(value, 10, &n) || n < 1 || n > 12)
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "vmdk: level '%s' is not a number from 1 to 12", value);
-    s->level = (int)n;
+    s->level = (int)v->number;
   } else if (strcmp(key, "cid") == 0) {
-    if (!cid_valid(value, &n))
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "vmdk: cid '%s' is not 8 hex digits (ffffffff and "
-                       "fffffffe are reserved)",
-                       value);
+    cid_valid(v->text, &n);
     s->cid = (uint32_t)n;
     s->cid_given = true;
-  } else if (strcmp(key, "extent_file") == 0) {
-    /* The extent name the descriptor holds when it is not the output's
-     * own file name: the OVA writer streams the disk into a tar member
-     * (no file of that name), and passes the member's name. */
-    if (!extent_file_valid(value))
-      return vab_error(w->ctx, VAB_E_USAGE,
-                       "vmdk: extent_file '%s' is not a plain file name",
-                       value);
-    snprintf(s->extent_file, sizeof s->extent_file, "%s", value);
   } else {
-    return vab_error(w->ctx, VAB_E_USAGE,
-                     "vmdk: unknown option '%s' (known: subformat, "
-                     "adapter_type, hwversion, level, cid, extent_file)",
-                     key);
+    /* extent_file: the extent name the descriptor holds when it is not
+     * the output's own file name: the OVA writer streams the disk into a
+     * tar member (no file of that name), and passes the member's name. */
+    snprintf(s->extent_file, sizeof s->extent_file, "%s", v->text);
   }
   return 0;
 }

@@ -106,14 +106,11 @@ int vmdk_descriptor_parse(const char *text, size_t len,
 /* Does text (len bytes) start like a descriptor file? */
 bool vmdk_descriptor_signature(const uint8_t *text, size_t len);
 
-/* Is name a valid ddb.adapterType value vab accepts? */
-bool vmdk_adapter_type_valid(const char *name);
-
 /* The vtable's writer and reader halves (vmdk-write.c, vmdk-read.c). */
 extern const struct vab_option_spec vmdk_options[];
 int vmdk_check_options(const struct vab_option *options, size_t n,
                        struct vab_option_problem *problem);
-int vmdk_set_option(struct vab_writer *w, const char *key, const char *value);
+int vmdk_set_option(struct vab_writer *w, const struct vab_option_value *v);
 int vmdk_open(struct vab_writer *w);
 int vmdk_encode(struct vab_writer *w, struct vab_block *b);
 int vmdk_put(struct vab_writer *w, const struct vab_block *b);

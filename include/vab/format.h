@@ -144,9 +144,12 @@ struct vab_format {
   int (*check_options)(const struct vab_option *options, size_t n,
                        struct vab_option_problem *problem);
 
-  /* Writer.  set_option() sees each -o KEY=VALUE the core does not own
-   * (threads), after the checks above. */
-  int (*set_option)(struct vab_writer *w, const char *key, const char *value);
+  /* Writer.  set_option() gets each -o KEY=VALUE the core does not own
+   * (threads) only after the checks above passed for the whole set, as a
+   * typed value of one of its own specs: it stores it, checking nothing
+   * again, so that `vab validate` and the writer cannot disagree. */
+  int (*set_option)(struct vab_writer *w,
+                    const struct vab_option_value *value);
   int (*open)(struct vab_writer *w);
   int (*encode)(struct vab_writer *w, struct vab_block *b);  /* optional */
   int (*put)(struct vab_writer *w, const struct vab_block *b);
@@ -247,6 +250,16 @@ int vab_option_check_value(const char *owner,
                            const struct vab_option_spec *spec,
                            const char *value,
                            struct vab_option_problem *problem);
+/* The same check, also giving the typed value. */
+int vab_option_parse_value(const char *owner,
+                           const struct vab_option_spec *spec,
+                           const char *text, struct vab_option_value *out,
+                           struct vab_option_problem *problem);
+/* Check options as vab_format_check_options() does, recording the problem
+ * on w->ctx, then hand each to w->format->set_option() as a typed value.
+ * (`threads` is the core's: vab_convert() takes it out first.) */
+int vab_writer_set_options(struct vab_writer *w,
+                           const struct vab_option *options, size_t n);
 /* The spec of key in table, or NULL. */
 const struct vab_option_spec *vab_option_spec_find(
     const struct vab_option_spec *table, const char *key);

@@ -9,6 +9,7 @@
 #ifndef VAB_OPTION_H
 #define VAB_OPTION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "vab/error.h"
@@ -45,6 +46,16 @@ struct vab_option_spec {
   const char *default_value;       /* what the owner uses when absent */
   unsigned flags;
   const char *help;                /* one line, for docs and errors */
+};
+
+/* A value that passed its spec, in the spec's kind: what a format's
+ * set_option() stores, with nothing left to check. */
+struct vab_option_value {
+  const struct vab_option_spec *spec;
+  const char *text;                /* as given */
+  size_t choice;                   /* ENUM: index into spec->values */
+  uint64_t number;                 /* INT, SIZE */
+  bool on;                         /* BOOL */
 };
 
 /* Why a set of options was refused: the option at fault and the message,

@@ -1,6 +1,8 @@
 # Shared by the tests/builder/test-build-*.sh tests (suite "slow").
 # Sourced with VAB, SRCDIR and BUILDDIR set by meson.
 set -u
+# free_port, start_plain_registry
+. "$SRCDIR/tests/lib/registry.sh"
 
 # One cache for every build test of a run, so mmdebstrap runs once.
 VAB_TEST_CACHE=${VAB_TEST_CACHE:-$BUILDDIR/tests/builder/vab-cache}

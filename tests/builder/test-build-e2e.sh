@@ -10,22 +10,8 @@ setup_area e2e
 # publishes it (publish:) to a registry on 127.0.0.1.
 "$VAB" keygen --type ecdsa-p256 -o "$AREA/release" || fail "vab keygen"
 command -v docker-registry >/dev/null || fail "docker-registry is not installed"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$AREA/registry.yml" <<YAML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $AREA/registry
-http:
-  addr: 127.0.0.1:$port
-YAML
-docker-registry serve "$AREA/registry.yml" >"$AREA/registry.log" 2>&1 &
-registry_pid=$!
+start_plain_registry "$AREA" || fail "docker-registry did not start"
 trap 'kill "$registry_pid" 2>/dev/null' EXIT
-for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
-  sleep 0.1
-done
 # A cache of its own, so the bootstrap really runs, with descriptors 3-9
 # inherited as from a CI runner or `time -o`: before children got a clean
 # descriptor table, mmdebstrap's apt hook then failed ("Bad fd number").

@@ -290,21 +290,7 @@ umount "$full"
 # and signed before the push started, so it is kept (docs/build.md), and
 # whatever is left must verify: nothing incomplete under a final name.
 "$VAB" keygen -o "$AREA/key" >/dev/null || fail "vab keygen"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$AREA/registry.yml" <<YAML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $AREA/registry
-http:
-  addr: 127.0.0.1:$port
-YAML
-docker-registry serve "$AREA/registry.yml" >"$AREA/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
-  sleep 0.1
-done
+start_plain_registry "$AREA" || fail "docker-registry did not start"
 image_yaml u <<YAML
 provisioners:
   - {type: file, content: "u\n", destination: /etc/vab-faults}

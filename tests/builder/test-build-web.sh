@@ -126,21 +126,7 @@ fi
 # Publish the signed build to a registry on 127.0.0.1 (plain HTTP is
 # allowed for loopback) and pull it back: byte-identical, verified.
 if command -v docker-registry >/dev/null; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  cat >"$AREA/registry.yml" <<YAML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $AREA/registry
-http:
-  addr: 127.0.0.1:$port
-YAML
-  docker-registry serve "$AREA/registry.yml" >"$AREA/registry.log" 2>&1 &
-  registry_pid=$!
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break
-    sleep 0.1
-  done
+  start_plain_registry "$AREA" || fail "docker-registry did not start"
   check "vab publish the build" "$VAB" publish "$out" "127.0.0.1:$port/appliances/web" \
     --key "$AREA/release.key"
   check "vab pull it back" "$VAB" pull "127.0.0.1:$port/appliances/web:1.0.1" \

@@ -1,101 +1,22 @@
 /* The boot test's http and tcp probes (builder/probe.c) against a tiny
- * server on 127.0.0.1: no VM.  Timeouts are short, so a probe that waits
- * too long fails the test by taking seconds. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
+ * server on 127.0.0.1 (tests/lib/tcp-server.h): no VM.  Timeouts are
+ * short, so a probe that waits too long fails the test by taking
+ * seconds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include "builder/probe.h"
+#include "ctx-fixture.h"
+#include "tcp-server.h"
 #include "common/clock.h"
 #include "vab/error.h"
 
 #define ATTEMPT_MS 300
-
-/* One connection: read the request (if asked to), send reply, close.  A
- * NULL reply sends nothing and waits for the client to give up. */
-struct server {
-  int listen_fd;
-  uint16_t port;
-  const char *reply;
-  bool read_request;
-  char request[1024];
-  pthread_t thread;
-};
-
-static void *serve_one(void *opaque) {
-  struct server *s = opaque;
-  int fd = accept(s->listen_fd, NULL, NULL);
-  if (fd < 0)
-    return NULL;
-  size_t got = 0;
-  while (s->read_request && got + 1 < sizeof s->request &&
-         strstr(s->request, "\r\n\r\n") == NULL) {
-    ssize_t n = read(fd, s->request + got, sizeof s->request - 1 - got);
-    if (n <= 0)
-      break;
-    got += (size_t)n;
-    s->request[got] = '\0';
-  }
-  if (s->reply != NULL) {
-    size_t len = strlen(s->reply);
-    if (write(fd, s->reply, len) != (ssize_t)len)
-      perror("write");
-  } else {
-    char c;
-    while (read(fd, &c, 1) > 0) {
-    }
-  }
-  close(fd);
-  return NULL;
-}
-
-static void server_start(struct server *s, const char *reply,
-                         bool read_request) {
-  memset(s, 0, sizeof *s);
-  s->reply = reply;
-  s->read_request = read_request;
-  s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true(s->listen_fd >= 0);
-  struct sockaddr_in addr = {0};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&addr, sizeof addr),
-                   0);
-  socklen_t len = sizeof addr;
-  assert_int_equal(
-      getsockname(s->listen_fd, (struct sockaddr *)&addr, &len), 0);
-  s->port = ntohs(addr.sin_port);
-  assert_int_equal(listen(s->listen_fd, 4), 0);
-  assert_int_equal(pthread_create(&s->thread, NULL, serve_one, s), 0);
-}
-
-static void server_stop(struct server *s) {
-  assert_int_equal(pthread_join(s->thread, NULL), 0);
-  close(s->listen_fd);
-}
-
-/* A port that nothing listens on: bound, then closed. */
-static uint16_t closed_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in addr = {0};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 static void http_attempt(struct vab_ctx *ctx, uint16_t port,
                          const char *want_text, struct probe_outcome *o) {
@@ -109,14 +30,14 @@ static void http_attempt(struct vab_ctx *ctx, uint16_t port,
 
 static void test_http_200(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s,
+  struct test_server s;
+  test_server_start(&s,
                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
                "<h1>Welcome to vab</h1>\n",
                true);
   struct probe_outcome o;
   http_attempt(ctx, s.port, "Welcome", &o);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_true(o.passed);
   assert_true(o.answered);
   assert_int_equal(o.http_status, 200);
@@ -129,11 +50,11 @@ static void test_http_200(void **state) {
 
 static void test_http_500(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, "HTTP/1.0 500 Internal Server Error\r\n\r\noops", true);
+  struct test_server s;
+  test_server_start(&s, "HTTP/1.0 500 Internal Server Error\r\n\r\noops", true);
   struct probe_outcome o;
   http_attempt(ctx, s.port, NULL, &o);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(o.passed);
   assert_false(o.timed_out);
   assert_true(o.answered);
@@ -143,11 +64,11 @@ static void test_http_500(void **state) {
 
 static void test_http_wrong_body(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, "HTTP/1.0 200 OK\r\n\r\nIt works!\n", true);
+  struct test_server s;
+  test_server_start(&s, "HTTP/1.0 200 OK\r\n\r\nIt works!\n", true);
   struct probe_outcome o;
   http_attempt(ctx, s.port, "Welcome", &o);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(o.passed);
   assert_int_equal(o.http_status, 200);
   assert_string_equal(o.seen, "status 200, body 'It works! '");
@@ -155,11 +76,11 @@ static void test_http_wrong_body(void **state) {
 
 static void test_http_not_http(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, "SSH-2.0-OpenSSH_9.2\r\n", true);
+  struct test_server s;
+  test_server_start(&s, "SSH-2.0-OpenSSH_9.2\r\n", true);
   struct probe_outcome o;
   http_attempt(ctx, s.port, NULL, &o);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(o.passed);
   assert_false(o.answered);
   assert_string_equal(o.seen,
@@ -169,7 +90,7 @@ static void test_http_not_http(void **state) {
 static void test_http_refused(void **state) {
   struct vab_ctx *ctx = *state;
   struct probe_outcome o;
-  http_attempt(ctx, closed_port(), NULL, &o);
+  http_attempt(ctx, test_closed_port(), NULL, &o);
   assert_false(o.passed);
   assert_false(o.timed_out);
   assert_string_equal(o.seen, "connection failed: Connection refused");
@@ -177,13 +98,13 @@ static void test_http_refused(void **state) {
 
 static void test_http_silent_server_times_out(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, NULL, true);
+  struct test_server s;
+  test_server_start(&s, NULL, true);
   struct probe_outcome o;
   double start = now_seconds();
   http_attempt(ctx, s.port, NULL, &o);
   double took = now_seconds() - start;
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(o.passed);
   assert_true(o.timed_out);
   assert_false(o.answered);
@@ -193,11 +114,11 @@ static void test_http_silent_server_times_out(void **state) {
 
 static void test_http_closed_without_response(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, "", true);
+  struct test_server s;
+  test_server_start(&s, "", true);
   struct probe_outcome o;
   http_attempt(ctx, s.port, NULL, &o);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(o.passed);
   assert_false(o.timed_out);
   assert_string_equal(o.seen, "connection closed without a response "
@@ -206,21 +127,21 @@ static void test_http_closed_without_response(void **state) {
 
 static void test_tcp_banner(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, "SSH-2.0-OpenSSH_9.2\r\n", false);
+  struct test_server s;
+  test_server_start(&s, "SSH-2.0-OpenSSH_9.2\r\n", false);
   struct probe_outcome o;
   probe_tcp(ctx, s.port, 22, ATTEMPT_MS, now_seconds() + 0.3, &o);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_true(o.passed);
 }
 
 static void test_tcp_closed_without_data(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, "", false);
+  struct test_server s;
+  test_server_start(&s, "", false);
   struct probe_outcome o;
   probe_tcp(ctx, s.port, 22, ATTEMPT_MS, now_seconds() + 0.3, &o);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(o.passed);
   assert_false(o.timed_out);
   assert_string_equal(o.seen, "connection closed by the guest without data "
@@ -229,13 +150,13 @@ static void test_tcp_closed_without_data(void **state) {
 
 static void test_tcp_silent_server_times_out(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, NULL, false);
+  struct test_server s;
+  test_server_start(&s, NULL, false);
   struct probe_outcome o;
   double start = now_seconds();
   probe_tcp(ctx, s.port, 22, ATTEMPT_MS, now_seconds() + 0.3, &o);
   double took = now_seconds() - start;
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(o.passed);
   assert_true(o.timed_out);
   assert_non_null(strstr(o.seen, "connected, but no data within 0.3 s"));
@@ -245,7 +166,7 @@ static void test_tcp_silent_server_times_out(void **state) {
 static void test_tcp_refused(void **state) {
   struct vab_ctx *ctx = *state;
   struct probe_outcome o;
-  probe_tcp(ctx, closed_port(), 22, ATTEMPT_MS, now_seconds() + 0.3, &o);
+  probe_tcp(ctx, test_closed_port(), 22, ATTEMPT_MS, now_seconds() + 0.3, &o);
   assert_false(o.passed);
   assert_string_equal(o.seen, "connection failed: Connection refused");
 }
@@ -253,51 +174,32 @@ static void test_tcp_refused(void **state) {
 /* A cancelled build stops waiting at once. */
 static void test_cancel_ends_the_wait(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, NULL, false);
+  struct test_server s;
+  test_server_start(&s, NULL, false);
   vab_ctx_cancel(ctx);
   struct probe_outcome o;
   double start = now_seconds();
   probe_tcp(ctx, s.port, 22, 5000, now_seconds() + 5.0, &o);
   double took = now_seconds() - start;
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(o.passed);
   assert_true(took < 1.0);
 }
 
-static int ctx_setup(void **state) {
-  *state = vab_ctx_new();
-  return *state == NULL ? -1 : 0;
-}
-
-static int ctx_teardown(void **state) {
-  vab_ctx_free(*state);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_http_200, ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_500, ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_wrong_body, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_not_http, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_refused, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_silent_server_times_out,
-                                    ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_http_closed_without_response,
-                                    ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_tcp_banner, ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_tcp_closed_without_data, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_tcp_silent_server_times_out,
-                                    ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_tcp_refused, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_cancel_ends_the_wait, ctx_setup,
-                                    ctx_teardown),
+    TEST_WITH_CTX(test_http_200),
+    TEST_WITH_CTX(test_http_500),
+    TEST_WITH_CTX(test_http_wrong_body),
+    TEST_WITH_CTX(test_http_not_http),
+    TEST_WITH_CTX(test_http_refused),
+    TEST_WITH_CTX(test_http_silent_server_times_out),
+    TEST_WITH_CTX(test_http_closed_without_response),
+    TEST_WITH_CTX(test_tcp_banner),
+    TEST_WITH_CTX(test_tcp_closed_without_data),
+    TEST_WITH_CTX(test_tcp_silent_server_times_out),
+    TEST_WITH_CTX(test_tcp_refused),
+    TEST_WITH_CTX(test_cancel_ends_the_wait),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

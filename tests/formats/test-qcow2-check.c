@@ -1,4 +1,4 @@
-/* The qcow2 metadata check (formats/qcow2/qcow2-read.c) reports what it
+/* The qcow2 metadata check (formats/qcow2/qcow2-check.c) reports what it
  * finds as findings, and leaves the caller's diagnostics alone. */
 #include <setjmp.h>
 #include <stdarg.h>

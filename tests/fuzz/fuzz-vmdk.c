@@ -13,47 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-#include "vab/format.h"
 #include "formats/vmdk/vmdk.h"
+#include "fuzz-image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Bounds per input, so a huge (valid) capacity cannot make a run slow. */
-#define MAX_RUNS 4096
-#define MAX_READ (8u << 20)
-
-static void walk(const char *path) {
-  struct vab_ctx *ctx = vab_ctx_new();
-  struct vab_reader *r = NULL;
-  if (ctx != NULL && vab_image_open(ctx, path, "vmdk", 0, &r) == 0) {
-    static uint8_t buf[1u << 20];
-    uint64_t offset = 0, read_total = 0;
-    for (int runs = 0; runs < MAX_RUNS && offset < r->info.virtual_size;
-         runs++) {
-      uint64_t run;
-      bool is_zero;
-      if (r->format->block_status(r, offset, r->info.virtual_size - offset,
-                                  &run, &is_zero) < 0)
-        break;
-      if (run == 0)
-        abort();  /* no progress: the walk would never end */
-      if (!is_zero && read_total < MAX_READ) {
-        size_t n = run < sizeof buf ? (size_t)run : sizeof buf;
-        if (vab_image_pread(r, buf, n, offset) < 0)
-          break;
-        read_total += n;
-      }
-      offset += run;
-    }
-    struct vab_check_result result;
-    r->format->check(r, &result);
-  }
-  vab_image_close(r);
-  vab_ctx_free(ctx);
-}
 
 /* A private folder holding the input as fuzz.vmdk and parent.vmdk,
  * removed at exit. */
@@ -91,16 +56,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *why = NULL;
   vmdk_descriptor_parse((const char *)data, size, &d, &why);
 
-  int fd = memfd_create("fuzz.vmdk", 0);
+  char path[64];
+  int fd = fuzz_memfd(data, size, "fuzz.vmdk", path, sizeof path);
   if (fd < 0)
     return 0;
-  if (write(fd, data, size) != (ssize_t)size) {
-    close(fd);
-    return 0;
-  }
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  walk(path);
+  fuzz_walk_image(path, "vmdk");
   close(fd);
 
   char child[96], parent[96];
@@ -109,6 +69,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Files cost time: only for inputs that can name a parent. */
   if (memmem(data, size, "parent", 6) != NULL &&
       write_file(child, data, size) == 0 && write_file(parent, data, size) == 0)
-    walk(child);
+    fuzz_walk_image(child, "vmdk");
   return 0;
 }

@@ -32,6 +32,8 @@ import sys
 import threading
 import time
 
+from quiet_http import QuietHandler
+
 mode, port, other_port, folder, log_path = sys.argv[1:6]
 port = int(port)
 other_port = int(other_port)
@@ -55,19 +57,7 @@ def read(name):
         return f.read()
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        pass
-
-    def reply(self, status, body=b"", headers=()):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
+class Handler(QuietHandler):
     def token_endpoint(self):
         # Anonymous or not, the token server hands out the same token: the
         # test only looks at what it was sent.

@@ -6,30 +6,27 @@ for tool in docker-registry htpasswd openssl curl; do
   command -v "$tool" >/dev/null || { echo "SKIP: no $tool"; exit 77; }
 done
 work=$(mktemp -d /var/tmp/vab-publish-test.XXXXXX)
+# The test servers import quiet_http.py: no __pycache__ in the source tree.
+export PYTHONDONTWRITEBYTECODE=1
+# free_port, serve_registry
+. "$SRCDIR/tests/lib/registry.sh"
 registry_pid=
 token_pid=
-stop_registry() {
-  if [ -n "$registry_pid" ]; then
-    kill -9 "$registry_pid" 2>/dev/null
-    wait "$registry_pid" 2>/dev/null
-    registry_pid=
-  fi
-}
-stop_token_server() {
-  if [ -n "$token_pid" ]; then
-    kill "$token_pid" 2>/dev/null
-    wait "$token_pid" 2>/dev/null
-    token_pid=
-  fi
-}
 fake_pid=
-stop_fake_registry() {
-  if [ -n "$fake_pid" ]; then
-    kill "$fake_pid" 2>/dev/null
-    wait "$fake_pid" 2>/dev/null
-    fake_pid=
+# stop_process VAR [SIGNAL]: end the process whose pid VAR holds, if any,
+# wait for it and empty VAR.
+stop_process() {
+  local var=$1 sig=${2:-TERM}
+  local pid=${!var}
+  if [ -n "$pid" ]; then
+    kill "-$sig" "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    printf -v "$var" '%s' ''
   fi
 }
+stop_registry() { stop_process registry_pid KILL; }
+stop_token_server() { stop_process token_pid; }
+stop_fake_registry() { stop_process fake_pid; }
 trap 'stop_registry; stop_token_server; stop_fake_registry; rm -rf "$work"' EXIT
 failures=0
 n=0
@@ -50,14 +47,15 @@ check() {  # NAME CMD...: the command must succeed
     return 1
   fi
 }
-expect_fail() {  # NAME MESSAGE CMD...: exit 1 and MESSAGE in the output
-  local name=$1 msg=$2; shift 2
+expect_exit() {  # STATUS NAME MESSAGE CMD...: that exit and MESSAGE in the output
+  local want=$1 name=$2 msg=$3; shift 3
   n=$((n + 1))
   "$@" >"$work/$n.log" 2>&1
   local got=$?
-  [ "$got" = 1 ] || fail "$name: exit $got, wanted 1"
+  [ "$got" = "$want" ] || fail "$name: exit $got, wanted $want"
   grep -qF -- "$msg" "$work/$n.log" || { fail "$name: no '$msg' in:"; cat "$work/$n.log"; }
 }
+expect_fail() { expect_exit 1 "$@"; }  # NAME MESSAGE CMD...
 
 # A CA, and a server certificate for 127.0.0.1 signed by it.
 make_tls() {
@@ -72,10 +70,6 @@ make_tls() {
   openssl x509 -req -in "$work/tls/server.csr" -CA "$work/tls/ca.crt" \
     -CAkey "$work/tls/ca.key" -CAcreateserial -days 2 \
     -extfile "$work/tls/ext" -out "$work/tls/server.crt" 2>/dev/null
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 # write the config once; start_registry may run again after a kill.
@@ -152,13 +146,8 @@ YAML
 }
 
 start_registry() {
-  docker-registry serve "$work/registry.yml" >>"$work/registry.log" 2>&1 &
-  registry_pid=$!
-  local i
-  for i in $(seq 1 100); do
-    curl -s -o /dev/null --cacert "$work/tls/ca.crt" "https://$host/v2/" && return 0
-    sleep 0.1
-  done
+  serve_registry "$work/registry.yml" "$work/registry.log" \
+    "https://$host/v2/" --cacert "$work/tls/ca.crt" && return 0
   echo "registry did not start:"; tail -20 "$work/registry.log"
   exit 1
 }

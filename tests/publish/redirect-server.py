@@ -17,6 +17,8 @@ import os
 import sys
 import threading
 
+from quiet_http import QuietHandler
+
 reg_port, store_port, folder, user, password, log_path = sys.argv[1:7]
 good = "Basic " + base64.b64encode((user + ":" + password).encode()).decode()
 failed_once = set()
@@ -27,19 +29,7 @@ def log(line):
         f.write(line + "\n")
 
 
-class Registry(http.server.BaseHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        pass
-
-    def reply(self, status, body=b"", headers=()):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
+class Registry(QuietHandler):
     def do_GET(self):
         auth = self.headers.get("Authorization")
         log("registry %s %s auth=%s" % (self.command, self.path,
@@ -71,25 +61,17 @@ class Registry(http.server.BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
-class Store(http.server.BaseHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        pass
-
+class Store(QuietHandler):
     def do_GET(self):
         auth = self.headers.get("Authorization")
         log("storage GET %s auth=%s" % (self.path, "present" if auth else "absent"))
         hexd = self.path.split("/")[-1].split("?")[0]
         path = os.path.join(folder, hexd)
         if not os.path.exists(path):
-            self.send_response(404)
-            self.end_headers()
+            self.reply(404)
             return
         with open(path, "rb") as f:
-            body = f.read()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            self.reply(200, f.read())
 
 
 store = http.server.ThreadingHTTPServer(("127.0.0.1", int(store_port)), Store)

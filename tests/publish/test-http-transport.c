@@ -1,9 +1,7 @@
 /* The HTTP transport (publish/transport.c) against a one-shot server on
- * 127.0.0.1: bodies read through the callback, answers parsed, failures
- * classified, libcurl set up once whatever the threads; and the URL
- * helpers. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
+ * 127.0.0.1 (tests/lib/tcp-server.h): bodies read through the callback,
+ * answers parsed, failures classified, libcurl set up once whatever the
+ * threads; and the URL helpers. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,81 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include "publish/transport.h"
+#include "ctx-fixture.h"
+#include "tcp-server.h"
 #include "vab/error.h"
 
 #define BODY_LEN 20000u
-
-/* Accepts one connection, keeps the request (headers and body), sends
- * reply and closes. */
-struct server {
-  int listen_fd;
-  uint16_t port;
-  const char *reply;
-  char *request;
-  size_t request_len;
-  pthread_t thread;
-};
-
-static void *serve_one(void *opaque) {
-  struct server *s = opaque;
-  int fd = accept(s->listen_fd, NULL, NULL);
-  if (fd < 0)
-    return NULL;
-  size_t cap = 1 << 20, len = 0, want = 0;
-  s->request = calloc(1, cap + 1);
-  for (;;) {
-    ssize_t n = read(fd, s->request + len, cap - len);
-    if (n <= 0)
-      break;
-    len += (size_t)n;
-    char *end = strstr(s->request, "\r\n\r\n");
-    if (end == NULL)
-      continue;
-    if (want == 0) {
-      const char *cl = strcasestr(s->request, "\r\nContent-Length:");
-      want = (size_t)(end + 4 - s->request) +
-             (cl != NULL && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
-    }
-    if (len >= want)
-      break;
-  }
-  s->request_len = len;
-  size_t reply_len = strlen(s->reply);
-  if (write(fd, s->reply, reply_len) != (ssize_t)reply_len)
-    perror("write");
-  close(fd);
-  return NULL;
-}
-
-static void server_start(struct server *s, const char *reply) {
-  memset(s, 0, sizeof *s);
-  s->reply = reply;
-  s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true(s->listen_fd >= 0);
-  struct sockaddr_in addr = {0};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&addr, sizeof addr),
-                   0);
-  socklen_t alen = sizeof addr;
-  assert_int_equal(getsockname(s->listen_fd, (struct sockaddr *)&addr, &alen),
-                   0);
-  s->port = ntohs(addr.sin_port);
-  assert_int_equal(listen(s->listen_fd, 4), 0);
-  assert_int_equal(pthread_create(&s->thread, NULL, serve_one, s), 0);
-}
-
-static void server_stop(struct server *s) {
-  assert_int_equal(pthread_join(s->thread, NULL), 0);
-  close(s->listen_fd);
-}
-
-static void server_free(struct server *s) { free(s->request); }
 
 static struct http_transport *transport(struct vab_ctx *ctx) {
   struct http_transport_opts opts = {
@@ -123,11 +54,12 @@ static ssize_t read_body(void *opaque, uint64_t offset, void *buf,
 
 static void test_put_streams_the_callback_body(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n"
-                   "Docker-Content-Digest: sha256:abc\r\n"
-                   "Location: /v2/x/blobs/sha256:abc\r\n"
-                   "Connection: close\r\n\r\n");
+  struct test_server s;
+  test_server_start(&s, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n"
+                        "Docker-Content-Digest: sha256:abc\r\n"
+                        "Location: /v2/x/blobs/sha256:abc\r\n"
+                        "Connection: close\r\n\r\n",
+                    true);
   struct http_transport *t = transport(ctx);
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%u/v2/x/blobs/uploads/1",
@@ -142,7 +74,7 @@ static void test_put_streams_the_callback_body(void **state) {
   assert_int_equal(http_perform(t, &req, url, "Bearer t0ken", &resp,
                                 &cancelled),
                    HTTP_ANSWERED);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_false(cancelled);
   assert_int_equal(resp.status, 201);
   assert_string_equal(resp.docker_digest, "sha256:abc");
@@ -168,17 +100,17 @@ static void test_put_streams_the_callback_body(void **state) {
       fail_msg("body byte %llu differs", (unsigned long long)i);
   http_response_release(&resp);
   http_transport_free(t);
-  server_free(&s);
 }
 
 static void test_get_keeps_a_memory_body(void **state) {
   struct vab_ctx *ctx = *state;
-  struct server s;
-  server_start(&s, "HTTP/1.1 404 Not Found\r\nContent-Length: 25\r\n"
-                   "Content-Type: application/json\r\n"
-                   "WWW-Authenticate: Bearer realm=\"x\"\r\n"
-                   "Connection: close\r\n\r\n"
-                   "{\"errors\":[{\"code\":\"X\"}]}");
+  struct test_server s;
+  test_server_start(&s, "HTTP/1.1 404 Not Found\r\nContent-Length: 25\r\n"
+                        "Content-Type: application/json\r\n"
+                        "WWW-Authenticate: Bearer realm=\"x\"\r\n"
+                        "Connection: close\r\n\r\n"
+                        "{\"errors\":[{\"code\":\"X\"}]}",
+                    true);
   struct http_transport *t = transport(ctx);
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%u/v2/", s.port);
@@ -188,7 +120,7 @@ static void test_get_keeps_a_memory_body(void **state) {
   bool cancelled;
   assert_int_equal(http_perform(t, &req, url, NULL, &resp, &cancelled),
                    HTTP_ANSWERED);
-  server_stop(&s);
+  test_server_stop(&s);
   assert_int_equal(resp.status, 404);
   assert_string_equal(resp.content_type, "application/json");
   assert_string_equal(resp.www_authenticate.data, "Bearer realm=\"x\"");
@@ -199,22 +131,13 @@ static void test_get_keeps_a_memory_body(void **state) {
   assert_int_equal(http_transport_bytes_sent(t), 0);
   http_response_release(&resp);
   http_transport_free(t);
-  server_free(&s);
 }
 
 static void test_refused_is_retryable(void **state) {
   struct vab_ctx *ctx = *state;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in addr = {0};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-  socklen_t alen = sizeof addr;
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &alen), 0);
-  close(fd);  /* nothing listens there now */
   struct http_transport *t = transport(ctx);
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%u/v2/", ntohs(addr.sin_port));
+  snprintf(url, sizeof url, "http://127.0.0.1:%u/v2/", test_closed_port());
   struct http_request req = {.method = "GET", .url = url};
   struct http_response resp = {0};
   bool cancelled;
@@ -274,26 +197,12 @@ static void test_url_helpers(void **state) {
   assert_false(url_is_plain_http("https://reg"));
 }
 
-static int ctx_setup(void **state) {
-  *state = vab_ctx_new();
-  return *state == NULL ? -1 : 0;
-}
-
-static int ctx_teardown(void **state) {
-  vab_ctx_free(*state);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_global_init_from_threads, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_put_streams_the_callback_body,
-                                    ctx_setup, ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_get_keeps_a_memory_body, ctx_setup,
-                                    ctx_teardown),
-    cmocka_unit_test_setup_teardown(test_refused_is_retryable, ctx_setup,
-                                    ctx_teardown),
+    TEST_WITH_CTX(test_global_init_from_threads),
+    TEST_WITH_CTX(test_put_streams_the_callback_body),
+    TEST_WITH_CTX(test_get_keeps_a_memory_body),
+    TEST_WITH_CTX(test_refused_is_retryable),
     cmocka_unit_test(test_url_helpers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

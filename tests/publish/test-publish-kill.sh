@@ -35,9 +35,7 @@ publish_and_kill() {  # REPO OUT
     [ "$(patches)" -ge $((base + 20)) ] && break
     sleep 0.02
   done
-  kill -9 "$registry_pid"
-  wait "$registry_pid" 2>/dev/null
-  registry_pid=
+  stop_registry
 }
 
 # 1. Restart at once: the run in progress retries and finishes.

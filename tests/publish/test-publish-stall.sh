@@ -47,14 +47,7 @@ expect_fail_within 40 "a mute server, connect timeout" \
 grep -qF -- "--connect-timeout 2," "$work/$n.log" ||
   fail "the message does not name the connect timeout: $(cat "$work/$n.log")"
 
-expect_usage() {  # NAME MESSAGE CMD...: exit 2 and MESSAGE in the output
-  local name=$1 msg=$2; shift 2
-  n=$((n + 1))
-  "$@" >"$work/$n.log" 2>&1
-  local got=$?
-  [ "$got" = 2 ] || fail "$name: exit $got, wanted 2"
-  grep -qF -- "$msg" "$work/$n.log" || { fail "$name: no '$msg' in:"; cat "$work/$n.log"; }
-}
+expect_usage() { expect_exit 2 "$@"; }  # NAME MESSAGE CMD...
 expect_usage "a bad limit variable" "VAB_REGISTRY_TIMEOUT='soon' is not a whole number" \
   env VAB_REGISTRY_TIMEOUT=soon "$VAB" pull "$reg/team/app:1.0" -o "$work/out4"
 expect_usage "a zero limit option" "--low-speed-time wants a whole number" \

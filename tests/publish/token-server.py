@@ -20,6 +20,8 @@ import sys
 import time
 import urllib.parse
 
+from quiet_http import QuietHandler
+
 port, cert, key, sign_key, sign_cert, user, password, log_path = sys.argv[1:9]
 
 
@@ -59,10 +61,7 @@ def make_token(service, subject, access):
     return signing_input.decode() + "." + b64url(der_to_raw(der))
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        pass
-
+class Handler(QuietHandler):
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
         query = urllib.parse.parse_qs(url.query)
