@@ -118,7 +118,11 @@ int vab_cache_meta_parse(const char *text, size_t len,
   char line[256];
   bool bad = false;
   unsigned n = 0;
-#define FAIL(...) do { snprintf(err, err_len, __VA_ARGS__); return -1; } while (0)
+#define FAIL(...)                                                              \
+  do {                                                                         \
+    snprintf(err, err_len, __VA_ARGS__);                                       \
+    return -1;                                                                 \
+  } while (0)
   if (len > VAB_CACHE_MAX_META)
     FAIL("larger than %d bytes", VAB_CACHE_MAX_META);
   static const char *const fields[] = {"key", "kind", "label", "created"};
@@ -240,8 +244,8 @@ int vab_cache_open(struct vab_ctx *ctx, const char *dir, bool create,
   }
   if (stat(c->steps, &st) == 0) {
     if (!S_ISDIR(st.st_mode)) {
-      vab_error_errno(ctx, VAB_E_IO, ENOTDIR, "cannot use the cache folder '%s'",
-                      c->steps);
+      vab_error_errno(ctx, VAB_E_IO, ENOTDIR,
+                      "cannot use the cache folder '%s'", c->steps);
       vab_cache_close(c);
       return -1;
     }
@@ -383,6 +387,31 @@ static int remove_entry(struct vab_cache *c, const char *key) {
   return 0;
 }
 
+/* A file of an entry: regular, opened without blocking and never through
+ * a link.  -1 with errno set (EINVAL, *not_regular: something else). */
+static int open_entry_file(const char *path, struct stat *st,
+                           bool *not_regular) {
+  *not_regular = false;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY |
+                O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ELOOP)
+      *not_regular = true;
+    return -1;
+  }
+  int flags;
+  if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) ||
+      (flags = fcntl(fd, F_GETFL)) < 0 ||
+      fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    int e = S_ISREG(st->st_mode) ? errno : EINVAL;
+    *not_regular = !S_ISREG(st->st_mode);
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
 /* Read meta (a regular file, never through a link, bounded). */
 static int read_meta(struct vab_cache *c, const char *key, char *text,
                      size_t cap, size_t *len, struct stat *st, char *why,
@@ -391,7 +420,7 @@ static int read_meta(struct vab_cache *c, const char *key, char *text,
   if (path == NULL)
     return vab_error(c->ctx, VAB_E_NOMEM, "out of memory");
   bool not_regular = false;
-  int fd = open_regular_file(path, st, &not_regular);
+  int fd = open_entry_file(path, st, &not_regular);
   if (fd < 0 && !not_regular && errno == ENOENT) {
     snprintf(why, why_len, "it has no meta");
     return 1;
@@ -498,7 +527,7 @@ static int place_file(struct vab_cache *c, const char *src, const char *dst,
   }
   struct stat st;
   bool not_regular = false;
-  int in = open_regular_file(linked ? dst : src, &st, &not_regular);
+  int in = open_entry_file(linked ? dst : src, &st, &not_regular);
   if (in < 0) {
     int e = errno;
     if (linked)
@@ -656,7 +685,7 @@ int vab_cache_writer_add(struct vab_cache_writer *w, const char *name) {
     return -1;
   struct stat st;
   bool not_regular = false;
-  int fd = open_regular_file(path, &st, &not_regular);
+  int fd = open_entry_file(path, &st, &not_regular);
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, not_regular ? EINVAL : errno,
                            "cannot read '%s'", path);
@@ -692,7 +721,8 @@ int vab_cache_commit(struct vab_cache_writer *w) {
   struct vab_ctx *ctx = c->ctx;
   w->meta.created = (int64_t)time(NULL);
   struct buf text = BUF_INIT;
-  CLEANUP_FREE char *meta_path = NULL, *entry = steps_path(c, w->meta.key, NULL);
+  CLEANUP_FREE char *meta_path = NULL;
+  CLEANUP_FREE char *entry = steps_path(c, w->meta.key, NULL);
   int r = 0;
   if (w->meta.n_files == 0)
     r = vab_error(ctx, VAB_E_INTERNAL, "cache: an entry with no file");
@@ -854,6 +884,39 @@ static void remove_stale_temps(struct vab_cache *c) {
   }
 }
 
+/* Remove one entry unless a build holds it: 1 removed, 0 kept, -1 error
+ * (recorded). */
+static int prune_entry(struct vab_cache *cache,
+                       const struct vab_cache_info *info,
+                       struct vab_cache_prune_result *res) {
+  int fd = -1;
+  int r = take_lock(cache, info->meta.key, false, NULL, &fd);
+  if (r != 0) {
+    /* Busy (a build holds it) or unlockable: it stays. */
+    res->busy += r == 1;
+    res->kept++;
+    res->kept_size += info->size;
+    return r < 0 ? -1 : 0;
+  }
+  r = remove_entry(cache, info->meta.key);
+  if (r < 0) {
+    res->kept++;
+    res->kept_size += info->size;
+  } else {
+    vab_log(cache->ctx, VAB_LOG_DEBUG, "cache: removed %s (%s)",
+            info->meta.key, info->ok ? info->meta.label : info->problem);
+    res->removed++;
+    res->freed += info->size;
+    /* The lock goes too; a process waiting on it notices (take_lock). */
+    CLEANUP_FREE char *lock_path = NULL;
+    if (asprintf(&lock_path, "%s/%s.lock", cache->steps, info->meta.key) >= 0)
+      unlink(lock_path);
+    r = 1;
+  }
+  close(fd);
+  return r;
+}
+
 int vab_cache_prune(struct vab_cache *cache,
                     const struct vab_cache_prune_opts *opts,
                     struct vab_cache_prune_result *res) {
@@ -868,47 +931,32 @@ int vab_cache_prune(struct vab_cache *cache,
   for (size_t i = 0; i < n; i++)
     total += list[i].size;
   time_t now = time(NULL);
-  for (size_t i = 0; i < n; i++) {
-    const struct vab_cache_info *info = &list[i];
-    bool go = opts->all || !info->ok ||
-              (opts->older_than >= 0 &&
-               (int64_t)(now - info->last_used) > opts->older_than) ||
-              total > opts->max_size;
-    if (!go) {
-      res->kept++;
-      res->kept_size += info->size;
-      continue;
+  int status = 0;
+  /* The unsound first, so that they never count against the size that
+   * sound ones may keep; then the sound, least recently used first. */
+  for (int sound = 0; sound < 2; sound++) {
+    for (size_t i = 0; i < n; i++) {
+      const struct vab_cache_info *info = &list[i];
+      if (info->ok != (sound == 1))
+        continue;
+      bool go = opts->all || !info->ok ||
+                (opts->older_than >= 0 &&
+                 (int64_t)(now - info->last_used) > opts->older_than) ||
+                total > opts->max_size;
+      if (!go) {
+        res->kept++;
+        res->kept_size += info->size;
+        continue;
+      }
+      int r = prune_entry(cache, info, res);
+      if (r == 1)
+        total -= info->size;
+      else if (r < 0)
+        status = -1;
     }
-    int fd = -1;
-    int r = take_lock(cache, info->meta.key, false, NULL, &fd);
-    if (r != 0) {
-      /* Busy (a build holds it) or unlockable: it stays. */
-      res->busy++;
-      res->kept++;
-      res->kept_size += info->size;
-      continue;
-    }
-    CLEANUP_FREE char *lock_path = NULL;
-    if (remove_entry(cache, info->meta.key) < 0) {
-      vab_log(cache->ctx, VAB_LOG_WARNING, "cache: cannot remove entry %s",
-              info->meta.key);
-      res->kept++;
-      res->kept_size += info->size;
-    } else {
-      vab_log(cache->ctx, VAB_LOG_DEBUG, "cache: removed %s (%s)",
-              info->meta.key, info->ok ? info->meta.label : info->problem);
-      res->removed++;
-      res->freed += info->size;
-      total -= info->size;
-      /* The lock goes too; a waiter on it notices (take_lock). */
-      if (asprintf(&lock_path, "%s/%s.lock", cache->steps,
-                   info->meta.key) >= 0)
-        unlink(lock_path);
-    }
-    close(fd);
   }
   free(list);
-  return 0;
+  return status;
 }
 
 int vab_cache_default_max_size(struct vab_ctx *ctx, uint64_t *out) {

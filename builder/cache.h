@@ -154,7 +154,8 @@ struct vab_cache_prune_result {
 
 /* Remove the entries not ok, then, oldest use first, those older than
  * older_than and those over max_size in total; and stale .tmp- folders.
- * A failure to remove one entry is a warning; the rest go on. */
+ * An entry that cannot be removed is an error on the context, and the
+ * rest still go: -1 at the end. */
 int vab_cache_prune(struct vab_cache *cache,
                     const struct vab_cache_prune_opts *opts,
                     struct vab_cache_prune_result *result);
