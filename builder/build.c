@@ -716,6 +716,7 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
     r = do_sign(&run, run.signer);
   if (r == 0)
     r = vab_check_cancel(ctx);
+  step_close(&run);   /* a failed step's seconds too */
   bool built = r == 0;
   if (r == 0)
     r = do_publish(&run, run.signer);
