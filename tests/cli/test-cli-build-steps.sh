@@ -4,7 +4,8 @@
 # summary still lists every planned step in order with kind, label, key
 # (sha256:HEX), cached and seconds; keys are stable from run to run, and a
 # changed provisioner changes its key and those after it, never those
-# before.  Nothing is cached and no cache folder is made.
+# before (also with --no-cache).  Nothing is cached and no cache folder is
+# made.
 . "$SRCDIR/tests/formats/functions.sh"
 require python3
 
@@ -28,14 +29,14 @@ outputs:
 YAML
 }
 template one >"$tmp/t.yaml"
-run() {  # OUT: vab build --json, which must fail with exit 1
+run() {  # OUT [OPTION]: vab build --json, which must fail with exit 1
   TMPDIR=$tmp "$VAB" build "$tmp/t.yaml" --json --accel tcg -o "$tmp/out" \
-    --cache-dir "$tmp/cache" >"$1" 2>"$tmp/err"
+    --cache-dir "$tmp/cache" ${2:+"$2"} >"$1" 2>"$tmp/err"
   local status=$?
   [ $status = 1 ] || problem "vab build: exit $status, want 1: $(cat "$tmp/err")"
 }
 run "$tmp/1.json"
-run "$tmp/2.json"
+run "$tmp/2.json" --no-cache
 template two >"$tmp/t.yaml"
 run "$tmp/3.json"
 python3 - "$tmp/1.json" "$tmp/2.json" "$tmp/3.json" <<'PY' || problem "steps: $(cat "$tmp/1.json")"
