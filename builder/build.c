@@ -16,6 +16,7 @@
 #include "common/fsutil.h"
 #include "common/cleanup.h"
 #include "builder/boottest.h"
+#include "builder/cache.h"
 #include "builder/build.h"
 #include "builder/guest.h"
 #include "builder/layout.h"
@@ -52,6 +53,7 @@ void vab_build_free(struct vab_build *b) {
   free(b->serial_log_path);
   free(b->cache_dir);
   free(b->kept_work_dir);
+  free(b->steps);
   free(b);
 }
 
@@ -96,6 +98,9 @@ int vab_build_load(struct vab_ctx *ctx, const struct vab_build_opts *opts,
     if (b->cache_dir == NULL)
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
+  /* A bad limit fails now, not after the build. */
+  if (r == 0)
+    r = vab_cache_default_max_size(ctx, &b->cache_max_size);
   char failed[4096];
   if (r == 0 && mkdir_p(b->output_dir, 0755, failed, sizeof failed) < 0)
     r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", failed);
@@ -123,6 +128,10 @@ struct run {
   enum vab_phase phase;
   bool exporting;
   struct vab_signer *signer;   /* `sign:`, loaded before the build starts */
+  size_t step;                 /* the step being timed, or SIZE_MAX */
+  double step_start;
+  size_t source_index;         /* for source_decided() */
+  int announced;               /* its announce()'s result */
 };
 
 static void phase_begin(struct run *run, enum vab_phase phase) {
@@ -135,14 +144,58 @@ static void phase_end(struct run *run) {
   run->b->phase_seconds[run->phase] += now_seconds() - run->phase_start;
 }
 
+/* Each step's seconds run from its start to the next step's (or the end
+ * of the last phase that has steps). */
+static void step_close(struct run *run) {
+  if (run->step != SIZE_MAX && run->b->steps != NULL)
+    run->b->steps[run->step].seconds += now_seconds() - run->step_start;
+  run->step = SIZE_MAX;
+}
+
+static void step_open(struct run *run, size_t index) {
+  step_close(run);
+  run->step = index;
+  run->step_start = now_seconds();
+}
+
 /* "step N/M: label", once per plan step (labels name the template
  * line). */
-static int announce(struct run *run, size_t index, const char *extra) {
+static int announce_line(struct run *run, size_t index, const char *extra) {
   const struct vab_plan_step *s = &run->plan.steps[index];
   vab_log(run->ctx, VAB_LOG_INFO, "step %zu/%zu: %s%s", index + 1,
           run->plan.n_steps, s->label, extra);
   vab_log(run->ctx, VAB_LOG_DEBUG, "step key %s", s->key);
   return vab_progress(run->ctx, run->phase, s->label, 0, 0);
+}
+
+static int announce(struct run *run, size_t index, const char *extra) {
+  step_open(run, index);
+  return announce_line(run, index, extra);
+}
+
+/* The source tells, before its work, whether the cache has it: its step
+ * line says "cached" when the step does not run. */
+static void source_decided(void *opaque, bool cached) {
+  struct run *run = opaque;
+  run->b->steps[run->source_index].cached = cached;
+  run->announced = announce_line(run, run->source_index,
+                                 cached ? ": cached" : "");
+}
+
+/* The --json steps, from the plan. */
+static int init_steps(struct run *run) {
+  struct vab_build *b = run->b;
+  b->steps = calloc(run->plan.n_steps + 1, sizeof *b->steps);
+  if (b->steps == NULL)
+    return vab_error(run->ctx, VAB_E_NOMEM, "out of memory");
+  b->n_steps = run->plan.n_steps;
+  for (size_t i = 0; i < run->plan.n_steps; i++) {
+    const struct vab_plan_step *ps = &run->plan.steps[i];
+    b->steps[i].kind = vab_plan_kind_name(ps->kind);
+    snprintf(b->steps[i].label, sizeof b->steps[i].label, "%s", ps->label);
+    memcpy(b->steps[i].key, ps->key, sizeof b->steps[i].key);
+  }
+  return 0;
 }
 
 static int make_work_dir(struct run *run) {
@@ -202,15 +255,19 @@ static int do_source_and_layout(struct run *run) {
     return vab_error(ctx, VAB_E_INTERNAL, "the plan has no source step");
 
   phase_begin(run, VAB_PHASE_SOURCE);
-  int r = announce(run, index, "");
+  step_open(run, index);
+  run->source_index = index;
   struct vab_source_opts sopts = {
     .cache_dir = run->b->cache_dir, .work_dir = run->work_dir,
-    .key = step->key, .disk_path = run->disk_path,
+    .key = step->key, .disk_path = run->disk_path, .label = step->label,
+    .refresh = run->b->opts.no_cache,
+    .decided = source_decided, .opaque = run,
   };
   struct vab_source_result src;
   memset(&src, 0, sizeof src);
-  if (r == 0)
-    r = vab_source_prepare(ctx, run->t, &sopts, &src);
+  int r = vab_source_prepare(ctx, run->t, &sopts, &src);
+  if (r == 0 && run->announced < 0)
+    r = -1;
   run->b->source_cached = src.cached;
   if (r == 0 && !src.disk_ready)
     r = create_disk(run);
@@ -401,7 +458,15 @@ static int do_export(struct run *run) {
     buf_release(&names);
     r = vab_progress(ctx, VAB_PHASE_EXPORT, "export", 0, 0);
   }
+  step_close(run);
+  double *output_seconds = calloc(run->t->n_outputs + 1,
+                                  sizeof *output_seconds);
+  if (output_seconds == NULL) {
+    phase_end(run);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
   struct vab_export_opts eopts = {
+    .output_seconds = output_seconds,
     .disk_path = run->disk_path, .disk_format = "raw",
     .output_dir = run->b->output_dir, .only = run->b->opts.only,
     .n_only = run->b->opts.n_only,
@@ -412,6 +477,13 @@ static int do_export(struct run *run) {
   if (r == 0)
     r = vab_export_outputs(ctx, run->t, &eopts, &run->b->artifacts,
                            &run->b->n_artifacts);
+  for (size_t i = 0; i < run->plan.n_steps; i++) {
+    const struct vab_output_spec *o = run->plan.steps[i].output;
+    if (run->plan.steps[i].kind == VAB_PLAN_EXPORT && o != NULL &&
+        o >= run->t->outputs && o < run->t->outputs + run->t->n_outputs)
+      run->b->steps[i].seconds = output_seconds[o - run->t->outputs];
+  }
+  free(output_seconds);
   phase_end(run);
   return r;
 }
@@ -567,6 +639,33 @@ static void remove_artifacts(struct run *run) {
   b->n_artifacts = 0;
 }
 
+/* The size limit, after every build that used the cache.  Its own
+ * context: a cache that cannot be pruned is a warning, never the build's
+ * error. */
+static void prune_cache(struct vab_ctx *ctx, struct vab_build *b) {
+  struct vab_ctx *quiet = vab_ctx_new();
+  if (quiet == NULL)
+    return;
+  struct vab_cache *cache = NULL;
+  struct vab_cache_prune_opts popts = {
+    .max_size = b->cache_max_size, .older_than = -1,
+  };
+  struct vab_cache_prune_result res;
+  if (vab_cache_open(quiet, b->cache_dir, false, &cache) < 0 ||
+      vab_cache_prune(cache, &popts, &res) < 0) {
+    const struct vab_diag *d = vab_last_error(quiet);
+    vab_warn_at(ctx, NULL, "cannot prune the cache '%s': %s", b->cache_dir,
+                d != NULL ? d->message : "unknown error");
+  } else if (res.removed > 0) {
+    vab_log(ctx, VAB_LOG_INFO, "cache: removed %zu least recently used "
+            "entries (%llu bytes) to stay within %llu bytes", res.removed,
+            (unsigned long long)res.freed,
+            (unsigned long long)b->cache_max_size);
+  }
+  vab_cache_close(cache);
+  vab_ctx_free(quiet);
+}
+
 int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   struct run run;
   memset(&run, 0, sizeof run);
@@ -575,8 +674,11 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   run.t = b->template;
   double start = now_seconds();
 
+  run.step = SIZE_MAX;
   phase_begin(&run, VAB_PHASE_PLAN);
   int r = vab_plan_build(ctx, run.t, &run.plan);
+  if (r == 0)
+    r = init_steps(&run);
   if (r == 0)
     r = vab_accel_resolve(ctx, b->opts.accel, &b->accel, b->accel_reason,
                           sizeof b->accel_reason);
@@ -601,6 +703,7 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
     r = vab_check_cancel(ctx);
   if (r == 0)
     r = do_tests(&run);
+  step_close(&run);
   if (r == 0)
     r = vab_check_cancel(ctx);
   if (r == 0)
@@ -611,6 +714,7 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
     r = do_sign(&run, run.signer);
   if (r == 0)
     r = vab_check_cancel(ctx);
+  step_close(&run);   /* a failed step's seconds too */
   bool built = r == 0;
   if (r == 0)
     r = do_publish(&run, run.signer);
@@ -635,6 +739,8 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   free(run.work_dir);
   free(run.disk_path);
   vab_plan_release(&run.plan);
+  if (b->phase_ran[VAB_PHASE_SOURCE])
+    prune_cache(ctx, b);
   b->total_seconds = now_seconds() - start + b->phase_seconds[VAB_PHASE_LOAD];
   return r;
 }

@@ -14,12 +14,18 @@
  *
  *   vab_build_load()   load and check the template, name the outputs
  *   vab_build_run()    everything else
+ *
+ * Step results live in the step cache (builder/cache.h) under
+ * opts.cache_dir; today the bootstrap is the one step stored there.  After
+ * each build the cache is pruned to VAB_CACHE_MAX_SIZE (default 10 GiB),
+ * least recently used entries first.
  */
 #ifndef VAB_BUILDER_BUILD_H
 #define VAB_BUILDER_BUILD_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "vab/template.h"
 #include "vab/progress.h"
 #include "builder/accel.h"
@@ -35,11 +41,21 @@ struct vab_build_opts {
   bool no_test;
   enum vab_accel accel;
   const char *cache_dir;          /* NULL: vab_default_cache_dir() */
+  bool no_cache;                  /* run every step, refresh the entries */
   bool keep_on_error;
   /* --sign-key/--sign-cert: sign with this key instead of the template's
    * `sign:` (a pipeline's secret, which the template need not name). */
   const char *sign_key;
   const char *sign_cert;
+};
+
+/* One planned step, as it went (the --json "steps"). */
+struct vab_build_step {
+  const char *kind;               /* vab_plan_kind_name() */
+  char label[128];
+  char key[65];
+  bool cached;                    /* not run: its result came from the cache */
+  double seconds;
 };
 
 struct vab_build {
@@ -58,6 +74,9 @@ struct vab_build {
   char accel_reason[256];         /* why TCG was chosen, or "" */
   char guest_os[32];              /* "debian12", or "" */
   bool source_cached;
+  struct vab_build_step *steps;   /* every planned step, in order */
+  size_t n_steps;
+  uint64_t cache_max_size;        /* applied after the build */
   bool tested;
   struct vab_artifact *artifacts;
   size_t n_artifacts;

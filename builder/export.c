@@ -423,6 +423,7 @@ int vab_export_outputs(struct vab_ctx *ctx, const struct vab_template *t,
       break;
     }
     struct vab_artifact *a = &list[n];
+    double started = now_seconds();
     int r = export_one(ctx, t, opts, i, virtual_size, a);
     /* r == 1: written under its final name, then found wrong. */
     if (r == 0 || r == 1)
@@ -450,6 +451,8 @@ int vab_export_outputs(struct vab_ctx *ctx, const struct vab_template *t,
         n++;
       }
     }
+    if (opts->output_seconds != NULL)
+      opts->output_seconds[i] = now_seconds() - started;
   }
   if (failed) {
     for (size_t i = 0; i < n; i++) {

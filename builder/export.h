@@ -31,6 +31,8 @@ struct vab_export_opts {
   const char *disk_format;     /* "raw" or "qcow2" */
   const char *output_dir;      /* created if missing */
   const char *const *only;     /* --only FORMAT filter, or NULL */
+  double *output_seconds;      /* NULL, or one per template output: filled
+                                  with each export's seconds */
   size_t n_only;
   const char *guest_os;        /* detected guest ("debian12"), or NULL */
   struct vab_signer *signer;   /* `sign:`: OVAs get a .cert, or NULL */

@@ -1,11 +1,9 @@
 /* The source stage (see source.h). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,6 +20,7 @@
 #include "common/debian.h"
 #include "common/subprocess.h"
 #include "signing/digest.h"
+#include "builder/cache.h"
 #include "builder/source.h"
 
 /* Changing this list changes what a bootstrap produces: it is part of the
@@ -159,35 +158,6 @@ static int bootstrap_key(struct vab_ctx *ctx, const char *plan_key,
   if (vab_sha256_final(h, digest) < 0)
     return -1;
   vab_hex(digest, sizeof digest, out);
-  return 0;
-}
-
-/* Wait for the cache entry's lock, polling so that Ctrl-C still works
- * while another build holds it. */
-static int lock_entry(struct vab_ctx *ctx, const char *lock_path, int *fd_out) {
-  int fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'", lock_path);
-  bool told = false;
-  while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-    if (errno != EWOULDBLOCK) {
-      int e = errno;
-      close(fd);
-      return vab_error_errno(ctx, VAB_E_IO, e, "cannot lock '%s'", lock_path);
-    }
-    if (!told) {
-      vab_log(ctx, VAB_LOG_INFO,
-              "waiting for another build bootstrapping the same source");
-      told = true;
-    }
-    if (vab_check_cancel(ctx) < 0) {
-      close(fd);
-      return -1;
-    }
-    struct timespec ts = {0, 200 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-  *fd_out = fd;
   return 0;
 }
 
@@ -460,23 +430,35 @@ static int run_mmdebstrap(struct vab_ctx *ctx, const struct vab_source *src,
   return r;
 }
 
-/* Remove DIR/.KEY.partial-* folders (the caller holds KEY's lock). */
-static void remove_partial_dirs(const char *dir, const char *key) {
-  DIR *d = opendir(dir);
-  if (d == NULL)
-    return;
-  size_t key_len = strlen(key);
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] != '.' || strncmp(e->d_name + 1, key, key_len) != 0 ||
-        strncmp(e->d_name + 1 + key_len, ".partial-", 9) != 0)
-      continue;
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) <
-        (int)sizeof path)
-      remove_tree(path);
+/* mmdebstrap into a new entry of the step cache. */
+static int bootstrap_into(struct vab_ctx *ctx, const struct vab_source *src,
+                          const struct vab_source_opts *opts,
+                          struct vab_cache *cache,
+                          const struct vab_cache_lock *lock) {
+  vab_log(ctx, VAB_LOG_INFO, "bootstrap: mmdebstrap %s (%s)",
+          src->suite != NULL ? src->suite : "bookworm",
+          src->variant != NULL ? src->variant : "minbase");
+  /* mmdebstrap writes by name: into the writer's fresh private folder,
+   * where no link can be planted. */
+  struct vab_cache_writer *w = NULL;
+  if (vab_cache_begin(cache, lock, "source",
+                      opts->label != NULL ? opts->label : "bootstrap", &w) < 0)
+    return -1;
+  CLEANUP_FREE char *partial = NULL, *tmp_dir = NULL;
+  int r = vab_cache_writer_path(w, "rootfs.tar", &partial);
+  if (r == 0)
+    r = make_bootstrap_tmp(ctx, opts->work_dir, &tmp_dir);
+  if (r == 0) {
+    r = run_mmdebstrap(ctx, src, partial, tmp_dir);
+    remove_bootstrap_tmp(ctx, tmp_dir);
   }
-  closedir(d);
+  if (r == 0)
+    r = vab_cache_writer_add(w, "rootfs.tar");
+  if (r < 0) {
+    vab_cache_abort(w);
+    return -1;
+  }
+  return vab_cache_commit(w);
 }
 
 static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
@@ -490,50 +472,41 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
   char key[65];
   if (bootstrap_key(ctx, opts->key, key) < 0)
     return -1;
-  CLEANUP_FREE char *dir = NULL, *tar = NULL, *partial_dir = NULL,
-                    *partial = NULL, *lock = NULL;
-  if (asprintf(&dir, "%s/bootstrap", opts->cache_dir) < 0 ||
-      asprintf(&tar, "%s/%s.tar", dir, key) < 0 ||
-      asprintf(&partial_dir, "%s/.%s.partial-XXXXXX", dir, key) < 0 ||
-      asprintf(&lock, "%s/%s.lock", dir, key) < 0)
+  CLEANUP_FREE char *tar = NULL;
+  if (asprintf(&tar, "%s/rootfs.tar", opts->work_dir) < 0)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  char failed[4096];
-  if (mkdir_p(dir, 0755, failed, sizeof failed) < 0)
-    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", failed);
-  int lock_fd = -1;
-  if (lock_entry(ctx, lock, &lock_fd) < 0)
+  struct vab_cache *cache = NULL;
+  if (vab_cache_open(ctx, opts->cache_dir, true, &cache) < 0)
     return -1;
-  int r = 0;
-  if (access(tar, R_OK) == 0) {
-    vab_log(ctx, VAB_LOG_INFO, "bootstrap: using the cached rootfs %s", tar);
-    result->cached = true;
-  } else {
-    vab_log(ctx, VAB_LOG_INFO, "bootstrap: mmdebstrap %s (%s)",
-            src->suite != NULL ? src->suite : "bookworm",
-            src->variant != NULL ? src->variant : "minbase");
-    /* mmdebstrap writes by name: into a fresh private folder, where no
-     * link can be planted.  Any earlier one of this key is a killed
-     * build's, since this build holds the key's lock. */
-    remove_partial_dirs(dir, key);
-    if (mkdtemp(partial_dir) == NULL)
-      r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'",
-                          partial_dir);
-    else if (asprintf(&partial, "%s/rootfs.tar", partial_dir) < 0) {
-      partial = NULL;
-      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-    }
-    CLEANUP_FREE char *tmp_dir = NULL;
-    if (r == 0)
-      r = make_bootstrap_tmp(ctx, opts->work_dir, &tmp_dir);
-    if (r == 0) {
-      r = run_mmdebstrap(ctx, src, partial, tmp_dir);
-      remove_bootstrap_tmp(ctx, tmp_dir);
-    }
-    if (r == 0 && rename(partial, tar) < 0)
-      r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot rename '%s'", partial);
-    remove_tree(partial_dir);
+  struct vab_cache_lock lock;
+  if (vab_cache_lock(cache, key, "waiting for another build bootstrapping "
+                     "the same source", &lock) < 0) {
+    vab_cache_close(cache);
+    return -1;
   }
-  close(lock_fd);   /* releases the lock */
+  struct vab_cache_meta meta;
+  int hit = opts->refresh ? 0 : vab_cache_get(cache, &lock, opts->work_dir,
+                                              &meta);
+  if (opts->decided != NULL && hit >= 0)
+    opts->decided(opts->opaque, hit == 1);
+  int r = hit < 0 ? -1 : 0;
+  if (hit == 1) {
+    vab_log(ctx, VAB_LOG_INFO, "bootstrap: using the cached rootfs (cache "
+            "entry %s)", key);
+    result->cached = true;
+  } else if (hit == 0) {
+    if (opts->refresh)
+      vab_log(ctx, VAB_LOG_INFO, "bootstrap: --no-cache: building the cache "
+              "entry %s again", key);
+    r = bootstrap_into(ctx, src, opts, cache, &lock);
+    /* What the build unpacks is the entry as stored, verified. */
+    if (r == 0 && (r = vab_cache_get(cache, &lock, opts->work_dir, &meta)) == 0)
+      r = vab_error(ctx, VAB_E_IO, "the bootstrap cache entry %s vanished "
+                    "after it was written", key);
+    r = r < 0 ? -1 : 0;
+  }
+  vab_cache_unlock(&lock);
+  vab_cache_close(cache);
   if (r < 0)
     return -1;
   result->tarball = strdup(tar);
@@ -675,6 +648,9 @@ int vab_source_prepare(struct vab_ctx *ctx, const struct vab_template *t,
                        const struct vab_source_opts *opts,
                        struct vab_source_result *result) {
   memset(result, 0, sizeof *result);
+  /* Only a bootstrap comes from the cache; the others always run. */
+  if (t->source.kind != VAB_SOURCE_BOOTSTRAP && opts->decided != NULL)
+    opts->decided(opts->opaque, false);
   switch (t->source.kind) {
   case VAB_SOURCE_BOOTSTRAP:
     return prepare_bootstrap(ctx, t, opts, result);

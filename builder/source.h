@@ -4,9 +4,10 @@
  *              tarball.  vab adds what every appliance needs: the kernel,
  *              GRUB for BIOS and UEFI, systemd as init and systemd-resolved
  *              (systemd-networkd, part of systemd, gets its config in the
- *              layout stage).  The tarball is kept in the cache folder
- *              under a key of the source's spec, behind a lock, so the next
- *              build, or one running at the same time, reuses it.
+ *              layout stage).  The tarball is an entry of the step cache
+ *              (builder/cache.h) under a key of the source's spec, so the
+ *              next build, or one running at the same time, reuses it; it
+ *              is verified and linked (or copied) into the work folder.
  *   rootfs     a tarball the user gives (tar, tar.gz, tar.xz, tar.zst),
  *              checksum verified, decompressed on the host.
  *   image      a qcow2, raw or vmdk disk, checksum verified, converted to
@@ -26,6 +27,12 @@ struct vab_source_opts {
   const char *work_dir;      /* the build's temporary folder */
   const char *key;           /* the source step's plan key */
   const char *disk_path;     /* image: the work disk to write */
+  const char *label;         /* the step's label, for its cache entry */
+  bool refresh;              /* --no-cache: bootstrap again, replace the entry */
+  /* Called once, before the step's work, when it is known whether the
+   * cache has it (NULL: not told). */
+  void (*decided)(void *opaque, bool cached);
+  void *opaque;
 };
 
 struct vab_source_result {

@@ -30,6 +30,7 @@ extern const struct cli_command cli_cmd_sign;
 extern const struct cli_command cli_cmd_verify;
 extern const struct cli_command cli_cmd_publish;
 extern const struct cli_command cli_cmd_pull;
+extern const struct cli_command cli_cmd_cache;
 
 /* Print every diagnostic on ctx to stderr: FILE:LINE:COL: error: msg, the
  * source line with a caret, and the hint.  prefix is "vab validate". */

@@ -22,7 +22,7 @@ const struct cli_command cli_cmd_build = {
   .usage =
     "usage: vab build TEMPLATE [--var NAME=VALUE]... [-o DIR] [--only FORMAT]...\n"
     "                 [--no-test] [--accel auto|kvm|tcg] [--cache-dir DIR]\n"
-    "                 [--json] [--keep-on-error]\n"
+    "                 [--no-cache] [--json] [--keep-on-error]\n"
     "                 [--sign-key KEY [--sign-cert CRT]]\n"
     "\n"
     "Build the appliance TEMPLATE describes: get the OS (bootstrap, rootfs or\n"
@@ -40,10 +40,14 @@ const struct cli_command cli_cmd_build = {
     "  --no-test           skip the boot tests\n"
     "  --accel MODE        auto (default: KVM if a probe boots, else TCG),\n"
     "                      kvm or tcg; for the builder VM and the boot test\n"
-    "  --cache-dir DIR     bootstrap cache (default $XDG_CACHE_HOME/vab or\n"
-    "                      ~/.cache/vab); builds may share it, also at once\n"
+    "  --cache-dir DIR     the step cache (default $XDG_CACHE_HOME/vab or\n"
+    "                      ~/.cache/vab); builds may share it, also at once;\n"
+    "                      pruned to VAB_CACHE_MAX_SIZE (default 10G) after\n"
+    "                      each build (see vab cache)\n"
+    "  --no-cache          run every step, and store its result anew\n"
     "  --json              write a JSON summary to stdout: artifacts with size\n"
-    "                      and sha256, and the seconds of each phase\n"
+    "                      and sha256, the seconds of each phase, and each\n"
+    "                      step with its key and whether it was cached\n"
     "  --keep-on-error     keep the work folder (disk, rootfs) of a failed\n"
     "                      build and print where it is\n"
     "  --sign-key KEY      sign the manifest (and each OVA, with --sign-cert)\n"
@@ -215,7 +219,17 @@ static void print_json(struct vab_ctx *ctx, const char *path,
               vab_phase_name((enum vab_phase)p), b->phase_seconds[p]);
       first = false;
     }
-    fprintf(stdout, "},\"total_seconds\":%.3f,\"artifacts\":[",
+    fputs("},\"steps\":[", stdout);
+    for (size_t i = 0; i < b->n_steps; i++) {
+      const struct vab_build_step *s = &b->steps[i];
+      fprintf(stdout, "%s{\"kind\":\"%s\",\"label\":", i > 0 ? "," : "",
+              s->kind);
+      cli_json_string(stdout, s->label);
+      fprintf(stdout, ",\"key\":\"sha256:%s\",\"cached\":%s,"
+              "\"seconds\":%.3f}", s->key, s->cached ? "true" : "false",
+              s->seconds);
+    }
+    fprintf(stdout, "],\"total_seconds\":%.3f,\"artifacts\":[",
             b->total_seconds);
     for (size_t i = 0; i < b->n_artifacts; i++) {
       const struct vab_artifact *a = &b->artifacts[i];
@@ -293,6 +307,7 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
     {"no-test", no_argument, NULL, 'n'},
     {"accel", required_argument, NULL, 'a'},
     {"cache-dir", required_argument, NULL, 'c'},
+    {"no-cache", no_argument, NULL, 'N'},
     {"json", no_argument, NULL, 'j'},
     {"keep-on-error", no_argument, NULL, 'k'},
     {"sign-key", required_argument, NULL, 's'},
@@ -333,6 +348,7 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
                                  optarg);
       break;
     case 'c': opts.cache_dir = optarg; break;
+    case 'N': opts.no_cache = true; break;
     case 'j': json = true; break;
     case 'k': opts.keep_on_error = true; break;
     case 's': opts.sign_key = optarg; break;

@@ -13,6 +13,7 @@
 static const struct cli_command *const commands[] = {
   &cli_cmd_validate,
   &cli_cmd_build,
+  &cli_cmd_cache,
   &cli_cmd_convert,
   &cli_cmd_inspect,
   &cli_cmd_keygen,

@@ -18,7 +18,7 @@ trap 'kill "$registry_pid" 2>/dev/null' EXIT
 "$VAB" build "$SRCDIR/tests/builder/data/e2e.yaml" -o "$AREA/out" \
   --var "sign_key=$AREA/release.key" \
   --var "publish_ref=127.0.0.1:$port/e2e/app" \
-  --cache-dir "$AREA/cache" 2>"$AREA/stderr" \
+  --cache-dir "$AREA/cache" --json >"$AREA/build.json" 2>"$AREA/stderr" \
   3</dev/null 4</dev/null 5</dev/null 6</dev/null 7</dev/null 8</dev/null \
   9</dev/null
 status=$?
@@ -31,6 +31,29 @@ log=$AREA/out/e2e-1.log
 check "qemu-img check" qemu-img check -q "$img"
 check "boot test fetched the firstboot page" grep -q "boot test passed" "$log"
 check "the bootstrap ran (not cached)" grep -q "bootstrap: mmdebstrap" "$log"
+# --json "steps": every planned step in order, with its key; nothing was
+# cached in this cache of its own.  e2e.yaml: 9 provisioners, 1 boot test,
+# 1 output.
+check "--json steps: kinds, labels, keys, cached, seconds" python3 - \
+  "$AREA/build.json" <<'PY'
+import json, re, sys
+doc = json.load(open(sys.argv[1]))
+steps = doc["steps"]
+kinds = [s["kind"] for s in steps]
+want = ["source", "layout"] + ["provision"] * 9 + ["sysprep", "test", "export"]
+assert kinds == want, kinds
+assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", s["key"]) for s in steps)
+assert len({s["key"] for s in steps}) == len(steps), "keys repeat"
+assert all(s["cached"] is False for s in steps), "a step was cached"
+assert all(isinstance(s["seconds"], float) and s["seconds"] >= 0 for s in steps)
+assert steps[0]["seconds"] > 1, "the bootstrap took no time"
+assert steps[-1]["seconds"] > 0, "the export took no time"
+assert steps[2]["label"].startswith("provision 1/9: file (")
+assert "e2e.yaml:" in steps[2]["label"], steps[2]["label"]
+assert doc["source_cached"] is False and doc["ok"] is True
+PY
+check "the cache holds the bootstrap entry" bash -c \
+  "'$VAB' cache list --cache-dir '$AREA/cache' | grep -q '^1 entry, '"
 
 # One guestfish run (each launch costs a VM boot); each answer follows its
 # label on the lines after it.  guestfish prints st_mode in decimal.
@@ -158,7 +181,7 @@ check "the build signed its manifest" [ -f "$manifest.sig" ]
 check "vab verify accepts the build" "$VAB" verify --pubkey "$AREA/release.pub" "$AREA/out"
 check "openssl accepts the manifest signature" openssl dgst -sha256 \
   -verify "$AREA/release.pub" -signature "$manifest.sig" "$manifest"
-check "the build published itself (publish:)" grep -q "published: sha256:" "$AREA/stderr"
+check "the build published itself (publish:)" grep -q '"published":1' "$AREA/build.json"
 check "vab pull gets the published build back, signature good" \
   "$VAB" pull "127.0.0.1:$port/e2e/app:latest" -o "$AREA/pulled" \
   --pubkey "$AREA/release.pub"

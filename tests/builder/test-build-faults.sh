@@ -2,7 +2,8 @@
 # Faults injected on purpose into whole builds, each run as cheap as it can
 # be and reused by the next:
 #   cache-full  the bootstrap cache on a 16 MiB tmpfs: mmdebstrap's tarball
-#               cannot fit; a clear ENOSPC error, no cache entry at all;
+#               cannot fit; a clear ENOSPC error, no cache entry at all
+#               (entries: CACHE/steps/KEY/, being written: .tmp-KEY-XXXXXX);
 #   source      (room again) a rerun bootstraps anew, not from a truncated
 #               entry; SIGINT while mmdebstrap works in its chroot;
 #   shared      two builds of different templates at once on that cache:
@@ -154,10 +155,10 @@ tail -n 6 "$AREA/a.stderr"
 grep -q '"accel":"kvm"' "$AREA/a.json" && accel=(--accel kvm) || accel=(--accel tcg)
 left_clean cache-full a
 check "cache-full: the error names the cache entry and ENOSPC" grep -qE \
-  "error: cannot write the bootstrap cache entry '$cache/bootstrap/\\.[0-9a-f]{64}\\.partial-[A-Za-z0-9]{6}/rootfs\\.tar': No space left on device" \
+  "error: cannot write the bootstrap cache entry '$cache/steps/\\.tmp-[0-9a-f]{64}-[A-Za-z0-9]{6}/rootfs\\.tar': No space left on device" \
   "$AREA/a.stderr"
 check "cache-full: no cache entry, whole or partial" \
-  bash -c "! ls -A '$cache/bootstrap' | grep -qE '\\.tar\$|\\.partial-'"
+  bash -c "! ls -A '$cache/steps' | grep -qE '^[0-9a-f]{64}\$|^\\.tmp-'"
 check "cache-full: no artifact" only_logs "$AREA/out-a"
 mv "$AREA/out-a" "$AREA/out-a-full"
 
@@ -170,7 +171,7 @@ interrupt source s INT "mmdebstrap: I: (extracting|installing)"
 check "source: mmdebstrap ran (not a cached entry)" \
   bash -c "! grep -q 'using the cached rootfs' '$(build_log s)'"
 check "source: no cache entry, whole or partial" \
-  bash -c "! ls -A '$cache/bootstrap' | grep -qE '\\.tar\$|\\.partial-'"
+  bash -c "! ls -A '$cache/steps' | grep -qE '^[0-9a-f]{64}\$|^\\.tmp-'"
 check "source: no artifact" only_logs "$AREA/out-s"
 
 # shared: two templates, one cache, at once.  Same bootstrap: one runs
@@ -196,10 +197,17 @@ ran=$(grep -l "bootstrap: mmdebstrap" "$(build_log a)" "$(build_log b)" | wc -l)
 waited=$(grep -l "waiting for another build bootstrapping" "$(build_log a)" "$(build_log b)" | wc -l)
 check "shared: exactly one build ran mmdebstrap ($ran)" [ "$ran" -eq 1 ]
 check "shared: the other waited for it ($waited)" [ "$waited" -eq 1 ]
-entries=$(ls "$cache/bootstrap" | grep -c '\.tar$')
+entries=$(ls -A "$cache/steps" | grep -cE '^[0-9a-f]{64}$|^\.tmp-')
 check "shared: one cache entry, no partial ($entries)" [ "$entries" -eq 1 ]
-entry=$(ls "$cache"/bootstrap/*.tar | head -1)
+entry=$(ls "$cache"/steps/*/rootfs.tar | head -1)
 check "shared: the cache entry is a whole tar" tar -tf "$entry" ./etc/os-release
+check "shared: vab cache list shows it, sound" bash -c \
+  "'$VAB' cache list --json --cache-dir '$cache' | python3 -c 'import json,sys; e=json.load(sys.stdin)[\"entries\"]; assert len(e) == 1 and e[0][\"ok\"] and e[0][\"kind\"] == \"source\", e'"
+cached=$(cat "$AREA/a.json" "$AREA/b.json" | python3 -c '
+import json, sys
+print(sum(json.loads(l)["steps"][0]["cached"] for l in sys.stdin if l.strip()))')
+check "shared: the waiting build's --json says its source step was cached ($cached)" \
+  [ "$cached" = 1 ]
 check "shared: a's guest has a's file" bash -c \
   "guestfish --ro -a '$AREA/out-a/a-1.qcow2' -i cat /etc/vab-faults | grep -qx a"
 check "nothing left in TMPDIR after the shared builds" tmp_is_empty
