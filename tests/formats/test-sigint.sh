@@ -10,7 +10,12 @@ for fmt in qcow2 raw; do
   "$VAB" convert -q -O $fmt -o compression=zstd,level=19 \
     "$tmp/src.raw" "$tmp/out/dst.$fmt" 2>"$tmp/err" &
   pid=$!
-  sleep 1
+  # Once its temporary output exists, vab is converting (its handlers are
+  # set before that); a fixed sleep raced with a slow start on a busy host.
+  for _ in $(seq 300); do
+    [ -n "$(ls -A "$tmp/out")" ] && break
+    sleep 0.1
+  done
   kill -INT $pid
   wait $pid
   status=$?
