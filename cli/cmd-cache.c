@@ -53,26 +53,12 @@ const struct cli_command cli_cmd_cache = {
     "error.\n",
 };
 
-/* "30d" (days), else the template's durations ("90m", "12h", "45s"). */
+/* --older-than: the durations templates use ("90m", "12h", "30d"). */
 static int parse_age(const char *text, int64_t *seconds) {
-  size_t n = strlen(text);
-  uint64_t v = 0;
-  if (n >= 2 && text[n - 1] == 'd' && strspn(text, "0123456789") == n - 1) {
-    for (size_t i = 0; i + 1 < n; i++) {
-      if (v > (UINT64_MAX / 86400 - 9) / 10)
-        return -1;
-      v = v * 10 + (uint64_t)(text[i] - '0');
-    }
-    v *= 86400;
-  } else {
-    uint64_t ms;
-    if (vab_parse_duration_ms(text, &ms) < 0)
-      return -1;
-    v = ms / 1000;
-  }
-  if (v > INT64_MAX)
+  uint64_t ms;
+  if (vab_parse_duration_ms(text, &ms) < 0 || ms / 1000 > INT64_MAX)
     return -1;
-  *seconds = (int64_t)v;
+  *seconds = (int64_t)(ms / 1000);
   return 0;
 }
 

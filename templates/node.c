@@ -318,49 +318,6 @@ int vab_node_uint(struct vab_ctx *ctx, const struct vab_node *node,
 
 /* Units. */
 
-int vab_parse_duration_ms(const char *text, uint64_t *out_ms) {
-  const char *p = text;
-  uint64_t total = 0;
-  if (*p == '\0')
-    return -1;
-  /* Plain seconds, or a run of NUMBER UNIT parts: "90s", "1m30s", "2h". */
-  while (*p != '\0') {
-    if (!isdigit((unsigned char)*p))
-      return -1;
-    uint64_t v = 0;
-    while (isdigit((unsigned char)*p)) {
-      unsigned d = (unsigned)(*p - '0');
-      if (v > (UINT64_MAX - d) / 10)
-        return -1;
-      v = v * 10 + d;
-      p++;
-    }
-    uint64_t unit;
-    if (p[0] == 'm' && p[1] == 's') {
-      unit = 1;
-      p += 2;
-    } else if (*p == 's') {
-      unit = 1000;
-      p++;
-    } else if (*p == 'm') {
-      unit = 60 * 1000;
-      p++;
-    } else if (*p == 'h') {
-      unit = 3600 * 1000;
-      p++;
-    } else if (*p == '\0' && p - text > 0 && total == 0) {
-      unit = 1000;
-    } else {
-      return -1;
-    }
-    if (v > (UINT64_MAX - total) / unit)
-      return -1;
-    total += v * unit;
-  }
-  *out_ms = total;
-  return 0;
-}
-
 int vab_node_size(struct vab_ctx *ctx, const struct vab_node *node,
                   const char *what, uint64_t *out) {
   if (node == NULL)

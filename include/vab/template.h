@@ -94,9 +94,6 @@ const char *vab_suggest(const char *word, const char *const *candidates);
 /* path if absolute, else dir/path; malloc'd, NULL when out of memory. */
 char *vab_path_resolve(const char *dir, const char *path);
 
-/* Durations as the template reads them (sizes: common/size.h). */
-int vab_parse_duration_ms(const char *text, uint64_t *out_ms);
-
 /* The typed template. */
 enum vab_source_kind {
   VAB_SOURCE_BOOTSTRAP,

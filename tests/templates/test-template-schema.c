@@ -444,26 +444,6 @@ static void test_typed_values(void **state) {
   vab_ctx_free(ctx);
 }
 
-static void test_units(void **state) {
-  (void)state;
-  uint64_t v = 0;
-  assert_int_equal(vab_parse_duration_ms("90s", &v), 0);
-  assert_int_equal(v, 90000);
-  assert_int_equal(vab_parse_duration_ms("5m", &v), 0);
-  assert_int_equal(v, 300000);
-  assert_int_equal(vab_parse_duration_ms("300", &v), 0);
-  assert_int_equal(v, 300000);
-  assert_int_equal(vab_parse_duration_ms("1h30m", &v), 0);
-  assert_int_equal(v, 5400000);
-  assert_int_equal(vab_parse_duration_ms("250ms", &v), 0);
-  assert_int_equal(v, 250);
-  assert_int_equal(vab_parse_duration_ms("5x", &v), -1);
-  assert_int_equal(vab_parse_duration_ms("m", &v), -1);
-  assert_int_equal(vab_parse_duration_ms("1m30", &v), -1);
-  assert_int_equal(vab_parse_duration_ms("", &v), -1);
-  assert_int_equal(vab_parse_duration_ms("99999999999999999999h", &v), -1);
-}
-
 static void test_suggestions(void **state) {
   (void)state;
   static const char *const words[] = {"source", "sysprep", "outputs", NULL};
@@ -632,7 +612,6 @@ int main(void) {
     cmocka_unit_test(test_output_after_a_duplicate),
     cmocka_unit_test(test_defaults_are_filled),
     cmocka_unit_test(test_typed_values),
-    cmocka_unit_test(test_units),
     cmocka_unit_test(test_suggestions),
     cmocka_unit_test(test_provisioner_inputs),
     cmocka_unit_test(test_canonical_round_trip),

@@ -1,4 +1,5 @@
-/* common/size.c: the one size grammar of templates and format options. */
+/* common/size.c: the one size grammar of templates and format options, and
+ * the one duration grammar of templates and vab cache prune. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,10 +49,37 @@ static void test_refused(void **state) {
   }
 }
 
+static void test_durations(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    uint64_t ms;
+  } cases[] = {
+    {"90s", 90000}, {"5m", 300000}, {"300", 300000}, {"1h30m", 5400000},
+    {"250ms", 250}, {"30d", 30ull * 86400 * 1000}, {"1d12h", 129600000},
+    {"0", 0}, {"1m1ms", 60001},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint64_t v = 1;
+    assert_int_equal(vab_parse_duration_ms(cases[i].text, &v), 0);
+    assert_int_equal(v, cases[i].ms);
+  }
+  static const char *const refused[] = {
+    "", "5x", "m", "1m30", "1.5h", "-1s", " 5s", "5s ", "5S", "d",
+    "99999999999999999999h", "213503982334602d", "1h1",
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    uint64_t v = 7;
+    assert_int_equal(vab_parse_duration_ms(refused[i], &v), -1);
+    assert_int_equal(v, 7);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_accepted),
     cmocka_unit_test(test_refused),
+    cmocka_unit_test(test_durations),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
