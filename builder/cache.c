@@ -14,6 +14,7 @@
 #include "vab/progress.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/vector.h"
 #include "common/io.h"
 #include "common/size.h"
 #include "signing/digest.h"
@@ -387,31 +388,6 @@ static int remove_entry(struct vab_cache *c, const char *key) {
   return 0;
 }
 
-/* A file of an entry: regular, opened without blocking and never through
- * a link.  -1 with errno set (EINVAL, *not_regular: something else). */
-static int open_entry_file(const char *path, struct stat *st,
-                           bool *not_regular) {
-  *not_regular = false;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY |
-                O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno == ELOOP)
-      *not_regular = true;
-    return -1;
-  }
-  int flags;
-  if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) ||
-      (flags = fcntl(fd, F_GETFL)) < 0 ||
-      fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-    int e = S_ISREG(st->st_mode) ? errno : EINVAL;
-    *not_regular = !S_ISREG(st->st_mode);
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
-
 /* Read meta (a regular file, never through a link, bounded). */
 static int read_meta(struct vab_cache *c, const char *key, char *text,
                      size_t cap, size_t *len, struct stat *st, char *why,
@@ -420,7 +396,7 @@ static int read_meta(struct vab_cache *c, const char *key, char *text,
   if (path == NULL)
     return vab_error(c->ctx, VAB_E_NOMEM, "out of memory");
   bool not_regular = false;
-  int fd = open_entry_file(path, st, &not_regular);
+  int fd = open_regular_file_nofollow(path, st, &not_regular);
   if (fd < 0 && !not_regular && errno == ENOENT) {
     snprintf(why, why_len, "it has no meta");
     return 1;
@@ -527,7 +503,7 @@ static int place_file(struct vab_cache *c, const char *src, const char *dst,
   }
   struct stat st;
   bool not_regular = false;
-  int in = open_entry_file(linked ? dst : src, &st, &not_regular);
+  int in = open_regular_file_nofollow(linked ? dst : src, &st, &not_regular);
   if (in < 0) {
     int e = errno;
     if (linked)
@@ -685,7 +661,7 @@ int vab_cache_writer_add(struct vab_cache_writer *w, const char *name) {
     return -1;
   struct stat st;
   bool not_regular = false;
-  int fd = open_entry_file(path, &st, &not_regular);
+  int fd = open_regular_file_nofollow(path, &st, &not_regular);
   if (fd < 0)
     return vab_error_errno(ctx, VAB_E_IO, not_regular ? EINVAL : errno,
                            "cannot read '%s'", path);
@@ -857,31 +833,38 @@ int vab_cache_list(struct vab_cache *cache, struct vab_cache_info **out,
 }
 
 /* The stale .tmp- folders of keys no process holds. */
+struct key_name {
+  char hex[65];
+};
+DEFINE_VECTOR_TYPE(key_name_vector, struct key_name);
+
 static void remove_stale_temps(struct vab_cache *c) {
   DIR *d = opendir(c->steps);
   if (d == NULL)
     return;
+  /* Collected first: the removals below must not race the readdir. */
+  struct key_name_vector keys = VECTOR_INIT;
   struct dirent *e;
-  char keys[64][65];
-  size_t n = 0;
-  while ((e = readdir(d)) != NULL && n < 64) {
-    char key[65];
+  while ((e = readdir(d)) != NULL) {
+    struct key_name key;
     if (strncmp(e->d_name, ".tmp-", 5) != 0 || strlen(e->d_name) != 76 ||
         e->d_name[69] != '-')
       continue;
-    memcpy(key, e->d_name + 5, 64);
-    key[64] = '\0';
-    if (vab_cache_key_valid(key))
-      memcpy(keys[n++], key, 65);
+    memcpy(key.hex, e->d_name + 5, 64);
+    key.hex[64] = '\0';
+    /* Out of memory: the rest wait for the next prune. */
+    if (vab_cache_key_valid(key.hex) && key_name_vector_append(&keys, key) < 0)
+      break;
   }
   closedir(d);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < keys.len; i++) {
     int fd = -1;
-    if (take_lock(c, keys[i], false, NULL, &fd) == 0) {
-      remove_temps(c, keys[i]);
+    if (take_lock(c, keys.ptr[i].hex, false, NULL, &fd) == 0) {
+      remove_temps(c, keys.ptr[i].hex);
       close(fd);
     }
   }
+  key_name_vector_reset(&keys);
 }
 
 /* Remove one entry unless a build holds it: 1 removed, 0 kept, -1 error

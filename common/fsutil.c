@@ -40,11 +40,17 @@ int mkdir_p(const char *path, mode_t mode, char *failed, size_t failed_len) {
   return r;
 }
 
-int open_regular_file(const char *path, struct stat *st, bool *not_regular) {
+static int open_regular(const char *path, int extra_flags, struct stat *st,
+                        bool *not_regular) {
   *not_regular = false;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0)
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY |
+                extra_flags);
+  if (fd < 0) {
+    /* O_NOFOLLOW on a symbolic link. */
+    if (errno == ELOOP && (extra_flags & O_NOFOLLOW))
+      *not_regular = true;
     return -1;
+  }
   int flags;
   if (fstat(fd, st) < 0)
     goto fail;
@@ -62,6 +68,15 @@ fail:;
   close(fd);
   errno = saved;
   return -1;
+}
+
+int open_regular_file(const char *path, struct stat *st, bool *not_regular) {
+  return open_regular(path, 0, st, not_regular);
+}
+
+int open_regular_file_nofollow(const char *path, struct stat *st,
+                               bool *not_regular) {
+  return open_regular(path, O_NOFOLLOW, st, not_regular);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag,

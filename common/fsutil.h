@@ -17,6 +17,10 @@ int mkdir_p(const char *path, mode_t mode, char *failed, size_t failed_len);
  * Returns the descriptor with its stat in *st, or -1 with errno set and
  * *not_regular true when path exists but is not a regular file. */
 int open_regular_file(const char *path, struct stat *st, bool *not_regular);
+/* The same, but a symbolic link as the last component is refused
+ * (*not_regular true, errno ELOOP) instead of followed. */
+int open_regular_file_nofollow(const char *path, struct stat *st,
+                               bool *not_regular);
 
 /* The part of path after its last '/' (a pointer into path). */
 const char *path_base_name(const char *path);

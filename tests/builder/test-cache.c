@@ -247,6 +247,33 @@ static void test_stale_temp(void **state) {
   assert_int_equal(vab_diag_count(f->ctx), 0);
 }
 
+/* Stale temps of many keys (more than any fixed batch): one prune removes
+ * every one whose lock is free. */
+static void test_many_stale_temps(void **state) {
+  struct fixture *f = *state;
+  put(f, key_a, "x");   /* makes CACHE/steps */
+  char steps[400];
+  snprintf(steps, sizeof steps, "%s/steps", f->dir);
+  for (int i = 0; i < 100; i++) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/.tmp-%064x-abc%03d", steps, i, i);
+    assert_int_equal(mkdir(path, 0700), 0);
+  }
+  struct vab_cache *c = NULL;
+  assert_int_equal(vab_cache_open(f->ctx, f->dir, false, &c), 0);
+  struct vab_cache_prune_opts opts = {.max_size = UINT64_MAX,
+                                      .older_than = -1};
+  struct vab_cache_prune_result res;
+  assert_int_equal(vab_cache_prune(c, &opts, &res), 0);
+  vab_cache_close(c);
+  int temps = 0;
+  DIR *d = opendir(steps);
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    temps += strncmp(e->d_name, ".tmp-", 5) == 0;
+  closedir(d);
+  assert_int_equal(temps, 0);
+}
+
 static void count_lines(void *opaque, enum vab_log_level level,
                         const char *line) {
   (void)level;
@@ -467,6 +494,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_bad_meta_is_discarded, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_stale_temp, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_many_stale_temps, setup, teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_same_key, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_lru_eviction_by_size, setup,

@@ -164,9 +164,55 @@ static void test_vab_commit_temp_size(void **state) {
   vab_ctx_free(ctx);
 }
 
+/* A regular file opens both ways; a FIFO never blocks and is refused both
+ * ways; a symbolic link is followed by open_regular_file and refused by the
+ * nofollow form, even when it points at a regular file. */
+static void test_open_regular(void **state) {
+  (void)state;
+  char file[128], fifo[128], link_path[128];
+  snprintf(file, sizeof file, "%s/file", folder);
+  snprintf(fifo, sizeof fifo, "%s/fifo", folder);
+  snprintf(link_path, sizeof link_path, "%s/link", folder);
+  int fd = open(file, O_WRONLY | O_CREAT, 0600);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  assert_int_equal(symlink(file, link_path), 0);
+
+  struct stat st;
+  bool not_regular = true;
+  fd = open_regular_file_nofollow(file, &st, &not_regular);
+  assert_true(fd >= 0);
+  assert_false(not_regular);
+  assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+  close(fd);
+
+  fd = open_regular_file(link_path, &st, &not_regular);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(open_regular_file_nofollow(link_path, &st, &not_regular), -1);
+  assert_true(not_regular);
+  assert_int_equal(errno, ELOOP);
+
+  assert_int_equal(open_regular_file(fifo, &st, &not_regular), -1);
+  assert_true(not_regular);
+  assert_int_equal(open_regular_file_nofollow(fifo, &st, &not_regular), -1);
+  assert_true(not_regular);
+
+  char missing[128];
+  snprintf(missing, sizeof missing, "%s/missing", folder);
+  assert_int_equal(open_regular_file_nofollow(missing, &st, &not_regular), -1);
+  assert_false(not_regular);
+  assert_int_equal(errno, ENOENT);
+  unlink(file);
+  unlink(fifo);
+  unlink(link_path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_open_regular, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rename_fails, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sync_fails, setup, teardown),
       cmocka_unit_test_setup_teardown(test_vab_commit_temp_message, setup,
