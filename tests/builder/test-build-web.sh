@@ -27,7 +27,10 @@ check "vmdk written" [ -s "$out/web-1.0.1.vmdk" ]
 check "vmware ova written" [ -s "$out/web-1.0.1-vmware.ova" ]
 check "virtualbox ova written" [ -s "$out/web-1.0.1-virtualbox.ova" ]
 check "build log written" [ -s "$out/web-1.0.1.log" ]
-check "serial log shows nginx started" grep -q "Started.*nginx.service" "$out/web-1.0.1.serial.log"
+# The boot test stops the guest as soon as the page is served, which can be
+# before systemd's console line for nginx reaches the log (CI saw that):
+# the served page proves nginx; the log proves the boot path.
+check "serial log shows systemd as init" grep -q "systemd\[1\]: " "$out/web-1.0.1.serial.log"
 check "serial log shows the kernel booted from GRUB" grep -q "Command line: BOOT_IMAGE=/boot/vmlinuz" "$out/web-1.0.1.serial.log"
 check "the kernel skips its timer check (no panic on a busy host)" \
   grep -q "Command line: BOOT_IMAGE=/boot/vmlinuz.* no_timer_check" "$out/web-1.0.1.serial.log"
