@@ -88,8 +88,10 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
   return 0;
 }
 
+/* FTW_MOUNT: a file system mounted inside the tree (a guest's disk, a bind
+ * mount someone left there) is not ours to empty: stop at its mount point. */
 void remove_tree(const char *path) {
-  nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 const char *path_base_name(const char *path) {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/subprocess.h"
 
 /* The child keeps 0, 1 and 2 only.  An inherited descriptor does harm:
@@ -209,27 +210,46 @@ int subprocess_wait(struct subprocess *p, subprocess_line_fn line_fn,
   return -1;
 }
 
+/* Drain what the group writes during the grace period, so that a child
+ * shutting down on SIGTERM is not blocked on a full pipe, nor killed by
+ * SIGPIPE for writing to a closed one. */
+static void drain_output(struct subprocess *p, int wait_ms) {
+  if (p->output_fd < 0) {
+    struct timespec ts = {0, (long)wait_ms * 1000000};
+    nanosleep(&ts, NULL);
+    return;
+  }
+  struct pollfd pfd = {.fd = p->output_fd, .events = POLLIN};
+  if (poll(&pfd, 1, wait_ms) <= 0)
+    return;
+  char discard[4096];
+  ssize_t n = read(p->output_fd, discard, sizeof discard);
+  if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+    close(p->output_fd);   /* end of file: every writer is gone */
+    p->output_fd = -1;
+  }
+}
+
 void subprocess_kill(struct subprocess *p) {
+  if (p->pid > 0) {
+    kill(-p->pid, SIGTERM);
+    double deadline = now_seconds() + 5.0;   /* the grace period */
+    int st;
+    while (waitpid(p->pid, &st, WNOHANG) != p->pid) {
+      if (now_seconds() >= deadline) {
+        kill(-p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        break;
+      }
+      drain_output(p, 100);
+    }
+    kill(-p->pid, SIGKILL);  /* stragglers in the group */
+    p->pid = 0;
+  }
   if (p->output_fd >= 0) {
     close(p->output_fd);
     p->output_fd = -1;
   }
-  if (p->pid <= 0)
-    return;
-  kill(-p->pid, SIGTERM);
-  for (int i = 0; i < 50; i++) {  /* up to 5 s of grace */
-    int st;
-    if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-      kill(-p->pid, SIGKILL);  /* stragglers in the group */
-      p->pid = 0;
-      return;
-    }
-    struct timespec ts = {0, 100 * 1000000};
-    nanosleep(&ts, NULL);
-  }
-  kill(-p->pid, SIGKILL);
-  waitpid(p->pid, NULL, 0);
-  p->pid = 0;
 }
 
 void subprocess_describe_status(int status, char *out, size_t len) {

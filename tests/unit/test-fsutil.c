@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -209,6 +210,32 @@ static void test_open_regular(void **state) {
   unlink(link_path);
 }
 
+/* remove_tree stops at a mount point: what is mounted inside the tree
+ * stays (root only; skipped elsewhere). */
+static void test_remove_tree_stays_on_its_file_system(void **state) {
+  (void)state;
+  char tree[160], mnt[192], kept[224];
+  snprintf(tree, sizeof tree, "%s/tree", folder);
+  snprintf(mnt, sizeof mnt, "%s/mnt", tree);
+  snprintf(kept, sizeof kept, "%s/kept", mnt);
+  assert_int_equal(mkdir(tree, 0755), 0);
+  assert_int_equal(mkdir(mnt, 0755), 0);
+  if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") < 0) {
+    remove_tree(tree);
+    skip();
+  }
+  FILE *f = fopen(kept, "w");
+  assert_non_null(f);
+  fclose(f);
+  remove_tree(tree);
+  struct stat st;
+  bool survived = stat(kept, &st) == 0;
+  umount(mnt);
+  remove_tree(tree);
+  assert_true(survived);
+  assert_int_equal(stat(tree, &st), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
@@ -219,6 +246,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_vab_commit_temp_size, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(
+          test_remove_tree_stays_on_its_file_system, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

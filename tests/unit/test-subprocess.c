@@ -1,11 +1,13 @@
-/* common/subprocess: capture, exit status, timeout kills the group, and a
- * child that gets descriptors 0, 1 and 2 only. */
+/* common/subprocess: capture, exit status, timeout kills the group, a
+ * killed child's grace period, and a child that gets descriptors 0, 1 and
+ * 2 only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,11 +140,50 @@ static void test_clean_descriptor_table(void **state) {
   close(null_fd);
 }
 
+/* A child that shuts down cleanly on SIGTERM gets its grace period even
+ * when it writes while doing so (1 MB: more than a pipe holds): its output
+ * is drained, not cut off by a closed pipe (SIGPIPE). */
+static void test_kill_grace_drains_output(void **state) {
+  (void)state;
+  char mark[] = "/tmp/vab-test-kill-XXXXXX";
+  int fd = mkstemp(mark);
+  assert_true(fd >= 0);
+  close(fd);
+  unlink(mark);
+  char script[512];
+  snprintf(script, sizeof script,
+           "trap 'head -c 1000000 /dev/zero || exit 3; echo clean >%s; exit 0' "
+           "TERM; "
+           "echo ready; while :; do sleep 0.1; done", mark);
+  char *argv[] = {"sh", "-c", script, NULL};
+  struct subprocess p;
+  assert_int_equal(subprocess_start(&p, argv, NULL), 0);
+  char ready[6] = "";
+  size_t got = 0;
+  while (got < 6) {   /* the trap is set once "ready" is written */
+    ssize_t n = read(p.output_fd, ready + got, 6 - got);
+    assert_true(n > 0);
+    got += (size_t)n;
+  }
+  assert_memory_equal(ready, "ready\n", 6);
+  subprocess_kill(&p);
+  assert_int_equal(p.pid, 0);
+  assert_int_equal(p.output_fd, -1);
+  FILE *f = fopen(mark, "r");
+  assert_non_null(f);
+  char text[16] = "";
+  assert_non_null(fgets(text, sizeof text, f));
+  fclose(f);
+  unlink(mark);
+  assert_string_equal(text, "clean\n");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_capture_and_status),
     cmocka_unit_test(test_timeout_kills_children),
     cmocka_unit_test(test_cancel),
+    cmocka_unit_test(test_kill_grace_drains_output),
     cmocka_unit_test(test_missing_program),
     cmocka_unit_test(test_clean_descriptor_table),
   };
