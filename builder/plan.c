@@ -11,7 +11,8 @@
  * can run together into the same bytes:
  *
  *   "vab-plan-1", parent key, kind, canonical YAML of the step's spec,
- *   then for every host file the step reads: its path and its bytes
+ *   then for every host file the step reads: its path and its bytes,
+ *   and for a bootstrap: "vab-bootstrap-1" and the packages vab adds
  *
  * where each field is a 64-bit little-endian length followed by the bytes.
  * Paths under the template's folder are hashed relative to it, so a clone
@@ -27,6 +28,7 @@
 
 #include "common/fsutil.h"
 #include "builder/plan.h"
+#include "builder/source.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/io.h"
@@ -146,6 +148,17 @@ static int put_step_inputs(struct vab_ctx *ctx, struct vab_sha256 *h,
   return 0;
 }
 
+/* What vab itself puts into a bootstrap (builder/source.c): changing it
+ * changes the rootfs, so it changes the key. */
+static int put_bootstrap_inputs(struct vab_sha256 *h) {
+  if (put_string(h, "vab-bootstrap-1") < 0)
+    return -1;
+  for (size_t i = 0; vab_bootstrap_base_packages[i] != NULL; i++)
+    if (put_string(h, vab_bootstrap_base_packages[i]) < 0)
+      return -1;
+  return 0;
+}
+
 /* Hash one step.  specs are the YAML subtrees the step depends on, in a
  * fixed order; NULL entries hash as empty. */
 static int step_key(struct vab_ctx *ctx, const struct vab_template *t,
@@ -173,6 +186,9 @@ static int step_key(struct vab_ctx *ctx, const struct vab_template *t,
     if (pr < 0)
       goto out;
   }
+  if (s->kind == VAB_PLAN_SOURCE && t->source.kind == VAB_SOURCE_BOOTSTRAP &&
+      put_bootstrap_inputs(h) < 0)
+    goto out;
   if (s->kind == VAB_PLAN_SOURCE && t->source.kind != VAB_SOURCE_BOOTSTRAP &&
       t->source.path != NULL &&
       put_file(ctx, h, t, t->source.path, &t->source.mark) < 0)

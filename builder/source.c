@@ -23,8 +23,8 @@
 #include "builder/cache.h"
 #include "builder/source.h"
 
-/* Changing this list changes what a bootstrap produces: it is part of the
- * cache key below. */
+/* Changing this list changes what a bootstrap produces: builder/plan.c
+ * hashes it into the source step's key, which is the entry's key. */
 const char *const vab_bootstrap_base_packages[] = {
   "linux-image-amd64",    /* the kernel and its initramfs */
   "grub-pc-bin",          /* GRUB for BIOS */
@@ -133,32 +133,6 @@ static void watch_release(struct bootstrap_watch *w, struct buf *tail) {
   }
   for (size_t i = 0; i < TAIL_LINES; i++)
     free(w->tail[i]);
-}
-
-/* The cache key: the plan's source key plus what vab itself adds. */
-static int bootstrap_key(struct vab_ctx *ctx, const char *plan_key,
-                         char out[65]) {
-  struct vab_sha256 *h = vab_sha256_new(ctx);
-  if (h == NULL)
-    return -1;
-  static const char tag[] = "vab-bootstrap-1";
-  if (vab_sha256_update(h, tag, sizeof tag) < 0 ||
-      vab_sha256_update(h, plan_key, strlen(plan_key) + 1) < 0) {
-    vab_sha256_free(h);
-    return -1;
-  }
-  for (size_t i = 0; vab_bootstrap_base_packages[i] != NULL; i++) {
-    const char *p = vab_bootstrap_base_packages[i];
-    if (vab_sha256_update(h, p, strlen(p) + 1) < 0) {
-      vab_sha256_free(h);
-      return -1;
-    }
-  }
-  uint8_t digest[32];
-  if (vab_sha256_final(h, digest) < 0)
-    return -1;
-  vab_hex(digest, sizeof digest, out);
-  return 0;
 }
 
 /* Append "a,b,c": vab's packages, then the template's. */
@@ -469,9 +443,7 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
     return vab_error_at(ctx, VAB_E_UNSUPPORTED, &src->mark,
                         "bootstrap supports distro 'debian', not '%s'",
                         src->distro);
-  char key[65];
-  if (bootstrap_key(ctx, opts->key, key) < 0)
-    return -1;
+  const char *key = opts->key;
   CLEANUP_FREE char *tar = NULL;
   if (asprintf(&tar, "%s/rootfs.tar", opts->work_dir) < 0)
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");

@@ -177,6 +177,12 @@ static void test_miss_then_hit(void **state) {
   int temps;
   assert_int_equal(entries(f, tar, sizeof tar, &temps), 1);
   assert_int_equal(temps, 0);
+  /* The entry is under the plan's key itself: what --json shows and what
+   * a registry cache is asked for. */
+  char expect[400];
+  snprintf(expect, sizeof expect, "%s/steps/%s/rootfs.tar", f->cache,
+           plan_key);
+  assert_string_equal(tar, expect);
   assert_int_equal(prepare(f, false, &cached, &told), 0);
   assert_true(cached);
   assert_int_equal(told, 1);
