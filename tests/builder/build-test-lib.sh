@@ -15,11 +15,13 @@ export LIBGUESTFS_BACKEND=direct
 export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
 
 failures=0
+# Each line says when (seconds since the test started): where a slow
+# test's time goes, read from CI's log.
 fail() {
-  echo "FAIL: $*" >&2
+  echo "FAIL: $* [${SECONDS}s]" >&2
   failures=$((failures + 1))
 }
-pass() { echo "ok: $*"; }
+pass() { echo "ok: $* [${SECONDS}s]"; }
 
 # check DESCRIPTION COMMAND...: run COMMAND, record a failure if it fails.
 check() {
