@@ -52,6 +52,8 @@ void vab_build_free(struct vab_build *b) {
   free(b->log_path);
   free(b->serial_log_path);
   free(b->cache_dir);
+  vab_remote_cache_free(b->cache_from);
+  vab_remote_cache_free(b->cache_to);
   free(b->kept_work_dir);
   free(b->steps);
   free(b);
@@ -98,9 +100,15 @@ int vab_build_load(struct vab_ctx *ctx, const struct vab_build_opts *opts,
     if (b->cache_dir == NULL)
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
-  /* A bad limit fails now, not after the build. */
+  /* A bad limit or reference fails now, not after the build. */
   if (r == 0)
     r = vab_cache_default_max_size(ctx, &b->cache_max_size);
+  if (r == 0 && opts->cache_from != NULL)
+    r = vab_remote_cache_new(ctx, opts->cache_from, &b->opts.cache_registry,
+                             false, &b->cache_from);
+  if (r == 0 && opts->cache_to != NULL)
+    r = vab_remote_cache_new(ctx, opts->cache_to, &b->opts.cache_registry,
+                             true, &b->cache_to);
   char failed[4096];
   if (r == 0 && mkdir_p(b->output_dir, 0755, failed, sizeof failed) < 0)
     r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", failed);
@@ -260,7 +268,7 @@ static int do_source_and_layout(struct run *run) {
   struct vab_source_opts sopts = {
     .cache_dir = run->b->cache_dir, .work_dir = run->work_dir,
     .key = step->key, .disk_path = run->disk_path, .label = step->label,
-    .refresh = run->b->opts.no_cache,
+    .refresh = run->b->opts.no_cache, .cache_remote = run->b->cache_from,
     .decided = source_decided, .opaque = run,
   };
   struct vab_source_result src;
@@ -666,6 +674,62 @@ static void prune_cache(struct vab_ctx *ctx, struct vab_build *b) {
   vab_ctx_free(quiet);
 }
 
+static void forward_log(void *opaque, enum vab_log_level level,
+                        const char *line) {
+  vab_log(opaque, level, "%s", line);
+}
+
+/* --cache-to, after a successful build: every planned step's entry that
+ * the store holds, made or reused.  Its own context: a registry that
+ * fails is a warning, and the build's artifacts stay. */
+static void push_cache(struct run *run) {
+  struct vab_ctx *ctx = run->ctx;
+  struct vab_build *b = run->b;
+  struct vab_ctx *quiet = vab_ctx_new();
+  if (quiet == NULL)
+    return;
+  vab_ctx_set_log(quiet, forward_log, ctx);
+  struct vab_cache *cache = NULL;
+  const char *ref = vab_remote_cache_ref(b->cache_to);
+  int r = vab_cache_open(quiet, b->cache_dir, false, &cache);
+  for (size_t i = 0; r == 0 && i < run->plan.n_steps; i++) {
+    const struct vab_plan_step *ps = &run->plan.steps[i];
+    char key[65];
+    memcpy(key, ps->key, sizeof key);
+    /* The bootstrap's entry has its own key (source.c). */
+    if (ps->kind == VAB_PLAN_SOURCE && vab_source_cache_key(quiet, ps->key,
+                                                            key) < 0)
+      r = -1;
+    if (r == 0 && vab_cache_push(cache, key, b->cache_to,
+                                 &b->cache_pushed) < 0) {
+      const struct vab_diag *d = vab_last_error(quiet);
+      vab_warn_at(ctx, NULL, "%s", d != NULL ? d->message : "unknown error");
+      b->cache_push_failed = true;
+      vab_diag_clear(quiet);
+      /* A dead registry: the other entries would fail the same way. */
+      if (!vab_remote_cache_alive(b->cache_to))
+        break;
+    }
+  }
+  if (r < 0) {
+    const struct vab_diag *d = vab_last_error(quiet);
+    vab_warn_at(ctx, NULL, "registry cache %s: cannot push: %s", ref,
+                d != NULL ? d->message : "unknown error");
+    b->cache_push_failed = true;
+  }
+  const struct vab_remote_cache_stats *s = &b->cache_pushed;
+  vab_log(ctx, VAB_LOG_INFO, "registry cache %s: %zu entries pushed, %zu "
+          "there already; %zu blobs uploaded, %zu skipped (the registry had "
+          "them)%s", ref, s->entries_pushed, s->entries_present,
+          s->blobs_uploaded, s->blobs_skipped,
+          b->cache_push_failed ? "; some entries were not pushed" : "");
+  if (b->cache_push_failed)
+    vab_warn_at(ctx, NULL, "registry cache %s is incomplete; the build and "
+                "its artifacts are fine", ref);
+  vab_cache_close(cache);
+  vab_ctx_free(quiet);
+}
+
 int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   struct run run;
   memset(&run, 0, sizeof run);
@@ -718,6 +782,8 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   bool built = r == 0;
   if (r == 0)
     r = do_publish(&run, run.signer);
+  if (built && b->cache_to != NULL)
+    push_cache(&run);
   vab_signer_free(run.signer);
 
   if (r < 0) {

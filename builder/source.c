@@ -136,7 +136,7 @@ static void watch_release(struct bootstrap_watch *w, struct buf *tail) {
 }
 
 /* The cache key: the plan's source key plus what vab itself adds. */
-static int bootstrap_key(struct vab_ctx *ctx, const char *plan_key,
+int vab_source_cache_key(struct vab_ctx *ctx, const char *plan_key,
                          char out[65]) {
   struct vab_sha256 *h = vab_sha256_new(ctx);
   if (h == NULL)
@@ -470,7 +470,7 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
                         "bootstrap supports distro 'debian', not '%s'",
                         src->distro);
   char key[65];
-  if (bootstrap_key(ctx, opts->key, key) < 0)
+  if (vab_source_cache_key(ctx, opts->key, key) < 0)
     return -1;
   CLEANUP_FREE char *tar = NULL;
   if (asprintf(&tar, "%s/rootfs.tar", opts->work_dir) < 0)
@@ -478,6 +478,7 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
   struct vab_cache *cache = NULL;
   if (vab_cache_open(ctx, opts->cache_dir, true, &cache) < 0)
     return -1;
+  vab_cache_set_remote(cache, opts->cache_remote);
   struct vab_cache_lock lock;
   if (vab_cache_lock(cache, key, "waiting for another build bootstrapping "
                      "the same source", &lock) < 0) {

@@ -29,6 +29,7 @@ struct vab_source_opts {
   const char *disk_path;     /* image: the work disk to write */
   const char *label;         /* the step's label, for its cache entry */
   bool refresh;              /* --no-cache: bootstrap again, replace the entry */
+  struct vab_remote_cache *cache_remote;  /* --cache-from, or NULL */
   /* Called once, before the step's work, when it is known whether the
    * cache has it (NULL: not told). */
   void (*decided)(void *opaque, bool cached);
@@ -57,6 +58,11 @@ int vab_source_prepare(struct vab_ctx *ctx, const struct vab_template *t,
                        const struct vab_source_opts *opts,
                        struct vab_source_result *result);
 void vab_source_result_release(struct vab_source_result *result);
+
+/* The key of the bootstrap's entry in the store for the plan's source
+ * step key (the base packages are mixed in). */
+int vab_source_cache_key(struct vab_ctx *ctx, const char *plan_key,
+                         char out[65]);
 
 /* The default cache folder: $XDG_CACHE_HOME/vab or ~/.cache/vab. */
 char *vab_default_cache_dir(void);
