@@ -19,6 +19,7 @@ struct vab_remote_cache {
   struct oci_ref ref;
   const struct vab_registry_opts *opts;
   bool push;
+  uint64_t chunk;             /* blobs larger go in PATCH chunks */
   struct registry *reg;       /* once opened */
   bool dead;
   char error[512];
@@ -63,6 +64,7 @@ int vab_remote_cache_new(struct vab_ctx *ctx, const char *ref,
   rc->parent = ctx;
   rc->opts = opts;
   rc->push = push;
+  rc->chunk = opts->chunk_size ? opts->chunk_size : VAB_PUBLISH_DEFAULT_CHUNK;
   vab_ctx_set_log(rc->ctx, forward_log, ctx);
   vab_ctx_set_progress(rc->ctx, forward_progress, ctx);
   *out = rc;
@@ -353,7 +355,7 @@ int vab_remote_cache_push(struct vab_remote_cache *rc, const char *key,
     struct blob_source s = {.fd = f->fd, .file_len = f->size,
                             .size = f->size, .name = f->name};
     snprintf(s.digest, sizeof s.digest, "sha256:%s", f->sha256);
-    r = blob_push(rc->reg, &s, 0, &bs);
+    r = blob_push(rc->reg, &s, rc->chunk, &bs);
   }
   int found = r == 0 ? get_manifest(rc, tag, &have, have_digest) : 0;
   if (found < 0)
@@ -369,7 +371,7 @@ int vab_remote_cache_push(struct vab_remote_cache *rc, const char *key,
   if (r == 0)
     r = blob_source_digest(ctx, &s);
   if (r == 0)
-    r = blob_push(rc->reg, &s, 0, &bs);
+    r = blob_push(rc->reg, &s, rc->chunk, &bs);
   if (r == 0) {
     m.artifact_type = strdup(VAB_STEP_CACHE_ARTIFACT_TYPE);
     if (m.artifact_type == NULL ||
