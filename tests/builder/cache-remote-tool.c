@@ -6,6 +6,9 @@
  *       "pushed P present Q uploaded U skipped S"
  *   cache-remote-tool get CACHE REPO KEY DEST  vab_cache_get with REPO
  *       behind the store; prints "hit" or "miss"
+ *   cache-remote-tool source CACHE REPO|- TEMPLATE WORK  the source step
+ *       (vab_source_prepare, REPO as its --cache-from); prints "cached
+ *       KEY" or "made KEY", KEY being the entry's
  *
  * Registry options from the environment: CACHE_CA_CERT (--ca-cert) and
  * the usual VAB_REGISTRY_USER / VAB_REGISTRY_PASSWORD.  Log lines and
@@ -16,6 +19,8 @@
 #include <string.h>
 
 #include "builder/cache.h"
+#include "builder/source.h"
+#include "builder/vocab.h"
 #include "common/io.h"
 #include "publish/step-cache.h"
 #include "vab/progress.h"
@@ -76,6 +81,33 @@ static int put(struct vab_cache *cache, const char *key, char **files,
   return r;
 }
 
+/* A plan key of the test's own: the entry's key is derived from it. */
+static const char plan_key[] =
+  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static int source(struct vab_ctx *ctx, const char *cache_dir,
+                  struct vab_remote_cache *rc, const char *template_path,
+                  const char *work) {
+  struct vab_load_opts lopts = {.vocab = vab_template_vocab()};
+  struct vab_template *t = NULL;
+  if (vab_template_load(ctx, template_path, &lopts, &t) < 0)
+    return -1;
+  struct vab_source_opts opts = {
+    .cache_dir = cache_dir, .work_dir = work, .key = plan_key,
+    .label = "source: test", .cache_remote = rc,
+  };
+  struct vab_source_result res = {0};
+  char key[65];
+  int r = vab_source_prepare(ctx, t, &opts, &res);
+  if (r == 0)
+    r = vab_source_cache_key(ctx, plan_key, key);
+  if (r == 0)
+    printf("%s %s\n", res.cached ? "cached" : "made", key);
+  vab_source_result_release(&res);
+  vab_template_free(t);
+  return r;
+}
+
 int main(int argc, char **argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: see the comment at the top of %s\n", __FILE__);
@@ -113,6 +145,11 @@ int main(int argc, char **argv) {
       if (r >= 0)
         printf("%s\n", r == 1 ? "hit" : "miss");
     }
+  } else if (r == 0 && strcmp(cmd, "source") == 0 && argc == 6) {
+    if (strcmp(argv[3], "-") != 0)
+      r = vab_remote_cache_new(ctx, argv[3], &ropts, false, &rc);
+    if (r == 0)
+      r = source(ctx, argv[2], rc, argv[4], argv[5]);
   } else if (r == 0) {
     fprintf(stderr, "unknown command or wrong arguments\n");
     r = -1;

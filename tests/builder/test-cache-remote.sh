@@ -141,6 +141,38 @@ grep -q "not used: its meta names another key, $key_a" "$work/$n.log" ||
   fail "no warning for the other key: $(cat "$work/$n.log")"
 only_entries "$work/c8"
 
+# The source step (builder/source.c) with the registry behind its store: a
+# second machine's empty cache gets the bootstrap from the registry, and
+# mmdebstrap (a fake that counts its runs) does not run again.
+mkdir -p "$work/bin" "$work/w1" "$work/w2"
+cat >"$work/bin/mmdebstrap" <<'SH'
+#!/bin/sh
+echo run >>"$FAKE_COUNT"
+eval "target=\${$(($# - 1))}"
+mkdir -p "$TMPDIR/root/etc"
+echo ID=debian >"$TMPDIR/root/etc/os-release"
+tar -cf "$target" -C "$TMPDIR/root" .
+SH
+chmod +x "$work/bin/mmdebstrap"
+export FAKE_COUNT="$work/mmdebstrap-runs"
+printf 'vab: 1\nname: t\nversion: "1"\nsource:\n  bootstrap: {suite: bookworm}\ndisk: {size: 2G, firmware: bios}\noutputs:\n  - {format: raw}\n' \
+  >"$work/t.yaml"
+check "bootstrap on machine 1" env PATH="$work/bin:$PATH" TMPDIR="$work" \
+  "$tool" source "$work/c20" - "$work/t.yaml" "$work/w1"
+boot_key=$(sed -n 's/^made //p' "$work/$n.log")
+[ -n "$boot_key" ] || fail "the bootstrap was not made: $(cat "$work/$n.log")"
+check "push the bootstrap" "$tool" push "$work/c20" "$repo" "$boot_key"
+grep -qx "pushed 1 present 0 uploaded 2 skipped 0" "$work/$n.log" ||
+  fail "push of the bootstrap: $(cat "$work/$n.log")"
+check "the source step on machine 2" env PATH="$work/bin:$PATH" TMPDIR="$work" \
+  "$tool" source "$work/c21" "$repo" "$work/t.yaml" "$work/w2"
+grep -qx "cached $boot_key" "$work/$n.log" ||
+  fail "machine 2 did not reuse the bootstrap: $(cat "$work/$n.log")"
+[ "$(wc -l <"$FAKE_COUNT")" = 1 ] || fail "mmdebstrap ran $(wc -l <"$FAKE_COUNT") times"
+tar -xOf "$work/w2/rootfs.tar" ./etc/os-release | grep -qx ID=debian ||
+  fail "machine 2's rootfs.tar is not the bootstrap"
+only_entries "$work/c21" "$boot_key"
+
 # A dead registry: a warning and a miss, and the local entries still work.
 dead="127.0.0.1:$(free_port)/ci/cache"
 get_expect "a dead registry" miss "$work/c9" "$dead" "$key_a"
@@ -152,8 +184,6 @@ expect_fail "push to a dead registry" "registry cache $dead: cannot push entry $
   "$tool" push "$work/c1" "$dead" "$key_a"
 
 # vab build checks the reference before any work.
-printf 'vab: 1\nname: t\nversion: "1"\nsource:\n  bootstrap: {suite: bookworm}\ndisk: {size: 2G, firmware: bios}\noutputs:\n  - {format: raw}\n' \
-  >"$work/t.yaml"
 expect_fail "vab build --cache-from with a tag" "give a repository, HOST/REPO, with no tag" \
   "$VAB" build "$work/t.yaml" -o "$work/out" --cache-dir "$work/cb" \
   --cache-from "$repo:latest"
