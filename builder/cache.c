@@ -1010,6 +1010,26 @@ static void match_layers(const struct vab_cache_meta *meta,
   }
 }
 
+int vab_cache_check_remote(const char *key,
+                           const struct vab_remote_cache_entry *e,
+                           struct vab_cache_meta *meta, char *why,
+                           size_t why_len) {
+  char err[128];
+  if (e->record == NULL ||
+      vab_cache_meta_parse(e->record, e->record_len, meta, err,
+                           sizeof err) < 0) {
+    snprintf(why, why_len, "its meta is corrupt (%s)",
+             e->record == NULL ? "absent" : err);
+    return -1;
+  }
+  if (strcmp(meta->key, key) != 0) {
+    snprintf(why, why_len, "its meta names another key, %s", meta->key);
+    return -1;
+  }
+  match_layers(meta, e, why, why_len);
+  return why[0] == '\0' ? 0 : -1;
+}
+
 /* Download the remote entry e (checked against meta) into a writer and
  * commit it: 1 stored, 0 not usable (why says why), -1 a local error. */
 static int store_remote(struct vab_cache *c, const struct vab_cache_lock *lock,
@@ -1079,15 +1099,9 @@ static int fetch_remote(struct vab_cache *c, const struct vab_cache_lock *lock) 
     return 0;
   }
   struct vab_cache_meta meta;
-  char err[128], why[640] = "";
-  if (vab_cache_meta_parse(e.record, e.record_len, &meta, err, sizeof err) < 0)
-    snprintf(why, sizeof why, "its meta is corrupt (%s)", err);
-  else if (strcmp(meta.key, key) != 0)
-    snprintf(why, sizeof why, "its meta names another key, %s", meta.key);
-  else
-    match_layers(&meta, &e, why, sizeof why);
+  char why[640] = "";
   int r = 0;
-  if (why[0] == '\0')
+  if (vab_cache_check_remote(key, &e, &meta, why, sizeof why) == 0)
     r = store_remote(c, lock, &meta, &e, why, sizeof why);
   if (r == 0)
     vab_warn_at(ctx, NULL, "registry cache %s: entry %s (%s) not used: %s",

@@ -119,6 +119,16 @@ struct vab_remote_cache;
 void vab_cache_set_remote(struct vab_cache *cache,
                           struct vab_remote_cache *remote);
 
+/* Whether a registry cache entry (publish/step-cache.h: its record and
+ * layers) may become key's entry: the record parses as meta, names key,
+ * and lists exactly the entry's layers with their sizes and sha256.  0
+ * (meta filled), or -1 with the reason in why.  Pure. */
+struct vab_remote_cache_entry;
+int vab_cache_check_remote(const char *key,
+                           const struct vab_remote_cache_entry *entry,
+                           struct vab_cache_meta *meta, char *why,
+                           size_t why_len);
+
 struct vab_remote_cache_stats;
 /* Push the entry key to remote (holding its lock only while its files
  * are opened): 1 pushed or there already, 0 not in the store (or not

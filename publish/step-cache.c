@@ -7,6 +7,7 @@
 #include "publish/blob.h"
 #include "publish/http.h"
 #include "publish/oci.h"
+#include "publish/redact.h"
 #include "publish/ref.h"
 #include "publish/step-cache.h"
 #include "signing/digest.h"
@@ -205,21 +206,30 @@ static int put_manifest(struct vab_remote_cache *rc, const char *tag,
   return r;
 }
 
+/* Registry text for a message: credentials masked when there is a
+ * session, control characters replaced, capped. */
+static void scrub(const struct registry *reg, const char *text, char *out,
+                  size_t out_len) {
+  if (reg != NULL)
+    registry_scrub(reg, text, out, out_len);
+  else
+    redact_text(text, strlen(text), NULL, 0, out, out_len);
+}
+
 /* The entry's layers, checked: the types are ours, every layer has a
  * plain, unique title, and there are not too many. */
-static int check_entry(struct vab_remote_cache *rc, const char *tag,
-                       const struct oci_manifest *m) {
-  struct vab_ctx *ctx = rc->ctx;
+static int check_entry(struct vab_ctx *ctx, const struct registry *reg,
+                       const char *tag, const struct oci_manifest *m) {
   char shown[300];
   const char *type = m->artifact_type ? m->artifact_type : "(none)";
   if (strcmp(type, VAB_STEP_CACHE_ARTIFACT_TYPE) != 0) {
-    registry_scrub(rc->reg, type, shown, sizeof shown);
+    scrub(reg, type, shown, sizeof shown);
     return vab_error(ctx, VAB_E_FORMAT,
                      "%s is not a vab step cache entry (artifactType %s)", tag,
                      shown);
   }
   if (strcmp(m->config.media_type, VAB_STEP_CACHE_RECORD_TYPE) != 0) {
-    registry_scrub(rc->reg, m->config.media_type, shown, sizeof shown);
+    scrub(reg, m->config.media_type, shown, sizeof shown);
     return vab_error(ctx, VAB_E_FORMAT, "%s: its config is of type %s, not %s",
                      tag, shown, VAB_STEP_CACHE_RECORD_TYPE);
   }
@@ -236,7 +246,7 @@ static int check_entry(struct vab_remote_cache *rc, const char *tag,
     if (title == NULL)
       return vab_error(ctx, VAB_E_FORMAT, "%s: layer %zu has no %s annotation",
                        tag, i + 1, OCI_TITLE);
-    registry_scrub(rc->reg, title, shown, sizeof shown);
+    scrub(reg, title, shown, sizeof shown);
     if (!oci_title_valid(title))
       return vab_error(ctx, VAB_E_FORMAT,
                        "%s: layer %zu has the title '%s', which is not a plain "
@@ -259,6 +269,46 @@ void vab_remote_cache_entry_release(struct vab_remote_cache_entry *e) {
   memset(e, 0, sizeof *e);
 }
 
+/* A checked manifest's layers into e. */
+static int take_layers(struct vab_ctx *ctx, const struct oci_manifest *m,
+                       struct vab_remote_cache_entry *e) {
+  e->layers = calloc(m->n_layers ? m->n_layers : 1, sizeof *e->layers);
+  if (e->layers == NULL)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  for (size_t i = 0; i < m->n_layers; i++) {
+    struct vab_remote_cache_layer *l = &e->layers[i];
+    l->name = strdup(oci_annotation_get(&m->layers[i], OCI_TITLE));
+    if (l->name == NULL)
+      return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    l->size = m->layers[i].size;
+    snprintf(l->digest, sizeof l->digest, "%s", m->layers[i].digest);
+    e->n_layers++;
+  }
+  return 0;
+}
+
+int vab_remote_cache_entry_parse(struct vab_ctx *ctx, const char *tag,
+                                 const char *text, size_t len,
+                                 struct vab_remote_cache_entry *e,
+                                 char record_digest[72],
+                                 uint64_t *record_size) {
+  memset(e, 0, sizeof *e);
+  struct oci_manifest m = {0};
+  int r = oci_manifest_parse(ctx, tag, text, len, &m);
+  if (r == 0)
+    r = check_entry(ctx, NULL, tag, &m);
+  if (r == 0)
+    r = take_layers(ctx, &m, e);
+  if (r == 0) {
+    snprintf(record_digest, 72, "%s", m.config.digest);
+    *record_size = m.config.size;
+  }
+  oci_manifest_release(&m);
+  if (r < 0)
+    vab_remote_cache_entry_release(e);
+  return r;
+}
+
 int vab_remote_cache_lookup(struct vab_remote_cache *rc, const char *key,
                             struct vab_remote_cache_entry *e) {
   memset(e, 0, sizeof *e);
@@ -270,26 +320,13 @@ int vab_remote_cache_lookup(struct vab_remote_cache *rc, const char *key,
   int found = get_manifest(rc, tag, &m, e->manifest_digest);
   int r = found < 0 ? -1 : 0;
   if (found == 1)
-    r = check_entry(rc, tag, &m);
+    r = check_entry(rc->ctx, rc->reg, tag, &m);
   if (found == 1 && r == 0)
     r = blob_pull_to_memory(rc->reg, m.config.digest, m.config.size,
                             VAB_STEP_CACHE_RECORD_MAX, (uint8_t **)&e->record);
   if (found == 1 && r == 0) {
     e->record_len = (size_t)m.config.size;
-    e->layers = calloc(m.n_layers ? m.n_layers : 1, sizeof *e->layers);
-    if (e->layers == NULL)
-      r = vab_error(rc->ctx, VAB_E_NOMEM, "out of memory");
-    for (size_t i = 0; r == 0 && i < m.n_layers; i++) {
-      struct vab_remote_cache_layer *l = &e->layers[i];
-      l->name = strdup(oci_annotation_get(&m.layers[i], OCI_TITLE));
-      if (l->name == NULL) {
-        r = vab_error(rc->ctx, VAB_E_NOMEM, "out of memory");
-        break;
-      }
-      l->size = m.layers[i].size;
-      snprintf(l->digest, sizeof l->digest, "%s", m.layers[i].digest);
-      e->n_layers++;
-    }
+    r = take_layers(rc->ctx, &m, e);
   }
   oci_manifest_release(&m);
   if (r < 0) {

@@ -102,6 +102,14 @@ struct vab_remote_cache_entry {
 int vab_remote_cache_lookup(struct vab_remote_cache *rc, const char *key,
                             struct vab_remote_cache_entry *entry);
 void vab_remote_cache_entry_release(struct vab_remote_cache_entry *entry);
+/* The checks of vab_remote_cache_lookup on a manifest's text, with no
+ * registry (for the fuzz target): the layers into entry (record left
+ * NULL), the record's digest and size. */
+int vab_remote_cache_entry_parse(struct vab_ctx *ctx, const char *tag,
+                                 const char *text, size_t len,
+                                 struct vab_remote_cache_entry *entry,
+                                 char record_digest[72],
+                                 uint64_t *record_size);
 /* Download one layer into path (created; streamed, bounded memory), its
  * size and digest checked; on a mismatch path is removed. */
 int vab_remote_cache_download(struct vab_remote_cache *rc,
