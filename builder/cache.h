@@ -106,6 +106,11 @@ void vab_cache_unlock(struct vab_cache_lock *lock);
 int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
                   const char *dest_dir, struct vab_cache_meta *meta);
 
+/* Whether key has an entry (its meta exists); nothing is verified.  For
+ * a build that holds the lock and must know whether another build made
+ * the entry while it waited. */
+bool vab_cache_has(struct vab_cache *cache, const char *key);
+
 /* Writing an entry, under its key's lock:
  *
  *   vab_cache_begin(cache, &lock, "source", label, &w);
