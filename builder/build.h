@@ -15,12 +15,13 @@
  *   vab_build_load()   load and check the template, name the outputs
  *   vab_build_run()    everything else
  *
- * Step results live in the step cache (builder/cache.h) under
- * opts.cache_dir; today the bootstrap is the one step stored there.  After
- * each build the cache is pruned to VAB_CACHE_MAX_SIZE (default 10 GiB),
- * least recently used entries first.  With opts.cache_from, a local miss
- * looks in that registry repository; with opts.cache_to, every step's
- * entry in the store is pushed there after a successful build.
+ * Every step's result lives in the step cache (builder/cache.h, and
+ * builder/chain.h for the disk checkpoints) under opts.cache_dir, and a
+ * build runs only the steps after the longest cached prefix of its plan.
+ * After each build the cache is pruned to VAB_CACHE_MAX_SIZE (default
+ * 10 GiB), least recently used entries first.  With opts.cache_from, a local
+ * miss looks in that registry repository; with opts.cache_to, every
+ * step's entry in the store is pushed there after a successful build.
  */
 #ifndef VAB_BUILDER_BUILD_H
 #define VAB_BUILDER_BUILD_H

@@ -613,6 +613,15 @@ int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
   return get_local(cache, lock, dest_dir, meta);
 }
 
+bool vab_cache_has(struct vab_cache *cache, const char *key) {
+  if (!vab_cache_key_valid(key))
+    return false;
+  CLEANUP_FREE char *meta_path = steps_path(cache, key, "meta");
+  struct stat st;
+  return meta_path != NULL && lstat(meta_path, &st) == 0 &&
+         S_ISREG(st.st_mode);
+}
+
 /* ---- writing ---- */
 
 int vab_cache_begin(struct vab_cache *cache, const struct vab_cache_lock *lock,

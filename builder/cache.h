@@ -139,6 +139,11 @@ int vab_cache_push(struct vab_cache *cache, const char *key,
                    struct vab_remote_cache *remote,
                    struct vab_remote_cache_stats *stats);
 
+/* Whether key has an entry (its meta exists); nothing is verified.  For
+ * a build that holds the lock and must know whether another build made
+ * the entry while it waited. */
+bool vab_cache_has(struct vab_cache *cache, const char *key);
+
 /* Writing an entry, under its key's lock:
  *
  *   vab_cache_begin(cache, &lock, "source", label, &w);
