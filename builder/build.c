@@ -1477,6 +1477,7 @@ static void push_cache(struct run *run) {
   struct vab_ctx *quiet = vab_ctx_new();
   if (quiet == NULL)
     return;
+  b->cache_push_ran = true;
   vab_ctx_set_log(quiet, forward_log, ctx);
   struct vab_cache *cache = NULL;
   const char *ref = vab_remote_cache_ref(b->cache_to);

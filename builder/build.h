@@ -90,6 +90,7 @@ struct vab_build {
   uint64_t cache_max_size;        /* applied after the build */
   struct vab_remote_cache *cache_from, *cache_to;  /* from the opts */
   struct vab_remote_cache_stats cache_pushed;      /* --cache-to */
+  bool cache_push_ran;            /* --cache-to was tried (the build built) */
   bool cache_push_failed;         /* some entry was not pushed (warned) */
   bool tested;
   struct vab_artifact *artifacts;

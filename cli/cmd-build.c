@@ -246,7 +246,7 @@ static void print_json(struct vab_ctx *ctx, const char *path,
               s->seconds);
     }
     fputs("]", stdout);
-    if (b->cache_to != NULL) {
+    if (b->cache_push_ran) {
       const struct vab_remote_cache_stats *cs = &b->cache_pushed;
       fprintf(stdout, ",\"cache_to\":{\"entries_pushed\":%zu,"
               "\"entries_present\":%zu,\"blobs_uploaded\":%zu,"
