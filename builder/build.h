@@ -15,10 +15,13 @@
  *   vab_build_load()   load and check the template, name the outputs
  *   vab_build_run()    everything else
  *
- * Step results live in the step cache (builder/cache.h) under
- * opts.cache_dir; today the bootstrap is the one step stored there.  After
- * each build the cache is pruned to VAB_CACHE_MAX_SIZE (default 10 GiB),
- * least recently used entries first.
+ * Every step's result lives in the step cache (builder/cache.h, and
+ * builder/chain.h for the disk checkpoints) under opts.cache_dir, and a
+ * build runs only the steps after the longest cached prefix of its plan.
+ * After each build the cache is pruned to VAB_CACHE_MAX_SIZE (default
+ * 10 GiB), least recently used entries first.  With opts.cache_from, a local
+ * miss looks in that registry repository; with opts.cache_to, every
+ * step's entry in the store is pushed there after a successful build.
  */
 #ifndef VAB_BUILDER_BUILD_H
 #define VAB_BUILDER_BUILD_H
@@ -30,6 +33,8 @@
 #include "vab/progress.h"
 #include "builder/accel.h"
 #include "builder/export.h"
+#include "publish/publish.h"
+#include "publish/step-cache.h"
 
 struct vab_build_opts {
   const char *template_path;
@@ -47,6 +52,12 @@ struct vab_build_opts {
    * `sign:` (a pipeline's secret, which the template need not name). */
   const char *sign_key;
   const char *sign_cert;
+  /* --cache-from / --cache-to: a step cache shared through a registry
+   * repository, HOST/REPO (docs/build.md); either may be NULL.  A registry
+   * that fails is a warning, never the build's error. */
+  const char *cache_from;
+  const char *cache_to;
+  struct vab_registry_opts cache_registry;  /* auth, TLS, limits of both */
 };
 
 /* One planned step, as it went (the --json "steps"). */
@@ -77,6 +88,10 @@ struct vab_build {
   struct vab_build_step *steps;   /* every planned step, in order */
   size_t n_steps;
   uint64_t cache_max_size;        /* applied after the build */
+  struct vab_remote_cache *cache_from, *cache_to;  /* from the opts */
+  struct vab_remote_cache_stats cache_pushed;      /* --cache-to */
+  bool cache_push_ran;            /* --cache-to was tried (the build built) */
+  bool cache_push_failed;         /* some entry was not pushed (warned) */
   bool tested;
   struct vab_artifact *artifacts;
   size_t n_artifacts;

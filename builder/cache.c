@@ -18,6 +18,7 @@
 #include "common/io.h"
 #include "common/size.h"
 #include "signing/digest.h"
+#include "publish/step-cache.h"
 #include "builder/cache.h"
 
 struct vab_cache {
@@ -25,6 +26,7 @@ struct vab_cache {
   char *dir;        /* CACHE */
   char *steps;      /* CACHE/steps */
   bool exists;      /* steps/ is there (open without create) */
+  struct vab_remote_cache *remote;  /* tried on a local miss, or NULL */
 };
 
 struct vab_cache_writer {
@@ -552,8 +554,8 @@ static int place_file(struct vab_cache *c, const char *src, const char *dst,
   return r;
 }
 
-int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
-                  const char *dest_dir, struct vab_cache_meta *meta) {
+static int get_local(struct vab_cache *cache, const struct vab_cache_lock *lock,
+                     const char *dest_dir, struct vab_cache_meta *meta) {
   struct vab_ctx *ctx = cache->ctx;
   const char *key = lock->key;
   char why[256] = "";
@@ -595,6 +597,29 @@ int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
     utimensat(AT_FDCWD, meta_path, NULL, AT_SYMLINK_NOFOLLOW);
   vab_log(ctx, VAB_LOG_DEBUG, "cache: hit %s (%s)", key, meta->label);
   return 1;
+}
+
+static int fetch_remote(struct vab_cache *c, const struct vab_cache_lock *lock);
+
+int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
+                  const char *dest_dir, struct vab_cache_meta *meta) {
+  int r = get_local(cache, lock, dest_dir, meta);
+  if (r != 0 || cache->remote == NULL)
+    return r;
+  r = fetch_remote(cache, lock);
+  if (r <= 0)
+    return r;
+  /* What the caller gets is the entry as stored, verified again. */
+  return get_local(cache, lock, dest_dir, meta);
+}
+
+bool vab_cache_has(struct vab_cache *cache, const char *key) {
+  if (!vab_cache_key_valid(key))
+    return false;
+  CLEANUP_FREE char *meta_path = steps_path(cache, key, "meta");
+  struct stat st;
+  return meta_path != NULL && lstat(meta_path, &st) == 0 &&
+         S_ISREG(st.st_mode);
 }
 
 /* ---- writing ---- */
@@ -951,4 +976,207 @@ int vab_cache_default_max_size(struct vab_ctx *ctx, uint64_t *out) {
     return vab_error(ctx, VAB_E_USAGE,
                      "VAB_CACHE_MAX_SIZE='%.40s' is not a size such as 10G", v);
   return 0;
+}
+
+/* ---- the registry cache behind the store ---- */
+
+void vab_cache_set_remote(struct vab_cache *cache,
+                          struct vab_remote_cache *remote) {
+  cache->remote = remote;
+}
+
+/* Does the remote entry e hold exactly the files meta lists?  "" when it
+ * does, else why not in why. */
+static void match_layers(const struct vab_cache_meta *meta,
+                         const struct vab_remote_cache_entry *e, char *why,
+                         size_t why_len) {
+  why[0] = '\0';
+  if (meta->n_files != e->n_layers) {
+    snprintf(why, why_len, "its meta lists %zu files, its manifest %zu layers",
+             meta->n_files, e->n_layers);
+    return;
+  }
+  for (size_t i = 0; i < meta->n_files; i++) {
+    const struct vab_cache_file *f = &meta->files[i];
+    const struct vab_remote_cache_layer *l = NULL;
+    for (size_t j = 0; j < e->n_layers && l == NULL; j++)
+      if (strcmp(e->layers[j].name, f->name) == 0)
+        l = &e->layers[j];
+    if (l == NULL) {
+      snprintf(why, why_len, "its manifest has no layer for the file %s",
+               f->name);
+      return;
+    }
+    if (l->size != f->size || strncmp(l->digest, "sha256:", 7) != 0 ||
+        strcmp(l->digest + 7, f->sha256) != 0) {
+      snprintf(why, why_len,
+               "the layer %s is %.71s (%llu bytes), its meta says sha256:%s "
+               "(%llu bytes)",
+               f->name, l->digest, (unsigned long long)l->size, f->sha256,
+               (unsigned long long)f->size);
+      return;
+    }
+  }
+}
+
+int vab_cache_check_remote(const char *key,
+                           const struct vab_remote_cache_entry *e,
+                           struct vab_cache_meta *meta, char *why,
+                           size_t why_len) {
+  char err[128];
+  if (e->record == NULL ||
+      vab_cache_meta_parse(e->record, e->record_len, meta, err,
+                           sizeof err) < 0) {
+    snprintf(why, why_len, "its meta is corrupt (%s)",
+             e->record == NULL ? "absent" : err);
+    return -1;
+  }
+  if (strcmp(meta->key, key) != 0) {
+    snprintf(why, why_len, "its meta names another key, %s", meta->key);
+    return -1;
+  }
+  match_layers(meta, e, why, why_len);
+  return why[0] == '\0' ? 0 : -1;
+}
+
+/* Download the remote entry e (checked against meta) into a writer and
+ * commit it: 1 stored, 0 not usable (why says why), -1 a local error. */
+static int store_remote(struct vab_cache *c, const struct vab_cache_lock *lock,
+                        const struct vab_cache_meta *meta,
+                        const struct vab_remote_cache_entry *e, char *why,
+                        size_t why_len) {
+  struct vab_cache_writer *w = NULL;
+  if (vab_cache_begin(c, lock, meta->kind, meta->label, &w) < 0)
+    return -1;
+  for (size_t i = 0; i < meta->n_files; i++) {
+    const struct vab_cache_file *f = &meta->files[i];
+    const struct vab_remote_cache_layer *l = NULL;
+    for (size_t j = 0; j < e->n_layers && l == NULL; j++)
+      if (strcmp(e->layers[j].name, f->name) == 0)
+        l = &e->layers[j];
+    CLEANUP_FREE char *path = NULL;
+    if (vab_cache_writer_path(w, f->name, &path) < 0) {
+      vab_cache_abort(w);
+      return -1;
+    }
+    if (vab_remote_cache_download(c->remote, l, path) < 0) {
+      snprintf(why, why_len, "%s", vab_remote_cache_error(c->remote));
+      vab_cache_abort(w);
+      return 0;
+    }
+    if (vab_cache_writer_add(w, f->name) < 0) {
+      vab_cache_abort(w);
+      return -1;
+    }
+    /* The download's digest was checked; the writer hashed the file on
+     * disk once more, and that is what the store will trust. */
+    const struct vab_cache_file *got = &w->meta.files[w->meta.n_files - 1];
+    if (got->size != f->size || strcmp(got->sha256, f->sha256) != 0) {
+      snprintf(why, why_len, "%s has sha256 %s on disk, %s recorded", f->name,
+               got->sha256, f->sha256);
+      vab_cache_abort(w);
+      return 0;
+    }
+  }
+  return vab_cache_commit(w) < 0 ? -1 : 1;
+}
+
+/* On a local miss: the key from the registry cache.  1 now in the store,
+ * 0 a miss (a warning said why when the entry was there but not usable,
+ * or the registry could not be used), -1 a local error. */
+static int fetch_remote(struct vab_cache *c, const struct vab_cache_lock *lock) {
+  struct vab_ctx *ctx = c->ctx;
+  struct vab_remote_cache *rc = c->remote;
+  const char *key = lock->key;
+  if (!vab_remote_cache_alive(rc))
+    return 0;  /* said once already */
+  struct vab_remote_cache_entry e;
+  int found = vab_remote_cache_lookup(rc, key, &e);
+  if (found < 0) {
+    if (!vab_remote_cache_alive(rc))
+      vab_warn_at(ctx, NULL, "registry cache %s cannot be used: %s; going on "
+                  "without it", vab_remote_cache_ref(rc),
+                  vab_remote_cache_error(rc));
+    else
+      vab_warn_at(ctx, NULL, "registry cache %s: entry %s not used: %s",
+                  vab_remote_cache_ref(rc), key, vab_remote_cache_error(rc));
+    return 0;
+  }
+  if (found == 0) {
+    vab_log(ctx, VAB_LOG_INFO, "registry cache %s has no entry %s",
+            vab_remote_cache_ref(rc), key);
+    return 0;
+  }
+  struct vab_cache_meta meta;
+  char why[640] = "";
+  int r = 0;
+  if (vab_cache_check_remote(key, &e, &meta, why, sizeof why) == 0)
+    r = store_remote(c, lock, &meta, &e, why, sizeof why);
+  if (r == 0)
+    vab_warn_at(ctx, NULL, "registry cache %s: entry %s (%s) not used: %s",
+                vab_remote_cache_ref(rc), key, e.manifest_digest, why);
+  else if (r == 1)
+    vab_log(ctx, VAB_LOG_INFO, "registry cache %s: got entry %s (%s)",
+            vab_remote_cache_ref(rc), key, meta.label);
+  vab_remote_cache_entry_release(&e);
+  return r;
+}
+
+int vab_cache_push(struct vab_cache *cache, const char *key,
+                   struct vab_remote_cache *remote,
+                   struct vab_remote_cache_stats *stats) {
+  struct vab_ctx *ctx = cache->ctx;
+  if (!cache->exists)
+    return 0;
+  struct vab_cache_lock lock;
+  if (vab_cache_lock(cache, key, "waiting for a build using the cache entry "
+                     "to push", &lock) < 0)
+    return -1;
+  char text[VAB_CACHE_MAX_META + 1], why[256], err[128];
+  size_t len = 0;
+  struct stat st;
+  struct vab_cache_meta meta;
+  CLEANUP_FREE char *entry = steps_path(cache, key, NULL);
+  struct vab_remote_cache_file files[VAB_CACHE_MAX_FILES];
+  size_t opened = 0;
+  int r = 0;
+  if (entry == NULL) {
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  } else if (lstat(entry, &st) < 0 ||
+             (r = read_meta(cache, key, text, sizeof text, &len, &st, why,
+                            sizeof why)) != 0 ||
+             vab_cache_meta_parse(text, len, &meta, err, sizeof err) < 0 ||
+             strcmp(meta.key, key) != 0) {
+    r = r < 0 ? -1 : 0;   /* absent or not sound: nothing to push */
+    vab_cache_unlock(&lock);
+    return r;
+  }
+  for (size_t i = 0; r == 0 && i < meta.n_files; i++) {
+    const struct vab_cache_file *f = &meta.files[i];
+    CLEANUP_FREE char *path = steps_path(cache, key, f->name);
+    bool not_regular = false;
+    int fd = path != NULL ? open_regular_file_nofollow(path, &st, &not_regular)
+                          : -1;
+    if (fd < 0 || (uint64_t)st.st_size != f->size) {
+      if (fd >= 0)
+        close(fd);
+      r = 1;  /* not sound */
+      break;
+    }
+    files[opened++] = (struct vab_remote_cache_file){
+        .name = f->name, .fd = fd, .size = f->size, .sha256 = f->sha256};
+  }
+  /* Open files stay readable whatever happens to the entry: others may
+   * use the key while the upload runs. */
+  vab_cache_unlock(&lock);
+  if (r == 0 && vab_remote_cache_push(remote, key, text, len, files, opened,
+                                      stats) < 0)
+    r = vab_error(ctx, VAB_E_NETWORK, "registry cache %s: cannot push entry "
+                  "%s (%s): %s", vab_remote_cache_ref(remote), key,
+                  meta.label, vab_remote_cache_error(remote));
+  for (size_t i = 0; i < opened; i++)
+    close(files[i].fd);
+  if (r < 0)
+    return -1;
+  return r == 0 ? 1 : 0;
 }

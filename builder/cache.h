@@ -106,6 +106,44 @@ void vab_cache_unlock(struct vab_cache_lock *lock);
 int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
                   const char *dest_dir, struct vab_cache_meta *meta);
 
+/* A registry cache (publish/step-cache.h) behind the store, or NULL for
+ * none; the caller keeps it alive while the store is open.  With one,
+ * vab_cache_get() on a local miss looks the key up there: an entry found
+ * is downloaded into a writer (so a killed download leaves only a .tmp-
+ * folder), checked, committed, and then got as any local entry.  The
+ * check: the record must parse as meta, name this key, and list exactly
+ * the layers' files with their sizes and sha256, and every downloaded
+ * file must be those bytes.  Anything else, and a registry that cannot be
+ * reached, is a warning and a miss: never used, never a failed build. */
+struct vab_remote_cache;
+void vab_cache_set_remote(struct vab_cache *cache,
+                          struct vab_remote_cache *remote);
+
+/* Whether a registry cache entry (publish/step-cache.h: its record and
+ * layers) may become key's entry: the record parses as meta, names key,
+ * and lists exactly the entry's layers with their sizes and sha256.  0
+ * (meta filled), or -1 with the reason in why.  Pure. */
+struct vab_remote_cache_entry;
+int vab_cache_check_remote(const char *key,
+                           const struct vab_remote_cache_entry *entry,
+                           struct vab_cache_meta *meta, char *why,
+                           size_t why_len);
+
+struct vab_remote_cache_stats;
+/* Push the entry key to remote (holding its lock only while its files
+ * are opened): 1 pushed or there already, 0 not in the store (or not
+ * sound: that is vab_cache_get's to judge), -1 failed, recorded on the
+ * store's context ("registry cache REF: cannot push ...").  A file whose
+ * bytes are not its recorded sha256 is never uploaded. */
+int vab_cache_push(struct vab_cache *cache, const char *key,
+                   struct vab_remote_cache *remote,
+                   struct vab_remote_cache_stats *stats);
+
+/* Whether key has an entry (its meta exists); nothing is verified.  For
+ * a build that holds the lock and must know whether another build made
+ * the entry while it waited. */
+bool vab_cache_has(struct vab_cache *cache, const char *key);
+
 /* Writing an entry, under its key's lock:
  *
  *   vab_cache_begin(cache, &lock, "source", label, &w);

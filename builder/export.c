@@ -338,6 +338,15 @@ static int write_vm_definition(struct vab_ctx *ctx,
   return r;
 }
 
+int vab_export_file_name(struct vab_ctx *ctx, const struct vab_template *t,
+                         size_t index, char **out) {
+  char index_buf[32];
+  const char *suffix;
+  output_suffix(t, index, index_buf, sizeof index_buf, &suffix);
+  return vab_artifact_name(ctx, t, suffix, output_extension(&t->outputs[index]),
+                           out);
+}
+
 static int export_one(struct vab_ctx *ctx, const struct vab_template *t,
                       const struct vab_export_opts *opts, size_t index,
                       uint64_t virtual_size, struct vab_artifact *a) {
@@ -416,7 +425,8 @@ int vab_export_outputs(struct vab_ctx *ctx, const struct vab_template *t,
   size_t n = 0;
   bool failed = false;
   for (size_t i = 0; i < t->n_outputs && !failed; i++) {
-    if (!kept_by_only(opts, &t->outputs[i]))
+    if (!kept_by_only(opts, &t->outputs[i]) ||
+        (opts->skip != NULL && opts->skip[i]))
       continue;
     if (vab_check_cancel(ctx) < 0) {
       failed = true;

@@ -4,6 +4,7 @@
 #ifndef VAB_BUILDER_EXPORT_H
 #define VAB_BUILDER_EXPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "vab/template.h"
@@ -36,6 +37,8 @@ struct vab_export_opts {
   size_t n_only;
   const char *guest_os;        /* detected guest ("debian12"), or NULL */
   struct vab_signer *signer;   /* `sign:`: OVAs get a .cert, or NULL */
+  const bool *skip;            /* NULL, or one per template output: true
+                                  leaves it out (the step cache had it) */
 };
 
 int vab_export_outputs(struct vab_ctx *ctx, const struct vab_template *t,
@@ -47,5 +50,11 @@ void vab_artifacts_free(struct vab_artifact *a, size_t n);
  * name (a template can never steer a path outside the output folder). */
 int vab_artifact_name(struct vab_ctx *ctx, const struct vab_template *t,
                       const char *suffix, const char *ext, char **out);
+
+/* The file name output index of t gets (it depends on the other outputs
+ * of the same extension: web-1.0.qcow2, or web-1.0-1.qcow2 beside a
+ * second qcow2). */
+int vab_export_file_name(struct vab_ctx *ctx, const struct vab_template *t,
+                         size_t index, char **out);
 
 #endif

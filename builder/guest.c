@@ -579,6 +579,13 @@ int vab_guest_umount_all(struct vab_guest *guest) {
   return 0;
 }
 
+int vab_guest_sync(struct vab_guest *guest) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_sync(g->h) == -1)
+    return guest_error(g, VAB_E_GUEST, "sync");
+  return 0;
+}
+
 int vab_guest_inspect(struct vab_guest *guest, char *root, size_t root_len,
                       char *os, size_t os_len) {
   struct guest_session *g = session_of(guest);

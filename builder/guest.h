@@ -94,6 +94,9 @@ int vab_guest_fsck(struct vab_guest *g, const char *fstype, const char *device);
 int vab_guest_mount(struct vab_guest *g, const char *device,
                     const char *mountpoint);
 int vab_guest_umount_all(struct vab_guest *g);
+/* Flush the appliance's writes to the work disk (a checkpoint copies the
+ * disk file while the appliance runs). */
+int vab_guest_sync(struct vab_guest *g);
 /* Inspect the disk: the root filesystem's device and the OS as
  * "debian12" (distro + major version); both "" when none is found. */
 int vab_guest_inspect(struct vab_guest *g, char *root, size_t root_len,

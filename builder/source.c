@@ -450,6 +450,7 @@ static int prepare_bootstrap(struct vab_ctx *ctx, const struct vab_template *t,
   struct vab_cache *cache = NULL;
   if (vab_cache_open(ctx, opts->cache_dir, true, &cache) < 0)
     return -1;
+  vab_cache_set_remote(cache, opts->cache_remote);
   struct vab_cache_lock lock;
   if (vab_cache_lock(cache, key, "waiting for another build bootstrapping "
                      "the same source", &lock) < 0) {

@@ -29,6 +29,7 @@ struct vab_source_opts {
   const char *disk_path;     /* image: the work disk to write */
   const char *label;         /* the step's label, for its cache entry */
   bool refresh;              /* --no-cache: bootstrap again, replace the entry */
+  struct vab_remote_cache *cache_remote;  /* --cache-from, or NULL */
   /* Called once, before the step's work, when it is known whether the
    * cache has it (NULL: not told). */
   void (*decided)(void *opaque, bool cached);

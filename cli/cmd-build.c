@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/registry-options.h"
 #include "cli/vars.h"
 #include "common/fsutil.h"
 #include "common/vector.h"
@@ -24,6 +25,7 @@ const struct cli_command cli_cmd_build = {
     "                 [--no-test] [--accel auto|kvm|tcg] [--cache-dir DIR]\n"
     "                 [--no-cache] [--json] [--keep-on-error]\n"
     "                 [--sign-key KEY [--sign-cert CRT]]\n"
+    "                 [--cache-from REPO] [--cache-to REPO] [registry options]\n"
     "\n"
     "Build the appliance TEMPLATE describes: get the OS (bootstrap, rootfs or\n"
     "image), lay out and format the disk, install GRUB, run the provisioners\n"
@@ -45,6 +47,20 @@ const struct cli_command cli_cmd_build = {
     "                      pruned to VAB_CACHE_MAX_SIZE (default 10G) after\n"
     "                      each build (see vab cache)\n"
     "  --no-cache          run every step, and store its result anew\n"
+    "  --cache-from REPO   on a cache miss, look for the step's entry in the\n"
+    "                      registry repository HOST[:PORT]/REPO (tag\n"
+    "                      step-KEY); a bad or missing entry, or a registry\n"
+    "                      that fails, is a warning and the step runs\n"
+    "  --cache-to REPO     after a successful build, push every step's cache\n"
+    "                      entry there (blobs it has are not sent again); a\n"
+    "                      failure is a warning, the artifacts are kept\n"
+    "Registry options, for --cache-from and --cache-to (as vab publish):\n"
+    "  --creds USER:PASSWORD  log in with these (prefer VAB_REGISTRY_USER and\n"
+    "                      VAB_REGISTRY_PASSWORD, or --authfile)\n"
+    "  --authfile FILE     read credentials from this auth.json/config.json\n"
+    "  --ca-cert FILE      trust this CA (PEM) for the registry's TLS\n"
+    "  --insecure          allow plain HTTP to a host that is not loopback\n"
+    CLI_REGISTRY_LIMITS_HELP
     "  --json              write a JSON summary to stdout: artifacts with size\n"
     "                      and sha256, the seconds of each phase, and each\n"
     "                      step with its key and whether it was cached\n"
@@ -229,7 +245,16 @@ static void print_json(struct vab_ctx *ctx, const char *path,
               "\"seconds\":%.3f}", s->key, s->cached ? "true" : "false",
               s->seconds);
     }
-    fprintf(stdout, "],\"total_seconds\":%.3f,\"artifacts\":[",
+    fputs("]", stdout);
+    if (b->cache_push_ran) {
+      const struct vab_remote_cache_stats *cs = &b->cache_pushed;
+      fprintf(stdout, ",\"cache_to\":{\"entries_pushed\":%zu,"
+              "\"entries_present\":%zu,\"blobs_uploaded\":%zu,"
+              "\"blobs_skipped\":%zu,\"complete\":%s}",
+              cs->entries_pushed, cs->entries_present, cs->blobs_uploaded,
+              cs->blobs_skipped, b->cache_push_failed ? "false" : "true");
+    }
+    fprintf(stdout, ",\"total_seconds\":%.3f,\"artifacts\":[",
             b->total_seconds);
     for (size_t i = 0; i < b->n_artifacts; i++) {
       const struct vab_artifact *a = &b->artifacts[i];
@@ -312,6 +337,9 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
     {"keep-on-error", no_argument, NULL, 'k'},
     {"sign-key", required_argument, NULL, 's'},
     {"sign-cert", required_argument, NULL, 'C'},
+    {"cache-from", required_argument, NULL, CLI_REGISTRY_OPT_END},
+    {"cache-to", required_argument, NULL, CLI_REGISTRY_OPT_END + 1},
+    CLI_REGISTRY_LONGOPTS,
     {NULL, 0, NULL, 0},
   };
   struct cli_vars vars = {0};
@@ -325,7 +353,15 @@ static int run_build(struct vab_ctx *ctx, int argc, char **argv) {
   opterr = 0;
   while (status == EXIT_OK &&
          (c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+    int taken = cli_registry_option(&cli_cmd_build, c, optarg,
+                                    &opts.cache_registry);
+    if (taken == EXIT_USAGE)
+      status = EXIT_USAGE;
+    if (taken)
+      continue;
     switch (c) {
+    case CLI_REGISTRY_OPT_END: opts.cache_from = optarg; break;
+    case CLI_REGISTRY_OPT_END + 1: opts.cache_to = optarg; break;
     case 'v':
       if (cli_vars_add(&vars, optarg) < 0)
         status = cli_usage_error(&cli_cmd_build,

@@ -6,6 +6,8 @@
 # summary's sizes and sha256 match the files.  The signed output: vab verify
 # and openssl accept the manifest and each OVA's .cert, and one flipped byte
 # in any artifact, the manifest or the signature is named and refused.
+# Built again, every step but the signed OVAs' exports comes from the step
+# cache, no VM starts and the qcow2 and vmdk are the same bytes.
 . "$(dirname "$0")/build-test-lib.sh"
 require_tools
 setup_area web
@@ -64,6 +66,29 @@ check "vab verify accepts the build" "$VAB" verify --cert "$AREA/release.crt" "$
 check "openssl accepts the manifest signature" openssl dgst -sha256 \
   -verify "$AREA/release.pub" -signature "$out/web-1.0.1.manifest.json.sig" \
   "$out/web-1.0.1.manifest.json"
+
+# Built again: every step comes from the step cache but the signed OVAs'
+# exports (a .cert depends on the key), no VM starts, the qcow2 and vmdk
+# are the same bytes and the new manifest verifies.
+before=$(cd "$out" && sha256sum web-1.0.1.qcow2 web-1.0.1.vmdk)
+"$VAB" build "$SRCDIR/examples/web.yaml" -o "$AREA/out" \
+  --cache-dir "$VAB_TEST_CACHE" --sign-key "$AREA/release.key" \
+  --sign-cert "$AREA/release.crt" --json >"$AREA/again.json" 2>"$AREA/again.err"
+status=$?
+tail -3 "$AREA/again.err"
+check "built again: exits 0" [ "$status" -eq 0 ]
+check "built again: every step cached but the OVA exports" python3 - "$AREA/again.json" <<'PY'
+import json, sys
+for s in json.load(open(sys.argv[1]))["steps"]:
+    want = not (s["kind"] == "export" and " ova " in s["label"] + " ")
+    if s["cached"] != want:
+        sys.exit("%s: cached %s" % (s["label"], s["cached"]))
+PY
+check "built again: no VM started" \
+  bash -c "! grep -qE 'starting the builder VM|boot test passed' '$AREA/again.err'"
+check "built again: qcow2 and vmdk are the same bytes" \
+  [ "$(cd "$out" && sha256sum web-1.0.1.qcow2 web-1.0.1.vmdk)" = "$before" ]
+check "built again: vab verify accepts the build" "$VAB" verify --cert "$AREA/release.crt" "$out"
 
 # Each OVA: .ovf, .mf, .cert, then the disk; the .mf matches the members
 # and openssl checks the .cert's signature of the .mf.
