@@ -248,21 +248,6 @@ static int make_work_dir(struct run *run) {
   return 0;
 }
 
-static int create_disk(struct run *run) {
-  int fd = open(run->disk_path,
-                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return vab_error_errno(run->ctx, VAB_E_IO, errno, "cannot create '%s'",
-                           run->disk_path);
-  /* Sparse: only what the guest writes takes space. */
-  int r = 0;
-  if (ftruncate(fd, (off_t)run->t->disk.size) < 0)
-    r = vab_error_errno(run->ctx, VAB_E_IO, errno, "cannot size '%s'",
-                        run->disk_path);
-  close(fd);
-  return r;
-}
-
 static const struct vab_plan_step *plan_find(const struct run *run,
                                              enum vab_plan_kind kind,
                                              size_t *index) {
@@ -738,8 +723,20 @@ static int do_source_and_layout(struct run *run) {
   if (r == 0 && run->announced < 0)
     r = -1;
   run->b->source_cached = src.cached;
+  /* Layout writes its entry's disk, WORK/steps/KEY/disk.qcow2, itself; an
+   * image source's raw disk is converted to it afterwards. */
+  size_t layout_index = 0;
+  CLEANUP_FREE char *dir = NULL, *disk = NULL;
+  if (plan_find(run, VAB_PLAN_LAYOUT, &layout_index) == NULL && r == 0)
+    r = vab_error(ctx, VAB_E_INTERNAL, "the plan has no layout step");
+  const char *key = run->plan.steps[layout_index].key;
+  if (r == 0 && (asprintf(&dir, "%s/%s", run->steps_dir, key) < 0 ||
+                 asprintf(&disk, "%s/%s", dir, VAB_CHAIN_DISK) < 0))
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  if (r == 0 && mkdir(dir, 0700) < 0)
+    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", dir);
   if (r == 0 && !src.disk_ready)
-    r = create_disk(run);
+    r = vab_chain_create(ctx, disk, run->t->disk.size);
   phase_end(run);
   if (r < 0) {
     vab_source_result_release(&src);
@@ -747,10 +744,11 @@ static int do_source_and_layout(struct run *run) {
   }
 
   phase_begin(run, VAB_PHASE_LAYOUT);
-  if (plan_find(run, VAB_PLAN_LAYOUT, &index) != NULL)
-    r = announce(run, index, "");
+  index = layout_index;
+  r = announce(run, index, "");
   struct vab_guest_opts gopts = {
-    .disk_path = run->disk_path, .disk_format = "raw",
+    .disk_path = src.disk_ready ? run->disk_path : disk,
+    .disk_format = src.disk_ready ? "raw" : "qcow2",
     .accel = run->b->accel, .network = false,
   };
   if (r == 0)
@@ -759,24 +757,19 @@ static int do_source_and_layout(struct run *run) {
     r = vab_layout_create(ctx, run->t, run->guest, src.tarball, &run->layout);
   else if (r == 0)
     r = vab_layout_adopt(ctx, run->t, run->guest, &run->layout);
+  bool image_source = src.disk_ready;
   vab_source_result_release(&src);
-  /* Layout's result is its entry: the builder VM stops, the raw disk
-   * becomes one qcow2 that the next session's overlay is backed by. */
+  /* Layout's result is its entry: the builder VM stops, and the next
+   * session runs on an overlay of the disk. */
   if (r == 0) {
     r = vab_guest_close(run->guest);
     run->guest = NULL;
   }
-  CLEANUP_FREE char *dir = NULL, *disk = NULL;
-  const char *key = run->plan.steps[index].key;
-  if (r == 0 && (asprintf(&dir, "%s/%s", run->steps_dir, key) < 0 ||
-                 asprintf(&disk, "%s/%s", dir, VAB_CHAIN_DISK) < 0))
-    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  if (r == 0 && mkdir(dir, 0700) < 0)
-    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", dir);
-  if (r == 0)
+  if (r == 0 && image_source) {
     r = vab_chain_flatten(ctx, run->disk_path, "raw", disk);
-  if (r == 0)
-    unlink(run->disk_path);
+    if (r == 0)
+      unlink(run->disk_path);
+  }
   struct vab_chain_state state;
   memset(&state, 0, sizeof state);
   state.layout = run->layout;
@@ -796,7 +789,9 @@ static int do_source_and_layout(struct run *run) {
 }
 
 /* The builder VM on a new overlay of the base entry, mounted as layout
- * left it, with the network that the steps up to first had on. */
+ * left it.  Its network is on when a step from first on needs it: a
+ * relaunch costs as much as the launch, and the network changes nothing
+ * for the steps that do not use it. */
 static int open_session(struct run *run, size_t first) {
   struct vab_ctx *ctx = run->ctx;
   char backing[96];
@@ -806,7 +801,7 @@ static int open_session(struct run *run, size_t first) {
   if (vab_chain_overlay(ctx, backing, run->overlay_path) < 0)
     return -1;
   bool network = false;
-  for (size_t i = 0; i <= first && i < run->plan.n_steps; i++)
+  for (size_t i = first; i < run->plan.n_steps; i++)
     if (run->plan.steps[i].kind == VAB_PLAN_PROVISION &&
         (run->plan.steps[i].provision->step_type->flags &
          VAB_STEP_NEEDS_NETWORK))
