@@ -682,6 +682,30 @@ static int store_disk(struct run *run, size_t index, const char *disk,
   return 1;
 }
 
+/* disk.qcow2's sha256 as key's meta records it; -1 when unreadable. */
+static int stored_sha256(struct run *run, const char *key, char out[65]) {
+  CLEANUP_FREE char *path = NULL;
+  if (asprintf(&path, "%s/steps/%s/meta", vab_cache_dir(run->cache), key) < 0)
+    return -1;
+  char text[VAB_CACHE_MAX_META + 1], why[128];
+  size_t len = 0;
+  struct vab_cache_meta meta;
+  struct stat st;
+  bool not_regular;
+  CLEANUP_CLOSE int fd = open_regular_file_nofollow(path, &st, &not_regular);
+  ssize_t n = fd < 0 ? -1 : read_full(fd, text, sizeof text);
+  if (n < 0)
+    return -1;
+  len = (size_t)n;
+  if (vab_cache_meta_parse(text, len, &meta, why, sizeof why) < 0)
+    return -1;
+  const char *sum = meta_sha256(&meta, VAB_CHAIN_DISK);
+  if (sum == NULL)
+    return -1;
+  memcpy(out, sum, 65);
+  return 0;
+}
+
 /* Steps the cache made unnecessary still get their line. */
 static int announce_cached(struct run *run, enum vab_plan_kind kind) {
   for (size_t i = 0; i < run->plan.n_steps; i++)
@@ -777,10 +801,17 @@ static int do_source_and_layout(struct run *run) {
     r = store_disk(run, index, disk, true, &state);
   if (r >= 0)
     run->base_in_cache = r == 1;
-  if (r >= 0) {
+  /* The base's digest for the checkpoints' state: the one its entry
+   * recorded (hashing 1 GB again costs seconds), else its own. */
+  if (r == 1 && stored_sha256(run, key, run->base_sha256) < 0)
+    r = 0;
+  if (r == 0) {
     uint8_t sum[32];
     r = vab_sha256_file(ctx, disk, sum);
     vab_hex(sum, sizeof sum, run->base_sha256);
+  }
+  if (r >= 0) {
+    r = 0;
     memcpy(run->base_key, key, 65);
     run->resume = index;
   }
