@@ -1493,13 +1493,8 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   if (r == 0)
     r = init_steps(&run);
   if (r == 0)
-    r = vab_accel_resolve(ctx, b->opts.accel, &b->accel, b->accel_reason,
-                          sizeof b->accel_reason);
-  if (r == 0)
-    vab_log(ctx, VAB_LOG_INFO, "%s %s: %zu steps, accelerator %s%s%s%s",
-            run.t->name, run.t->version, run.plan.n_steps,
-            vab_accel_name(b->accel), b->accel_reason[0] ? " (" : "",
-            b->accel_reason, b->accel_reason[0] ? ")" : "");
+    vab_log(ctx, VAB_LOG_INFO, "%s %s: %zu steps", run.t->name,
+            run.t->version, run.plan.n_steps);
   phase_end(&run);
   /* A key that cannot be used fails the build before hours of work. */
   if (r == 0)
@@ -1510,6 +1505,18 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
     r = init_cache(&run);
   if (r == 0)
     r = find_cached(&run);
+  /* The KVM probe (seconds where nested KVM hangs) only when a VM runs:
+   * a rebuild that the cache has whole starts none. */
+  if (r == 0 && run.need_disk) {
+    phase_begin(&run, VAB_PHASE_PLAN);
+    r = vab_accel_resolve(ctx, b->opts.accel, &b->accel, b->accel_reason,
+                          sizeof b->accel_reason);
+    if (r == 0)
+      vab_log(ctx, VAB_LOG_INFO, "accelerator %s%s%s%s",
+              vab_accel_name(b->accel), b->accel_reason[0] ? " (" : "",
+              b->accel_reason, b->accel_reason[0] ? ")" : "");
+    phase_end(&run);
+  }
   if (r == 0)
     r = do_source_and_layout(&run);
   if (r == 0)
