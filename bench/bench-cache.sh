@@ -6,8 +6,10 @@
 # bootstrapped).  Not a test: it prints figures and the ratios the issue
 # sets (changed/cold <= 0.4, unchanged <= 10 s).
 #
-#   bench/bench-cache.sh [-s SCRATCH] [-o OLD_VAB] VAB
+#   bench/bench-cache.sh [-s SCRATCH] [-o OLD_VAB] [-r ROOTFS_TAR] VAB
 #
+# -r: skip examples/web.yaml and build the six-step template from this
+# rootfs tarball (any bootstrap tarball: CACHE/steps/*/rootfs.tar).
 # SCRATCH (default /var/tmp/vab-bench-cache) holds the caches and outputs;
 # about 12 GiB free.  With -o, OLD_VAB (a vab from before the step cache)
 # builds each template cold too, for the "cold within 10%" figure.  Cold
@@ -16,10 +18,12 @@
 set -u
 scratch=/var/tmp/vab-bench-cache
 old=
-while getopts s:o: opt; do
+rootfs=
+while getopts s:o:r: opt; do
   case $opt in
     s) scratch=$OPTARG ;;
-    o) old=$OPTARG ;;
+    o) old=$(realpath "$OPTARG") ;;
+    r) rootfs=$(realpath "$OPTARG") ;;
     *) echo "usage: $0 [-s SCRATCH] [-o OLD_VAB] VAB" >&2; exit 2 ;;
   esac
 done
@@ -67,7 +71,7 @@ bench() {
   rm -rf "$out"
   reset_cache "$cache"
   # The bootstrap once, outside the figures.
-  if ! ls "$cache"/steps/*/rootfs.tar >/dev/null 2>&1; then
+  if [ "$name" = web ] && ! ls "$cache"/steps/*/rootfs.tar >/dev/null 2>&1; then
     run "$name: bootstrap (not counted)" "$vab" "$template" --cache-dir "$cache" \
       -o "$out" --var "$var=$v1" "$@"
     reset_cache "$cache"
@@ -97,6 +101,7 @@ bench() {
     "$cache_bytes" "$artifacts" "$(echo "$cache_bytes / $artifacts" | bc -l)"
 }
 
+if [ -z "$rootfs" ]; then
 # examples/web.yaml with one more provisioner at the end, a file whose
 # content is a variable: the "last provisioner" that the rebuild changes.
 web=$scratch/web.yaml
@@ -110,8 +115,10 @@ open(p, "w").write(s)
 PY
 cp -r "$src/examples/web" "$scratch/" 2>/dev/null
 bench web "$web" motd one two
-
 tarball=$(find "$scratch/cache-web/steps" -name rootfs.tar | head -1)
+else
+  tarball=$rootfs
+fi
 sum=$(sha256sum "$tarball" | cut -d' ' -f1)
 cat >"$scratch/six.yaml" <<YAML
 vab: 1

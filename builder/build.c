@@ -256,21 +256,6 @@ static int make_work_dir(struct run *run) {
   return 0;
 }
 
-static int create_disk(struct run *run) {
-  int fd = open(run->disk_path,
-                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return vab_error_errno(run->ctx, VAB_E_IO, errno, "cannot create '%s'",
-                           run->disk_path);
-  /* Sparse: only what the guest writes takes space. */
-  int r = 0;
-  if (ftruncate(fd, (off_t)run->t->disk.size) < 0)
-    r = vab_error_errno(run->ctx, VAB_E_IO, errno, "cannot size '%s'",
-                        run->disk_path);
-  close(fd);
-  return r;
-}
-
 static const struct vab_plan_step *plan_find(const struct run *run,
                                              enum vab_plan_kind kind,
                                              size_t *index) {
@@ -708,6 +693,30 @@ static int store_disk(struct run *run, size_t index, const char *disk,
   return 1;
 }
 
+/* disk.qcow2's sha256 as key's meta records it; -1 when unreadable. */
+static int stored_sha256(struct run *run, const char *key, char out[65]) {
+  CLEANUP_FREE char *path = NULL;
+  if (asprintf(&path, "%s/steps/%s/meta", vab_cache_dir(run->cache), key) < 0)
+    return -1;
+  char text[VAB_CACHE_MAX_META + 1], why[128];
+  size_t len = 0;
+  struct vab_cache_meta meta;
+  struct stat st;
+  bool not_regular;
+  CLEANUP_CLOSE int fd = open_regular_file_nofollow(path, &st, &not_regular);
+  ssize_t n = fd < 0 ? -1 : read_full(fd, text, sizeof text);
+  if (n < 0)
+    return -1;
+  len = (size_t)n;
+  if (vab_cache_meta_parse(text, len, &meta, why, sizeof why) < 0)
+    return -1;
+  const char *sum = meta_sha256(&meta, VAB_CHAIN_DISK);
+  if (sum == NULL)
+    return -1;
+  memcpy(out, sum, 65);
+  return 0;
+}
+
 /* Steps the cache made unnecessary still get their line. */
 static int announce_cached(struct run *run, enum vab_plan_kind kind) {
   for (size_t i = 0; i < run->plan.n_steps; i++)
@@ -749,8 +758,20 @@ static int do_source_and_layout(struct run *run) {
   if (r == 0 && run->announced < 0)
     r = -1;
   run->b->source_cached = src.cached;
+  /* Layout writes its entry's disk, WORK/steps/KEY/disk.qcow2, itself; an
+   * image source's raw disk is converted to it afterwards. */
+  size_t layout_index = 0;
+  CLEANUP_FREE char *dir = NULL, *disk = NULL;
+  if (plan_find(run, VAB_PLAN_LAYOUT, &layout_index) == NULL && r == 0)
+    r = vab_error(ctx, VAB_E_INTERNAL, "the plan has no layout step");
+  const char *key = run->plan.steps[layout_index].key;
+  if (r == 0 && (asprintf(&dir, "%s/%s", run->steps_dir, key) < 0 ||
+                 asprintf(&disk, "%s/%s", dir, VAB_CHAIN_DISK) < 0))
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  if (r == 0 && mkdir(dir, 0700) < 0)
+    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", dir);
   if (r == 0 && !src.disk_ready)
-    r = create_disk(run);
+    r = vab_chain_create(ctx, disk, run->t->disk.size);
   phase_end(run);
   if (r < 0) {
     vab_source_result_release(&src);
@@ -758,10 +779,11 @@ static int do_source_and_layout(struct run *run) {
   }
 
   phase_begin(run, VAB_PHASE_LAYOUT);
-  if (plan_find(run, VAB_PLAN_LAYOUT, &index) != NULL)
-    r = announce(run, index, "");
+  index = layout_index;
+  r = announce(run, index, "");
   struct vab_guest_opts gopts = {
-    .disk_path = run->disk_path, .disk_format = "raw",
+    .disk_path = src.disk_ready ? run->disk_path : disk,
+    .disk_format = src.disk_ready ? "raw" : "qcow2",
     .accel = run->b->accel, .network = false,
   };
   if (r == 0)
@@ -770,24 +792,19 @@ static int do_source_and_layout(struct run *run) {
     r = vab_layout_create(ctx, run->t, run->guest, src.tarball, &run->layout);
   else if (r == 0)
     r = vab_layout_adopt(ctx, run->t, run->guest, &run->layout);
+  bool image_source = src.disk_ready;
   vab_source_result_release(&src);
-  /* Layout's result is its entry: the builder VM stops, the raw disk
-   * becomes one qcow2 that the next session's overlay is backed by. */
+  /* Layout's result is its entry: the builder VM stops, and the next
+   * session runs on an overlay of the disk. */
   if (r == 0) {
     r = vab_guest_close(run->guest);
     run->guest = NULL;
   }
-  CLEANUP_FREE char *dir = NULL, *disk = NULL;
-  const char *key = run->plan.steps[index].key;
-  if (r == 0 && (asprintf(&dir, "%s/%s", run->steps_dir, key) < 0 ||
-                 asprintf(&disk, "%s/%s", dir, VAB_CHAIN_DISK) < 0))
-    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  if (r == 0 && mkdir(dir, 0700) < 0)
-    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", dir);
-  if (r == 0)
+  if (r == 0 && image_source) {
     r = vab_chain_flatten(ctx, run->disk_path, "raw", disk);
-  if (r == 0)
-    unlink(run->disk_path);
+    if (r == 0)
+      unlink(run->disk_path);
+  }
   struct vab_chain_state state;
   memset(&state, 0, sizeof state);
   state.layout = run->layout;
@@ -795,10 +812,17 @@ static int do_source_and_layout(struct run *run) {
     r = store_disk(run, index, disk, true, &state);
   if (r >= 0)
     run->base_in_cache = r == 1;
-  if (r >= 0) {
+  /* The base's digest for the checkpoints' state: the one its entry
+   * recorded (hashing 1 GB again costs seconds), else its own. */
+  if (r == 1 && stored_sha256(run, key, run->base_sha256) < 0)
+    r = 0;
+  if (r == 0) {
     uint8_t sum[32];
     r = vab_sha256_file(ctx, disk, sum);
     vab_hex(sum, sizeof sum, run->base_sha256);
+  }
+  if (r >= 0) {
+    r = 0;
     memcpy(run->base_key, key, 65);
     run->resume = index;
   }
@@ -807,7 +831,9 @@ static int do_source_and_layout(struct run *run) {
 }
 
 /* The builder VM on a new overlay of the base entry, mounted as layout
- * left it, with the network that the steps up to first had on. */
+ * left it.  Its network is on when a step from first on needs it: a
+ * relaunch costs as much as the launch, and the network changes nothing
+ * for the steps that do not use it. */
 static int open_session(struct run *run, size_t first) {
   struct vab_ctx *ctx = run->ctx;
   char backing[96];
@@ -817,7 +843,7 @@ static int open_session(struct run *run, size_t first) {
   if (vab_chain_overlay(ctx, backing, run->overlay_path) < 0)
     return -1;
   bool network = false;
-  for (size_t i = 0; i <= first && i < run->plan.n_steps; i++)
+  for (size_t i = first; i < run->plan.n_steps; i++)
     if (run->plan.steps[i].kind == VAB_PLAN_PROVISION &&
         (run->plan.steps[i].provision->step_type->flags &
          VAB_STEP_NEEDS_NETWORK))
@@ -1540,13 +1566,8 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   if (r == 0)
     r = init_steps(&run);
   if (r == 0)
-    r = vab_accel_resolve(ctx, b->opts.accel, &b->accel, b->accel_reason,
-                          sizeof b->accel_reason);
-  if (r == 0)
-    vab_log(ctx, VAB_LOG_INFO, "%s %s: %zu steps, accelerator %s%s%s%s",
-            run.t->name, run.t->version, run.plan.n_steps,
-            vab_accel_name(b->accel), b->accel_reason[0] ? " (" : "",
-            b->accel_reason, b->accel_reason[0] ? ")" : "");
+    vab_log(ctx, VAB_LOG_INFO, "%s %s: %zu steps", run.t->name,
+            run.t->version, run.plan.n_steps);
   phase_end(&run);
   /* A key that cannot be used fails the build before hours of work. */
   if (r == 0)
@@ -1557,6 +1578,18 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
     r = init_cache(&run);
   if (r == 0)
     r = find_cached(&run);
+  /* The KVM probe (seconds where nested KVM hangs) only when a VM runs:
+   * a rebuild that the cache has whole starts none. */
+  if (r == 0 && run.need_disk) {
+    phase_begin(&run, VAB_PHASE_PLAN);
+    r = vab_accel_resolve(ctx, b->opts.accel, &b->accel, b->accel_reason,
+                          sizeof b->accel_reason);
+    if (r == 0)
+      vab_log(ctx, VAB_LOG_INFO, "accelerator %s%s%s%s",
+              vab_accel_name(b->accel), b->accel_reason[0] ? " (" : "",
+              b->accel_reason, b->accel_reason[0] ? ")" : "");
+    phase_end(&run);
+  }
   if (r == 0)
     r = do_source_and_layout(&run);
   if (r == 0)

@@ -163,6 +163,22 @@ static int run_qemu_img(struct vab_ctx *ctx, char *const argv[],
   return 0;
 }
 
+int vab_chain_create(struct vab_ctx *ctx, const char *path, uint64_t size) {
+  struct buf name = BUF_INIT;
+  char size_arg[32];
+  snprintf(size_arg, sizeof size_arg, "%llu", (unsigned long long)size);
+  if (qemu_file_name(&name, path) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "--", name.data,
+                  size_arg, NULL};
+  CLEANUP_FREE char *what = NULL;
+  int r = asprintf(&what, "create of '%s'", path) < 0
+              ? vab_error(ctx, VAB_E_NOMEM, "out of memory")
+              : run_qemu_img(ctx, argv, what);
+  buf_release(&name);
+  return r;
+}
+
 int vab_chain_overlay(struct vab_ctx *ctx, const char *backing,
                       const char *overlay) {
   struct buf name = BUF_INIT;

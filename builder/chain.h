@@ -33,6 +33,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vab/error.h"
 #include "common/buf.h"
@@ -58,6 +59,8 @@ int vab_chain_state_parse(const char *text, size_t len,
 int vab_chain_state_format(const struct vab_chain_state *state,
                            struct buf *out);
 
+/* qemu-img create -f qcow2 PATH SIZE: an empty disk. */
+int vab_chain_create(struct vab_ctx *ctx, const char *path, uint64_t size);
 /* qemu-img create -f qcow2 -F qcow2 -b BACKING OVERLAY.  backing is
  * relative to the overlay's folder. */
 int vab_chain_overlay(struct vab_ctx *ctx, const char *backing,
