@@ -1517,11 +1517,7 @@ static void push_cache(struct run *run) {
            sizeof key);
     if (key[0] == '\0')
       continue;
-    /* The bootstrap's entry has its own key (source.c). */
-    if (ps->kind == VAB_PLAN_SOURCE && vab_source_cache_key(quiet, ps->key,
-                                                            key) < 0)
-      r = -1;
-    if (r == 0 && vab_cache_push(cache, key, b->cache_to,
+    if (vab_cache_push(cache, key, b->cache_to,
                                  &b->cache_pushed) < 0) {
       const struct vab_diag *d = vab_last_error(quiet);
       vab_warn_at(ctx, NULL, "%s", d != NULL ? d->message : "unknown error");
