@@ -1034,16 +1034,27 @@ static int do_sysprep(struct run *run) {
   return r;
 }
 
-/* Move a staged entry's file to its place in the output folder. */
+/* Put a staged entry's file at its place in the output folder.  A copy,
+ * never the entry's own inode: a user who boots an output in place must
+ * not change the cache under it. */
 static int unstage(struct run *run, size_t index, const char *name,
                    const char *dst) {
   CLEANUP_FREE char *src = NULL;
+  CLEANUP_FREE char *copy = NULL;
   if (asprintf(&src, "%s/%s/%s", run->stage_dir, run->cache_keys[index],
-               name) < 0)
+               name) < 0 ||
+      asprintf(&copy, "%s.copy", src) < 0)
     return vab_error(run->ctx, VAB_E_NOMEM, "out of memory");
-  if (rename(src, dst) < 0)
-    return vab_error_errno(run->ctx, VAB_E_IO, errno,
-                           "cannot rename '%s' to '%s'", src, dst);
+  if (vab_chain_copy(run->ctx, src, copy, false) < 0) {
+    unlink(copy);
+    return -1;
+  }
+  if (rename(copy, dst) < 0) {
+    int e = errno;
+    unlink(copy);
+    return vab_error_errno(run->ctx, VAB_E_IO, e,
+                           "cannot rename '%s' to '%s'", copy, dst);
+  }
   return 0;
 }
 
@@ -1293,7 +1304,7 @@ static int do_export(struct run *run) {
       }
       r = record.data == NULL
               ? vab_error(ctx, VAB_E_INTERNAL, "export wrote no artifact")
-              : store_files(run, i, src, names, k, true, "artifacts",
+              : store_files(run, i, src, names, k, false, "artifacts",
                             record.data);
       buf_release(&record);
     }
