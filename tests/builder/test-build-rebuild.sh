@@ -114,6 +114,8 @@ check "unchanged: no builder VM, no boot" \
   bash -c "! grep -qE 'starting the builder VM|boot test' '$AREA/same.err'"
 check "unchanged: within 15 s (${seconds}s)" [ "$seconds" -lt 15 ]
 check "unchanged: artifacts identical to the cold ones" [ "$(sums "$AREA/out")" = "$cold_sums" ]
+check "unchanged: outputs are copies, not links of the cache's entries" \
+  bash -c "[ \"\$(stat -c %h '$AREA/out/rebuild-1.qcow2')\" -eq 1 ]"
 check "unchanged: the manifest lists them" \
   grep -q "$(echo "$cold_sums" | head -1 | cut -d' ' -f1)" "$AREA/out/rebuild-1.manifest.json"
 
