@@ -5,6 +5,8 @@
 #   - cold build (--no-test): every step but the source runs;
 #   - the same with the test: only the test runs, no builder VM starts;
 #   - unchanged: every step cached, no VM, seconds, artifacts identical;
+#   - that cache pushed to a registry (--cache-to) and pulled into an empty
+#     cache folder (--cache-from): every step cached, no VM, same bytes;
 #   - the last provisioner changed: it, sysprep and the exports run, the
 #     earlier steps do not; the image is sound and holds the change;
 #   - an output added: only that export runs;
@@ -118,6 +120,54 @@ check "unchanged: outputs are copies, not links of the cache's entries" \
   bash -c "[ \"\$(stat -c %h '$AREA/out/rebuild-1.qcow2')\" -eq 1 ]"
 check "unchanged: the manifest lists them" \
   grep -q "$(echo "$cold_sums" | head -1 | cut -d' ' -f1)" "$AREA/out/rebuild-1.manifest.json"
+
+# The registry cache: the unchanged build pushes every entry (--cache-to)
+# to a docker-registry on 127.0.0.1; "another machine" (an empty
+# --cache-dir, the same output path as two CI jobs in one workspace path
+# have) pulls them (--cache-from): every step cached, no VM, same bytes.
+if command -v docker-registry >/dev/null && command -v jq >/dev/null; then
+  mkdir -p "$AREA/reg"
+  registry_pid=
+  trap '[ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null' EXIT
+  if start_plain_registry "$AREA/reg"; then
+    repo="127.0.0.1:$port/ci/vab-cache"
+    "$VAB" build "$AREA/t.yaml" -o "$AREA/out" --cache-dir "$cache" --json \
+      --cache-to "$repo" >"$AREA/push.json" 2>"$AREA/push.err"
+    status=$?
+    tail -3 "$AREA/push.err"
+    check "registry: the cached build pushes its entries" jq -e \
+      '.cache_to.entries_pushed > 0 and .cache_to.blobs_uploaded > 0 and .cache_to.complete' \
+      "$AREA/push.json"
+    check "registry: every tag is step-KEY" bash -c \
+      "curl -sf 'http://127.0.0.1:$port/v2/ci/vab-cache/tags/list' |
+       jq -e '.tags | length > 0 and all(test(\"^step-[0-9a-f]{64}\$\"))'"
+    start=$SECONDS
+    "$VAB" build "$AREA/t.yaml" -o "$AREA/out" --cache-dir "$AREA/cache2" --json \
+      --cache-from "$repo" --cache-to "$repo" >"$AREA/pull.json" 2>"$AREA/pull.err"
+    status=$?
+    seconds=$((SECONDS - start))
+    tail -3 "$AREA/pull.err"
+    check "registry: another cache folder builds from it" [ "$status" -eq 0 ]
+    check "registry: every step cached" jq -e \
+      '(.steps | length) > 0 and all(.steps[]; .cached)' "$AREA/pull.json"
+    check "registry: no VM started (${seconds}s)" bash -c \
+      "! grep -qE 'starting the builder VM|boot test' '$AREA/pull.err'"
+    check "registry: no warning" bash -c "! grep -q '^warning' '$AREA/pull.err'"
+    check "registry: artifacts identical to the cold ones" [ "$(sums "$AREA/out")" = "$cold_sums" ]
+    check "registry: nothing uploaded again" jq -e \
+      '.cache_to.blobs_uploaded == 0 and .cache_to.entries_pushed == 0 and .cache_to.complete' \
+      "$AREA/pull.json"
+    check "registry: no .tmp- folder in the second cache" bash -c \
+      "! ls -A '$AREA/cache2/steps' | grep -q '^\.tmp-'"
+    rm -rf "$AREA/cache2" "$AREA/reg/registry"
+  else
+    fail "the registry did not start"
+  fi
+  kill "$registry_pid" 2>/dev/null
+  registry_pid=
+else
+  echo "SKIP (part): no docker-registry or jq"
+fi
 
 build last "$AREA/t.yaml" -o "$AREA/out" --no-test --var last=two
 check "last changed: exits 0" [ "$status" -eq 0 ]
