@@ -441,8 +441,10 @@ static int fetch_disk(struct run *run, const char *key, const char *kind,
 }
 
 /* An export's entry is keyed by its plan key, its file name (which
- * depends on the other outputs) and the output folder (a libvirt
- * definition names its disk's path). */
+ * depends on the other outputs), the output folder (a libvirt
+ * definition names its disk's path) and, for an OVA of a signed build,
+ * the signer's identity (its .cert holds the certificate and a signature
+ * by that key; any signature by the same key is as good). */
 static int export_cache_key(struct run *run, size_t index, char out[65]) {
   struct vab_ctx *ctx = run->ctx;
   const struct vab_output_spec *o = run->plan.steps[index].output;
@@ -457,8 +459,12 @@ static int export_cache_key(struct run *run, size_t index, char out[65]) {
   struct vab_sha256 *h = vab_sha256_new(ctx);
   if (h == NULL)
     return -1;
+  char signer[65] = "";
+  if (run->signer != NULL && strcmp(o->format, "ova") == 0 &&
+      vab_signer_identity(ctx, run->signer, signer) < 0)
+    return -1;
   const char *parts[] = {"vab-export-cache-1", run->plan.steps[index].key,
-                         name, dir};
+                         name, dir, signer};
   for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
     if (vab_sha256_update(h, parts[i], strlen(parts[i]) + 1) < 0) {
       vab_sha256_free(h);
@@ -511,10 +517,6 @@ static int init_cache(struct run *run) {
   for (size_t i = 0; i < n; i++) {
     const struct vab_plan_step *s = &run->plan.steps[i];
     if (s->kind == VAB_PLAN_EXPORT) {
-      /* A signed OVA's .cert depends on the key: it is always made. */
-      if (s->output != NULL && run->signer != NULL &&
-          strcmp(s->output->format, "ova") == 0)
-        continue;
       if (export_cache_key(run, i, run->cache_keys[i]) < 0)
         return -1;
     } else {
@@ -1522,8 +1524,7 @@ static void push_cache(struct run *run) {
   for (size_t i = 0; r == 0 && i < run->plan.n_steps; i++) {
     const struct vab_plan_step *ps = &run->plan.steps[i];
     char key[65];
-    /* The entry's key: an export's is not its plan key; "" for a step
-     * that has no entry (a signed OVA). */
+    /* The entry's key: an export's is not its plan key. */
     memcpy(key, run->cache_keys != NULL ? run->cache_keys[i] : ps->key,
            sizeof key);
     if (key[0] == '\0')

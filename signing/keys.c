@@ -376,6 +376,32 @@ void vab_signer_free(struct vab_signer *s) {
 
 enum vab_key_type vab_signer_type(const struct vab_signer *s) { return s->type; }
 
+int vab_signer_identity(struct vab_ctx *ctx, const struct vab_signer *s,
+                        char out[65]) {
+  unsigned char *pub = NULL, *cert = NULL;
+  int pub_len = i2d_PUBKEY(s->key, &pub);
+  int cert_len = s->cert != NULL ? i2d_X509(s->cert, &cert) : 0;
+  int r = 0;
+  if (pub_len <= 0 || cert_len < 0)
+    r = vab_error(ctx, VAB_E_SIGNATURE, "cannot encode the signing key");
+  EVP_MD_CTX *md = r == 0 ? EVP_MD_CTX_new() : NULL;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  if (r == 0 &&
+      (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+       EVP_DigestUpdate(md, pub, (size_t)pub_len) != 1 ||
+       (cert_len > 0 && EVP_DigestUpdate(md, cert, (size_t)cert_len) != 1) ||
+       EVP_DigestFinal_ex(md, digest, &digest_len) != 1 || digest_len != 32))
+    r = vab_error(ctx, VAB_E_SIGNATURE, "cannot hash the signing key");
+  EVP_MD_CTX_free(md);
+  OPENSSL_free(pub);
+  OPENSSL_free(cert);
+  if (r == 0)
+    for (unsigned int i = 0; i < 32; i++)
+      snprintf(out + 2 * i, 3, "%02x", digest[i]);
+  return r;
+}
+
 int vab_sign_buffer(struct vab_ctx *ctx, struct vab_signer *s,
                     const void *data, size_t len, uint8_t **sig,
                     size_t *sig_len) {

@@ -46,6 +46,12 @@ int vab_signer_load(struct vab_ctx *ctx, const char *key_path,
 void vab_signer_free(struct vab_signer *s);
 enum vab_key_type vab_signer_type(const struct vab_signer *s);
 
+/* Who signs: lowercase hex SHA-256 of the public key (DER) and, when
+ * there is one, the certificate (DER).  What a signed artifact depends
+ * on, for a cache key; no secret goes into it. */
+int vab_signer_identity(struct vab_ctx *ctx, const struct vab_signer *s,
+                        char out[65]);
+
 /* Sign data; *sig is malloc'd. */
 int vab_sign_buffer(struct vab_ctx *ctx, struct vab_signer *s,
                     const void *data, size_t len, uint8_t **sig,
