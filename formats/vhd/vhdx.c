@@ -23,6 +23,7 @@
 
 #include "common/blake2b.h"
 #include "common/buf.h"
+#include "common/crc32c.h"
 #include "common/endian.h"
 #include "common/qemu-name.h"
 #include "common/subprocess.h"
@@ -139,18 +140,6 @@ static const uint8_t metadata_region_guid[16] = {
 static const uint8_t page83_item_guid[16] = {
     0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x23, 0x45,
     0x93, 0xef, 0xc3, 0x09, 0xe0, 0x00, 0xc7, 0x46};
-
-/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit: it
- * runs over two 4 KiB headers. */
-static uint32_t crc32c(const uint8_t *p, size_t n) {
-  uint32_t crc = 0xffffffffu;
-  for (size_t i = 0; i < n; i++) {
-    crc ^= p[i];
-    for (int k = 0; k < 8; k++)
-      crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1u)));
-  }
-  return ~crc;
-}
 
 /* SOURCE_DATE_EPOCH when it is a whole number of seconds. */
 static bool source_date_epoch(long long *out) {
