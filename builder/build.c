@@ -21,6 +21,7 @@
 #include "builder/guest.h"
 #include "builder/layout.h"
 #include "builder/plan.h"
+#include "builder/reproducible.h"
 #include "builder/source.h"
 #include "builder/sysprep.h"
 #include "builder/vocab.h"
@@ -278,8 +279,12 @@ static int do_source_and_layout(struct run *run) {
   }
 
   phase_begin(run, VAB_PHASE_LAYOUT);
-  if (plan_find(run, VAB_PLAN_LAYOUT, &index) != NULL)
+  if (plan_find(run, VAB_PLAN_LAYOUT, &index) != NULL) {
     r = announce(run, index, "");
+    /* The layout's ids derive from its key (builder/reproducible.h). */
+    snprintf(run->layout.seed, sizeof run->layout.seed, "%s",
+             run->plan.steps[index].key);
+  }
   struct vab_guest_opts gopts = {
     .disk_path = run->disk_path, .disk_format = "raw",
     .accel = run->b->accel, .network = false,
@@ -401,6 +406,12 @@ static int do_sysprep(struct run *run) {
     r = vab_guest_close(run->guest);
     run->guest = NULL;
   }
+  /* SOURCE_DATE_EPOCH: normalise the closed disk on the host. */
+  if (r == 0)
+    r = vab_repro_finish(ctx, run->disk_path, "raw", &run->layout,
+                         plan_find(run, VAB_PLAN_SYSPREP, &index) != NULL
+                             ? run->plan.steps[index].key
+                             : run->layout.seed);
   phase_end(run);
   return r;
 }

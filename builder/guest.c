@@ -455,6 +455,39 @@ int vab_guest_part_count(struct vab_guest *guest, int *n) {
   return 0;
 }
 
+int vab_guest_part_set_disk_guid(struct vab_guest *guest, const char *guid) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_part_set_disk_guid(g->h, g->disk, guid) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_set_disk_guid");
+  return 0;
+}
+
+int vab_guest_part_set_gpt_guid(struct vab_guest *guest, int n,
+                                const char *guid) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_part_set_gpt_guid(g->h, g->disk, n, guid) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_set_gpt_guid");
+  return 0;
+}
+
+int vab_guest_part_start(struct vab_guest *guest, int n, uint64_t *offset) {
+  struct guest_session *g = session_of(guest);
+  struct guestfs_partition_list *parts = guestfs_part_list(g->h, g->disk);
+  if (parts == NULL)
+    return guest_error(g, VAB_E_GUEST, "part_list");
+  int r = -1;
+  for (uint32_t i = 0; i < parts->len; i++)
+    if (parts->val[i].part_num == n) {
+      *offset = parts->val[i].part_start;
+      r = 0;
+    }
+  guestfs_free_partition_list(parts);
+  if (r < 0)
+    return vab_error(g->base.ctx, VAB_E_GUEST, "the work disk has no "
+                     "partition %d", n);
+  return 0;
+}
+
 int vab_guest_part_grow(struct vab_guest *guest, int n) {
   struct guest_session *g = session_of(guest);
   char *table = guestfs_part_get_parttype(g->h, g->disk);
@@ -502,6 +535,44 @@ int vab_guest_fs_uuid(struct vab_guest *guest, const char *device, char *out,
   if (*out == '\0')
     return vab_error(g->base.ctx, VAB_E_GUEST, "%s has no filesystem UUID",
                      device);
+  return 0;
+}
+
+int vab_guest_set_fs_uuid(struct vab_guest *guest, const char *device,
+                          const char *uuid) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_set_uuid(g->h, device, uuid) == -1)
+    return guest_error(g, VAB_E_GUEST, "set_uuid");
+  return 0;
+}
+
+int vab_guest_pread_device(struct vab_guest *guest, const char *device,
+                           void *out, size_t len, int64_t offset) {
+  struct guest_session *g = session_of(guest);
+  size_t got = 0;
+  char *data = guestfs_pread_device(g->h, device, (int)len, offset, &got);
+  if (data == NULL)
+    return guest_error(g, VAB_E_GUEST, "pread_device");
+  int r = 0;
+  if (got != len)
+    r = vab_error(g->base.ctx, VAB_E_GUEST, "builder VM: %s: %zu bytes at "
+                  "offset %lld, not %zu", device, got, (long long)offset, len);
+  else
+    memcpy(out, data, len);
+  free(data);
+  return r;
+}
+
+int vab_guest_pwrite_device(struct vab_guest *guest, const char *device,
+                            const void *data, size_t len, int64_t offset) {
+  struct guest_session *g = session_of(guest);
+  int put = guestfs_pwrite_device(g->h, device, data, len, offset);
+  if (put == -1)
+    return guest_error(g, VAB_E_GUEST, "pwrite_device");
+  if ((size_t)put != len)
+    return vab_error(g->base.ctx, VAB_E_GUEST, "builder VM: %s: wrote %d of "
+                     "%zu bytes at offset %lld", device, put, len,
+                     (long long)offset);
   return 0;
 }
 
@@ -783,6 +854,13 @@ static int stage_env(struct guest_session *g, const char *const *env) {
         r = vab_error(g->base.ctx, VAB_E_NOMEM, "out of memory");
     }
   }
+  /* A reproducible build's epoch reaches the guest's tools too: shadow's
+   * useradd and chpasswd take /etc/shadow's change day from it. */
+  const char *epoch = getenv("SOURCE_DATE_EPOCH");
+  if (r == 0 && epoch != NULL && *epoch != '\0' &&
+      (buf_puts(&text, "export SOURCE_DATE_EPOCH=") < 0 ||
+       shell_quote(&text, epoch) < 0 || buf_putc(&text, '\n') < 0))
+    r = vab_error(g->base.ctx, VAB_E_NOMEM, "out of memory");
   if (r == 0)
     r = session_write(&g->base, STAGE_DIR "/env",
                       text.data != NULL ? text.data : "", text.len);
