@@ -548,6 +548,16 @@ int vab_guest_fs_uuid(struct vab_guest *guest, const char *device, char *out,
   return 0;
 }
 
+int vab_guest_mkfs_ext4(struct vab_guest *guest, const char *device,
+                        const char *label, const char *uuid, bool journal) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_mke2fs(g->h, device, GUESTFS_MKE2FS_FSTYPE, "ext4",
+                     GUESTFS_MKE2FS_LABEL, label, GUESTFS_MKE2FS_UUID, uuid,
+                     GUESTFS_MKE2FS_HASJOURNAL, journal ? 1 : 0, -1) == -1)
+    return guest_error(g, VAB_E_GUEST, "mke2fs");
+  return 0;
+}
+
 int vab_guest_set_fs_uuid(struct vab_guest *guest, const char *device,
                           const char *uuid) {
   struct guest_session *g = session_of(guest);

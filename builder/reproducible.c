@@ -219,10 +219,15 @@ static int run_tool(struct tool_run *t, const char *const *argv, int ok_max,
   return 0;
 }
 
-/* Used inodes: from dumpe2fs's "Free inodes: 12-1920, 1930" lines. */
+/* Used inodes: from dumpe2fs's "Free inodes: 12-1920, 1930" lines; and
+ * the free ones the kernel may have left data in (deleted files: their old
+ * times and generations stay in the inode table), below each group's
+ * "N unused inodes" mark. */
+enum { INODE_FREE = 0, INODE_USED = 1, INODE_STALE = 2 };
 struct inode_map {
   uint64_t count;
   uint64_t per_group;
+  uint64_t group;       /* the "Group N:" being read */
   uint8_t *used;        /* count + 1 flags, index = inode number */
   bool failed;
 };
@@ -237,7 +242,29 @@ static void on_dumpe2fs_line(void *opaque, const char *line) {
     if (m->used == NULL)
       m->failed = true;
     else
-      memset(m->used, 1, v + 1);
+      memset(m->used, INODE_USED, v + 1);
+    return;
+  }
+  if (sscanf(line, "Inodes per group: %llu", &v) == 1) {
+    m->per_group = v;
+    return;
+  }
+  if (sscanf(line, "Group %llu:", &v) == 1) {
+    m->group = v;
+    return;
+  }
+  const char *unused = strstr(line, " unused inodes");
+  if (unused != NULL && line[0] == ' ') {
+    const char *comma = unused;
+    while (comma > line && comma[-1] != ' ')
+      comma--;
+    v = strtoull(comma, NULL, 10);
+    /* Free inodes below the mark (the groups' inodes are listed as free
+     * later, on the next line, which keeps these marks). */
+    uint64_t first = m->group * m->per_group + 1;
+    uint64_t end = first + (m->per_group > v ? m->per_group - v : 0);
+    for (uint64_t i = first; m->used != NULL && i < end && i <= m->count; i++)
+      m->used[i] |= INODE_STALE;
     return;
   }
   const char *p = strstr(line, "Free inodes: ");
@@ -255,7 +282,7 @@ static void on_dumpe2fs_line(void *opaque, const char *line) {
       p = end;
     }
     for (unsigned long long i = a; i <= b && i <= m->count; i++)
-      m->used[i] = 0;
+      m->used[i] &= (uint8_t)~INODE_USED;
     while (*p == ',' || *p == ' ')
       p++;
   }
@@ -355,7 +382,8 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
 
   /* 2. their mtimes */
   for (uint64_t i = 1; r == 0 && i <= map.count; i++)
-    if (map.used[i] && buf_printf(&script, "stat <%" PRIu64 ">\n", i) < 0)
+    if ((map.used[i] & INODE_USED) &&
+        buf_printf(&script, "stat <%" PRIu64 ">\n", i) < 0)
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
   if (r == 0)
     r = write_script(ctx, stat_path, &script);
@@ -372,7 +400,10 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
   /* 3. inode times and generations */
   buf_truncate(&script, 0);
   for (uint64_t i = 1; r == 0 && i <= map.count; i++) {
-    if (!map.used[i])
+    if (map.used[i] == (INODE_FREE | INODE_STALE) &&
+        buf_printf(&script, "clri <%" PRIu64 ">\n", i) < 0)
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    if (!(map.used[i] & INODE_USED))
       continue;
     char what[32];
     snprintf(what, sizeof what, "generation %" PRIu64, i);
