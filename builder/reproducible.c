@@ -8,9 +8,11 @@
  *   2. debugfs stats every used inode (its mtime, to clamp it);
  *   3. debugfs sets each one's atime, ctime and crtime to the epoch, its
  *      mtime to the epoch when it is later, and its generation (drawn at
- *      random by the kernel) from the seed;
- *   4. tune2fs removes and recreates the journal (its blocks held the
- *      builder VM's transactions and sequence numbers);
+ *      random by the kernel) from the seed, and clears the free inodes
+ *      that deleted files left behind;
+ *   4. tune2fs removes any journal (its blocks held the builder VM's
+ *      transactions; layout made the root without one) and adds an empty
+ *      one;
  *   5. debugfs resets the superblock's mount count, times, write counter
  *      and last mount point;
  *   6. e2fsck -fy rewrites the directory and extent block checksums, which

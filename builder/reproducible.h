@@ -9,9 +9,10 @@
  *   normalise   with SOURCE_DATE_EPOCH set, after the builder VM is gone,
  *               the ext4 root is normalised on the host with e2fsprogs:
  *               inode times clamped (mtime) or set (atime, ctime, crtime)
- *               to the epoch, inode generations from the sysprep key, the
- *               journal recreated empty, the superblock's mount counts,
- *               times and write counters reset, free blocks discarded.
+ *               to the epoch, inode generations from the sysprep key, free
+ *               inodes cleared, the journal (which layout left out)
+ *               added empty, the superblock's mount counts, times and write
+ *               counters reset, free blocks discarded.
  *               What the kernel of the builder VM decided at random or
  *               from its clock is then gone from the image.
  */
