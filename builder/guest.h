@@ -86,10 +86,9 @@ int vab_guest_mkfs(struct vab_guest *g, const char *fstype, const char *device,
                    const char *label);
 int vab_guest_fs_uuid(struct vab_guest *g, const char *device, char *out,
                       size_t len);
-/* ext4 with this UUID; without a journal when journal is false (one is
- * added later, on the host: builder/reproducible.c). */
+/* ext4 with this UUID. */
 int vab_guest_mkfs_ext4(struct vab_guest *g, const char *device,
-                        const char *label, const char *uuid, bool journal);
+                        const char *label, const char *uuid);
 /* Set an (unmounted) ext2/3/4 or xfs filesystem's UUID. */
 int vab_guest_set_fs_uuid(struct vab_guest *g, const char *device,
                           const char *uuid);

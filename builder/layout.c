@@ -281,15 +281,9 @@ static int make_root_fs(struct vab_ctx *ctx, struct vab_guest *g,
   char uuid[37];
   vab_repro_uuid(layout->seed, "root file system", uuid);
   if (strcmp(layout->root_fstype, "ext4") == 0) {
-    /* A reproducible build's ext4 has no journal until the end: blocks
-     * that a transaction frees are reused only once it commits, which is
-     * timing (builder/reproducible.c adds the journal). */
-    bool set = false;
-    int64_t epoch = 0;
     char hash_seed[37];
     vab_repro_uuid(layout->seed, "root directory hash seed", hash_seed);
-    if (vab_repro_epoch(ctx, &set, &epoch) < 0 ||
-        vab_guest_mkfs_ext4(g, layout->root_device, "root", uuid, !set) < 0 ||
+    if (vab_guest_mkfs_ext4(g, layout->root_device, "root", uuid) < 0 ||
         vab_repro_ext4_hash_seed(ctx, g, layout->root_device, hash_seed) < 0)
       return -1;
   } else if (vab_guest_mkfs(g, layout->root_fstype, layout->root_device,

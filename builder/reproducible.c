@@ -10,9 +10,8 @@
  *      mtime to the epoch when it is later, and its generation (drawn at
  *      random by the kernel) from the seed, and clears the free inodes
  *      that deleted files left behind;
- *   4. tune2fs removes any journal (its blocks held the builder VM's
- *      transactions; layout made the root without one) and adds an empty
- *      one;
+ *   4. tune2fs removes the journal (its blocks held the builder VM's
+ *      transactions) and adds an empty one;
  *   5. debugfs resets the superblock's mount count, times, write counter
  *      and last mount point;
  *   6. e2fsck -fy rewrites the directory and extent block checksums, which

@@ -10,8 +10,7 @@
  *               the ext4 root is normalised on the host with e2fsprogs:
  *               inode times clamped (mtime) or set (atime, ctime, crtime)
  *               to the epoch, inode generations from the sysprep key, free
- *               inodes cleared, the journal (which layout left out)
- *               added empty, the superblock's mount counts, times and write
+ *               inodes cleared, the journal recreated empty, the superblock's mount counts, times and write
  *               counters reset, free blocks discarded.
  *               What the kernel of the builder VM decided at random or
  *               from its clock is then gone from the image.
