@@ -8,14 +8,16 @@
  *   2. debugfs stats every used inode (its mtime, to clamp it);
  *   3. debugfs sets each one's atime, ctime and crtime to the epoch, its
  *      mtime to the epoch when it is later, and its generation (drawn at
- *      random by the kernel) from the seed, and clears the free inodes
- *      that deleted files left behind;
+ *      random by the kernel) from the seed;
  *   4. tune2fs removes the journal (its blocks held the builder VM's
  *      transactions) and adds an empty one;
  *   5. debugfs resets the superblock's mount count, times, write counter
  *      and last mount point;
  *   6. e2fsck -fy rewrites the directory and extent block checksums, which
- *      the generations seed; a second e2fsck (-E discard) then finds the
+ *      the generations seed;
+ *   7. debugfs clears the free inodes that held files (old times and
+ *      generations), found by a second dumpe2fs; a second e2fsck
+ *      (-E discard) then finds the
  *      file system clean and punches out every free block, so that stale
  *      data of deleted files is zeros (holes) in both builds.
  */
@@ -401,9 +403,6 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
   /* 3. inode times and generations */
   buf_truncate(&script, 0);
   for (uint64_t i = 1; r == 0 && i <= map.count; i++) {
-    if (map.used[i] == (INODE_FREE | INODE_STALE) &&
-        buf_printf(&script, "clri <%" PRIu64 ">\n", i) < 0)
-      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
     if (!(map.used[i] & INODE_USED))
       continue;
     char what[32];
@@ -457,6 +456,39 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
   const char *discard[] = {"e2fsck", "-f", "-p", "-E", "discard", dev, NULL};
   if (r == 0)
     r = run_tool(t, fix, 1, NULL);
+
+  /* 7. free inodes that held a file (deleted in the builder VM, or an
+   * orphan e2fsck just released) keep its times and generation: clri
+   * zeroes the first 128 bytes, sif the fields after them. */
+  struct inode_map after = {0};
+  t->line = on_dumpe2fs_line;
+  t->opaque = &after;
+  if (r == 0)
+    r = run_tool(t, dumpe2fs, 0, NULL);
+  t->line = NULL;
+  if (r == 0 && (after.failed || after.used == NULL || after.count != map.count))
+    r = vab_error(ctx, after.failed ? VAB_E_NOMEM : VAB_E_SUBPROCESS,
+                  after.failed ? "out of memory"
+                               : "dumpe2fs of %s: the inode count changed", dev);
+  buf_truncate(&script, 0);
+  for (uint64_t i = 1; r == 0 && i <= map.count; i++)
+    if (map.used[i] != INODE_FREE && !(after.used[i] & INODE_USED) &&
+        buf_printf(&script,
+                   "clri <%" PRIu64 ">\n"
+                   "sif <%" PRIu64 "> ctime_extra 0\n"
+                   "sif <%" PRIu64 "> mtime_extra 0\n"
+                   "sif <%" PRIu64 "> atime_extra 0\n"
+                   "sif <%" PRIu64 "> crtime @0\n"
+                   "sif <%" PRIu64 "> crtime_extra 0\n"
+                   "sif <%" PRIu64 "> version_hi 0\n",
+                   i, i, i, i, i, i, i) < 0)
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  free(after.used);
+  const char *clear_argv[] = {"debugfs", "-w", "-f", set_path, dev, NULL};
+  if (r == 0 && script.len > 0)
+    r = write_script(ctx, set_path, &script);
+  if (r == 0 && script.len > 0)
+    r = run_tool(t, clear_argv, 0, NULL);
   if (r == 0)
     r = run_tool(t, discard, 0, NULL);
   /* e2fsck counted its own writes. */

@@ -45,12 +45,13 @@ outputs:
   - {format: ova}
 YAML
 
-# build NAME [env...]: a cold build into $AREA/NAME with its own cache.
+# build NAME [env options...]: a cold build into $AREA/NAME with its own
+# cache.
 build() {
   local name=$1
   shift
   mkdir -p "$AREA/$name/tmp"
-  env TMPDIR="$AREA/$name/tmp" "$@" "$VAB" build "$AREA/repro.yaml" \
+  env "$@" TMPDIR="$AREA/$name/tmp" "$VAB" build "$AREA/repro.yaml" \
     -o "$AREA/$name/out" --cache-dir "$AREA/$name/cache" --no-test \
     --sign-key "$AREA/release.key" 2>"$AREA/$name/stderr"
 }
