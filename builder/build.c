@@ -24,6 +24,7 @@
 #include "builder/guest.h"
 #include "builder/layout.h"
 #include "builder/plan.h"
+#include "builder/reproducible.h"
 #include "builder/source.h"
 #include "builder/sysprep.h"
 #include "builder/vocab.h"
@@ -783,6 +784,9 @@ static int do_source_and_layout(struct run *run) {
   phase_begin(run, VAB_PHASE_LAYOUT);
   index = layout_index;
   r = announce(run, index, "");
+  /* The layout's ids derive from its key (builder/reproducible.h). */
+  snprintf(run->layout.seed, sizeof run->layout.seed, "%s",
+           run->plan.steps[index].key);
   struct vab_guest_opts gopts = {
     .disk_path = src.disk_ready ? run->disk_path : disk,
     .disk_format = src.disk_ready ? "raw" : "qcow2",
@@ -1015,14 +1019,32 @@ static int do_sysprep(struct run *run) {
     run->guest = NULL;
   }
   /* The finished disk, one standalone qcow2 (what tests and exports
-   * read, and sysprep's entry).  Host-side changes to the finished disk
-   * go here, before it is stored. */
+   * read, and sysprep's entry).  With SOURCE_DATE_EPOCH it goes through a
+   * raw disk first, which the host normalises (builder/reproducible.h). */
+  bool repro = false;
+  int64_t epoch = 0;
+  if (r == 0)
+    r = vab_repro_epoch(ctx, &repro, &epoch);
   if (r == 0 && asprintf(&run->final_path, "%s/final.qcow2", run->work_dir) < 0) {
     run->final_path = NULL;
     r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
-  if (r == 0)
+  CLEANUP_FREE char *raw = NULL;
+  if (r == 0 && repro && asprintf(&raw, "%s/final.raw", run->work_dir) < 0) {
+    raw = NULL;
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (r == 0 && repro) {
+    r = vab_chain_convert(ctx, run->overlay_path, "qcow2", raw, "raw");
+    if (r == 0)
+      r = vab_repro_finish(ctx, raw, "raw", &run->layout,
+                           run->plan.steps[index].key);
+    if (r == 0)
+      r = vab_chain_flatten(ctx, raw, "raw", run->final_path);
+    unlink(raw);
+  } else if (r == 0) {
     r = vab_chain_flatten(ctx, run->overlay_path, "qcow2", run->final_path);
+  }
   if (r == 0)
     unlink(run->overlay_path);
   struct vab_chain_state state;

@@ -18,7 +18,7 @@
 
 static const char *const state_fields[] = {
   "base", "base-sha256", "root-device", "root-fstype", "root-uuid",
-  "esp-device", "esp-uuid", "guest-os",
+  "esp-device", "esp-uuid", "guest-os", "root-offset",
 };
 #define N_STATE_FIELDS (sizeof state_fields / sizeof *state_fields)
 
@@ -37,6 +37,7 @@ static void state_slots(struct vab_chain_state *s, struct state_slot *slots) {
     {s->layout.esp_device, sizeof s->layout.esp_device},
     {s->layout.esp_uuid, sizeof s->layout.esp_uuid},
     {s->guest_os, sizeof s->guest_os},
+    {s->root_offset, sizeof s->root_offset},
   };
   memcpy(slots, all, sizeof all);
 }
@@ -100,6 +101,18 @@ int vab_chain_state_parse(const char *text, size_t len,
     snprintf(err, err_len, "line %zu: unexpected", N_STATE_FIELDS + 2);
     return -1;
   }
+  /* The root's first byte, for the host's e2fsprogs (reproducible.h). */
+  if (state->root_offset[0] != '\0') {
+    char *num_end = NULL;
+    errno = 0;
+    unsigned long long off = strtoull(state->root_offset, &num_end, 10);
+    if (errno != 0 || *num_end != '\0' || state->root_offset[0] == '-' ||
+        state->root_offset[0] == '+') {
+      snprintf(err, err_len, "line %zu: bad root-offset", N_STATE_FIELDS + 1);
+      return -1;
+    }
+    state->layout.root_offset = (uint64_t)off;
+  }
   if (state->base[0] != '\0' && !vab_cache_key_valid(state->base)) {
     snprintf(err, err_len, "line 2: base is not a key");
     return -1;
@@ -116,6 +129,11 @@ int vab_chain_state_parse(const char *text, size_t len,
 int vab_chain_state_format(const struct vab_chain_state *state,
                            struct buf *out) {
   struct vab_chain_state copy = *state;
+  if (copy.layout.root_offset != 0)
+    snprintf(copy.root_offset, sizeof copy.root_offset, "%llu",
+             (unsigned long long)copy.layout.root_offset);
+  else
+    copy.root_offset[0] = '\0';
   struct state_slot slots[N_STATE_FIELDS];
   state_slots(&copy, slots);
   if (buf_printf(out, "vab-disk 1\n") < 0)
@@ -212,6 +230,12 @@ int vab_chain_rebase(struct vab_ctx *ctx, const char *image,
 
 int vab_chain_flatten(struct vab_ctx *ctx, const char *src,
                       const char *src_format, const char *dst) {
+  return vab_chain_convert(ctx, src, src_format, dst, "qcow2");
+}
+
+int vab_chain_convert(struct vab_ctx *ctx, const char *src,
+                      const char *src_format, const char *dst,
+                      const char *dst_format) {
   struct buf in = BUF_INIT, out = BUF_INIT;
   if (qemu_file_name(&in, src) < 0 || qemu_file_name(&out, dst) < 0) {
     buf_release(&in);
@@ -219,7 +243,7 @@ int vab_chain_flatten(struct vab_ctx *ctx, const char *src,
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
   char *argv[] = {"qemu-img", "convert", "-f", (char *)src_format, "-O",
-                  "qcow2", "--", in.data, out.data, NULL};
+                  (char *)dst_format, "--", in.data, out.data, NULL};
   CLEANUP_FREE char *what = NULL;
   int r = asprintf(&what, "convert of '%s' to '%s'", src, dst) < 0
               ? vab_error(ctx, VAB_E_NOMEM, "out of memory")

@@ -48,6 +48,7 @@ struct vab_chain_state {
   char base_sha256[65];
   struct vab_layout layout;
   char guest_os[32];
+  char root_offset[24];   /* layout.root_offset as text; "" when 0 */
 };
 
 /* Parse a state record.  0, or -1 with "line 2: ..." in err. */
@@ -72,6 +73,11 @@ int vab_chain_rebase(struct vab_ctx *ctx, const char *image,
 /* qemu-img convert to a standalone qcow2 (the chain read through). */
 int vab_chain_flatten(struct vab_ctx *ctx, const char *src,
                       const char *src_format, const char *dst);
+/* qemu-img convert src to dst in dst_format ("raw" for the host's
+ * e2fsprogs). */
+int vab_chain_convert(struct vab_ctx *ctx, const char *src,
+                      const char *src_format, const char *dst,
+                      const char *dst_format);
 
 /* dst (new) becomes a copy of src: a hard link when link is set and both
  * are on one file system, else a copy that keeps src's holes. */

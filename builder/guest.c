@@ -82,6 +82,12 @@ static const struct guest_session *session_of_const(
                                         offsetof(struct guest_session, base));
 }
 
+/* SOURCE_DATE_EPOCH is set (builder/reproducible.h checks its value). */
+static bool reproducible_build(void) {
+  const char *epoch = getenv("SOURCE_DATE_EPOCH");
+  return epoch != NULL && *epoch != '\0';
+}
+
 static int guest_error(struct guest_session *g, enum vab_code code,
                        const char *what) {
   const char *detail = g->h != NULL ? guestfs_last_error(g->h) : NULL;
@@ -234,6 +240,10 @@ static int launch_handle(struct guest_session *g) {
   if (guestfs_set_memsize(g->h, APPLIANCE_MEMORY_MB) == -1)
     return guest_error(g, VAB_E_GUEST, "set_memsize");
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  /* A reproducible build allocates blocks from one vCPU: ext4 keeps a
+   * preallocation per CPU, and which one a write lands on is timing. */
+  if (reproducible_build())
+    cpus = 1;
   if (guestfs_set_smp(g->h, cpus >= 2 ? 2 : 1) == -1)
     return guest_error(g, VAB_E_GUEST, "set_smp");
   if (guestfs_set_network(g->h, g->network) == -1)
@@ -455,6 +465,39 @@ int vab_guest_part_count(struct vab_guest *guest, int *n) {
   return 0;
 }
 
+int vab_guest_part_set_disk_guid(struct vab_guest *guest, const char *guid) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_part_set_disk_guid(g->h, g->disk, guid) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_set_disk_guid");
+  return 0;
+}
+
+int vab_guest_part_set_gpt_guid(struct vab_guest *guest, int n,
+                                const char *guid) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_part_set_gpt_guid(g->h, g->disk, n, guid) == -1)
+    return guest_error(g, VAB_E_GUEST, "part_set_gpt_guid");
+  return 0;
+}
+
+int vab_guest_part_start(struct vab_guest *guest, int n, uint64_t *offset) {
+  struct guest_session *g = session_of(guest);
+  struct guestfs_partition_list *parts = guestfs_part_list(g->h, g->disk);
+  if (parts == NULL)
+    return guest_error(g, VAB_E_GUEST, "part_list");
+  int r = -1;
+  for (uint32_t i = 0; i < parts->len; i++)
+    if (parts->val[i].part_num == n) {
+      *offset = parts->val[i].part_start;
+      r = 0;
+    }
+  guestfs_free_partition_list(parts);
+  if (r < 0)
+    return vab_error(g->base.ctx, VAB_E_GUEST, "the work disk has no "
+                     "partition %d", n);
+  return 0;
+}
+
 int vab_guest_part_grow(struct vab_guest *guest, int n) {
   struct guest_session *g = session_of(guest);
   char *table = guestfs_part_get_parttype(g->h, g->disk);
@@ -502,6 +545,54 @@ int vab_guest_fs_uuid(struct vab_guest *guest, const char *device, char *out,
   if (*out == '\0')
     return vab_error(g->base.ctx, VAB_E_GUEST, "%s has no filesystem UUID",
                      device);
+  return 0;
+}
+
+int vab_guest_mkfs_ext4(struct vab_guest *guest, const char *device,
+                        const char *label, const char *uuid) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_mke2fs(g->h, device, GUESTFS_MKE2FS_FSTYPE, "ext4",
+                     GUESTFS_MKE2FS_LABEL, label, GUESTFS_MKE2FS_UUID, uuid,
+                     -1) == -1)
+    return guest_error(g, VAB_E_GUEST, "mke2fs");
+  return 0;
+}
+
+int vab_guest_set_fs_uuid(struct vab_guest *guest, const char *device,
+                          const char *uuid) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_set_uuid(g->h, device, uuid) == -1)
+    return guest_error(g, VAB_E_GUEST, "set_uuid");
+  return 0;
+}
+
+int vab_guest_pread_device(struct vab_guest *guest, const char *device,
+                           void *out, size_t len, int64_t offset) {
+  struct guest_session *g = session_of(guest);
+  size_t got = 0;
+  char *data = guestfs_pread_device(g->h, device, (int)len, offset, &got);
+  if (data == NULL)
+    return guest_error(g, VAB_E_GUEST, "pread_device");
+  int r = 0;
+  if (got != len)
+    r = vab_error(g->base.ctx, VAB_E_GUEST, "builder VM: %s: %zu bytes at "
+                  "offset %lld, not %zu", device, got, (long long)offset, len);
+  else
+    memcpy(out, data, len);
+  free(data);
+  return r;
+}
+
+int vab_guest_pwrite_device(struct vab_guest *guest, const char *device,
+                            const void *data, size_t len, int64_t offset) {
+  struct guest_session *g = session_of(guest);
+  int put = guestfs_pwrite_device(g->h, device, data, len, offset);
+  if (put == -1)
+    return guest_error(g, VAB_E_GUEST, "pwrite_device");
+  if ((size_t)put != len)
+    return vab_error(g->base.ctx, VAB_E_GUEST, "builder VM: %s: wrote %d of "
+                     "%zu bytes at offset %lld", device, put, len,
+                     (long long)offset);
   return 0;
 }
 
@@ -563,7 +654,22 @@ int vab_guest_mount(struct vab_guest *guest, const char *device,
   struct guest_session *g = session_of(guest);
   if (g->n_mounts >= MAX_MOUNTS)
     return vab_error(g->base.ctx, VAB_E_INTERNAL, "too many guest mounts");
-  if (guestfs_mount(g->h, device, mountpoint) == -1)
+  /* A reproducible build mounts ext4 with nodelalloc: blocks are then
+   * allocated as each write() comes, in the order of the writes, not when
+   * writeback happens to run; and data=writeback: a freed data block is
+   * free at once, not when its transaction commits (timing).  Without a
+   * journal, ext4 skips inodes deleted in the last minute instead, by the
+   * clock: docs/build.md, "Reproducible builds". */
+  const char *options = "";
+  if (reproducible_build()) {
+    char *type = guestfs_vfs_type(g->h, device);
+    if (type == NULL)
+      return guest_error(g, VAB_E_GUEST, "vfs_type");
+    if (strcmp(type, "ext4") == 0)
+      options = "nodelalloc,data=writeback";
+    free(type);
+  }
+  if (guestfs_mount_options(g->h, options, device, mountpoint) == -1)
     return guest_error(g, VAB_E_GUEST, "mount");
   struct mount_entry *m = &g->mounts[g->n_mounts++];
   snprintf(m->device, sizeof m->device, "%s", device);
@@ -790,6 +896,13 @@ static int stage_env(struct guest_session *g, const char *const *env) {
         r = vab_error(g->base.ctx, VAB_E_NOMEM, "out of memory");
     }
   }
+  /* A reproducible build's epoch reaches the guest's tools too: shadow's
+   * useradd and chpasswd take /etc/shadow's change day from it. */
+  const char *epoch = getenv("SOURCE_DATE_EPOCH");
+  if (r == 0 && epoch != NULL && *epoch != '\0' &&
+      (buf_puts(&text, "export SOURCE_DATE_EPOCH=") < 0 ||
+       shell_quote(&text, epoch) < 0 || buf_putc(&text, '\n') < 0))
+    r = vab_error(g->base.ctx, VAB_E_NOMEM, "out of memory");
   if (r == 0)
     r = session_write(&g->base, STAGE_DIR "/env",
                       text.data != NULL ? text.data : "", text.len);

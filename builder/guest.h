@@ -74,12 +74,30 @@ int vab_guest_part_set_bootable(struct vab_guest *g, int n);
 /* Grow partition n to the end of the disk (GPT: move the backup header). */
 int vab_guest_part_grow(struct vab_guest *g, int n);
 int vab_guest_part_count(struct vab_guest *g, int *n);
+/* GPT ids ("8-4-4-4-12" hex), set so that a build derives them (issue 12:
+ * reproducible builds) instead of keeping parted's random ones. */
+int vab_guest_part_set_disk_guid(struct vab_guest *g, const char *guid);
+int vab_guest_part_set_gpt_guid(struct vab_guest *g, int n, const char *guid);
+/* Partition n's first byte on the work disk. */
+int vab_guest_part_start(struct vab_guest *g, int n, uint64_t *offset);
 
 /* Filesystems on appliance devices. */
 int vab_guest_mkfs(struct vab_guest *g, const char *fstype, const char *device,
                    const char *label);
 int vab_guest_fs_uuid(struct vab_guest *g, const char *device, char *out,
                       size_t len);
+/* ext4 with this UUID. */
+int vab_guest_mkfs_ext4(struct vab_guest *g, const char *device,
+                        const char *label, const char *uuid);
+/* Set an (unmounted) ext2/3/4 or xfs filesystem's UUID. */
+int vab_guest_set_fs_uuid(struct vab_guest *g, const char *device,
+                          const char *uuid);
+/* Raw bytes of an appliance device (an unmounted filesystem's superblock):
+ * exactly len bytes at offset, or -1. */
+int vab_guest_pread_device(struct vab_guest *g, const char *device,
+                           void *out, size_t len, int64_t offset);
+int vab_guest_pwrite_device(struct vab_guest *g, const char *device,
+                            const void *data, size_t len, int64_t offset);
 int vab_guest_fs_type(struct vab_guest *g, const char *device, char *out,
                       size_t len);
 /* Grow the filesystem on device (mounted at guest path mountpoint for xfs)

@@ -6,6 +6,7 @@
 #include "vab/progress.h"
 #include "common/buf.h"
 #include "builder/layout.h"
+#include "builder/reproducible.h"
 
 #define SECTOR 512
 #define MIB_SECTORS 2048
@@ -102,6 +103,22 @@ static int partition(struct vab_ctx *ctx, const struct vab_template *t,
   if (!gpt && vab_guest_part_set_bootable(g, n) < 0)
     return -1;
   vab_guest_partition(g, n, layout->root_device, sizeof layout->root_device);
+  layout->root_offset = (uint64_t)start * SECTOR;
+  /* parted draws the GPT GUIDs at random; derived ones make the same
+   * template give the same table.  (An MBR's disk signature is 0.) */
+  if (gpt) {
+    char guid[37];
+    vab_repro_uuid(layout->seed, "gpt disk", guid);
+    if (vab_guest_part_set_disk_guid(g, guid) < 0)
+      return -1;
+    for (int i = 1; i <= n; i++) {
+      char what[32];
+      snprintf(what, sizeof what, "gpt partition %d", i);
+      vab_repro_uuid(layout->seed, what, guid);
+      if (vab_guest_part_set_gpt_guid(g, i, guid) < 0)
+        return -1;
+    }
+  }
   snprintf(layout->root_fstype, sizeof layout->root_fstype, "%s",
            fs_name(d->filesystem));
   return 0;
@@ -247,19 +264,51 @@ static int install_grub(struct vab_ctx *ctx, const struct vab_template *t,
   return vab_guest_command(g, update);
 }
 
+/* Empty the layout but for the seed its caller gave. */
+static void layout_reset(struct vab_layout *layout) {
+  char seed[sizeof layout->seed];
+  memcpy(seed, layout->seed, sizeof seed);
+  memset(layout, 0, sizeof *layout);
+  memcpy(layout->seed, seed, sizeof seed);
+  layout->seed[sizeof layout->seed - 1] = '\0';
+}
+
+/* The root file system, with its UUID (and ext4's directory hash seed)
+ * derived from the seed, set before anything is written to it: the kernel
+ * places top-level directories by that hash. */
+static int make_root_fs(struct vab_ctx *ctx, struct vab_guest *g,
+                        struct vab_layout *layout) {
+  char uuid[37];
+  vab_repro_uuid(layout->seed, "root file system", uuid);
+  if (strcmp(layout->root_fstype, "ext4") == 0) {
+    char hash_seed[37];
+    vab_repro_uuid(layout->seed, "root directory hash seed", hash_seed);
+    if (vab_guest_mkfs_ext4(g, layout->root_device, "root", uuid) < 0 ||
+        vab_repro_ext4_hash_seed(ctx, g, layout->root_device, hash_seed) < 0)
+      return -1;
+  } else if (vab_guest_mkfs(g, layout->root_fstype, layout->root_device,
+                            "root") < 0 ||
+             vab_guest_set_fs_uuid(g, layout->root_device, uuid) < 0) {
+    return -1;
+  }
+  return vab_guest_fs_uuid(g, layout->root_device, layout->root_uuid,
+                           sizeof layout->root_uuid);
+}
+
 int vab_layout_create(struct vab_ctx *ctx, const struct vab_template *t,
                       struct vab_guest *g, const char *tarball,
                       struct vab_layout *layout) {
-  memset(layout, 0, sizeof *layout);
+  layout_reset(layout);
   vab_guest_set_phase(g, VAB_PHASE_LAYOUT);
   if (partition(ctx, t, g, layout) < 0)
     return -1;
-  if (vab_guest_mkfs(g, layout->root_fstype, layout->root_device, "root") < 0 ||
-      vab_guest_fs_uuid(g, layout->root_device, layout->root_uuid,
-                        sizeof layout->root_uuid) < 0)
+  if (make_root_fs(ctx, g, layout) < 0)
     return -1;
   if (layout->esp_device[0] != '\0' &&
       (vab_guest_mkfs(g, "vfat", layout->esp_device, "ESP") < 0 ||
+       vab_repro_vfat_volume_id(ctx, g, layout->esp_device,
+                                vab_repro_u32(layout->seed, "esp volume id")) <
+           0 ||
        vab_guest_fs_uuid(g, layout->esp_device, layout->esp_uuid,
                          sizeof layout->esp_uuid) < 0))
     return -1;
@@ -292,7 +341,7 @@ int vab_layout_create(struct vab_ctx *ctx, const struct vab_template *t,
 
 int vab_layout_adopt(struct vab_ctx *ctx, const struct vab_template *t,
                      struct vab_guest *g, struct vab_layout *layout) {
-  memset(layout, 0, sizeof *layout);
+  layout_reset(layout);
   vab_guest_set_phase(g, VAB_PHASE_LAYOUT);
   char os[64];
   if (vab_guest_inspect(g, layout->root_device, sizeof layout->root_device, os,
@@ -319,6 +368,8 @@ int vab_layout_adopt(struct vab_ctx *ctx, const struct vab_template *t,
   if (strncmp(layout->root_device, disk, disk_len) == 0 && count > 0) {
     int n = atoi(layout->root_device + disk_len);
     grow = n == count;
+    if (vab_guest_part_start(g, n, &layout->root_offset) < 0)
+      return -1;
     if (grow && vab_guest_part_grow(g, n) < 0)
       return -1;
   }

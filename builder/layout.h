@@ -21,7 +21,11 @@
 #include "builder/guest.h"
 
 struct vab_layout {
+  /* Given by the caller: the layout step's key.  The GPT GUIDs, file
+   * system UUIDs and hash seed derive from it (builder/reproducible.h). */
+  char seed[72];
   char root_device[64];     /* in the builder VM: "/dev/sda3" */
+  uint64_t root_offset;     /* its first byte on the disk; 0: unknown */
   char root_fstype[16];     /* "ext4", "xfs" */
   char root_uuid[64];
   char esp_device[64];      /* "" when there is no ESP */
@@ -29,11 +33,13 @@ struct vab_layout {
 };
 
 /* Partition, format, unpack tarball and make the disk bootable.  The root
- * (and the ESP) stay mounted for the provisioners. */
+ * (and the ESP) stay mounted for the provisioners.  layout->seed is kept;
+ * the rest is filled in. */
 int vab_layout_create(struct vab_ctx *ctx, const struct vab_template *t,
                       struct vab_guest *g, const char *tarball,
                       struct vab_layout *layout);
-/* Adopt an existing image: find its root, grow it, mount it. */
+/* Adopt an existing image: find its root, grow it, mount it (its ids are
+ * the image's own).  layout->seed is kept. */
 int vab_layout_adopt(struct vab_ctx *ctx, const struct vab_template *t,
                      struct vab_guest *g, struct vab_layout *layout);
 /* Unmount everything and check that the root filesystem is clean. */

@@ -12,7 +12,8 @@
  *
  *   "vab-plan-1", parent key, kind, canonical YAML of the step's spec,
  *   then for every host file the step reads: its path and its bytes,
- *   and for a bootstrap: "vab-bootstrap-1" and the packages vab adds
+ *   and for a bootstrap: "vab-bootstrap-1" and the packages vab adds;
+ *   for the layout: SOURCE_DATE_EPOCH's value ("" when unset)
  *
  * where each field is a 64-bit little-endian length followed by the bytes.
  * Paths under the template's folder are hashed relative to it, so a clone
@@ -184,6 +185,13 @@ static int step_key(struct vab_ctx *ctx, const struct vab_template *t,
     int pr = put_string(h, yaml);
     free(yaml);
     if (pr < 0)
+      goto out;
+  }
+  /* SOURCE_DATE_EPOCH changes how the builder VM runs and the times it
+   * writes (builder/reproducible.h): every step from layout on. */
+  if (s->kind == VAB_PLAN_LAYOUT) {
+    const char *epoch = getenv("SOURCE_DATE_EPOCH");
+    if (put_string(h, epoch != NULL ? epoch : "") < 0)
       goto out;
   }
   if (s->kind == VAB_PLAN_SOURCE && t->source.kind == VAB_SOURCE_BOOTSTRAP &&
