@@ -314,6 +314,7 @@ static void sha256sum(const char *path, char out[65]) {
 
 static void test_key_matches_sha256sum(void **state) {
   (void)state;
+  unsetenv("SOURCE_DATE_EPOCH");   /* the record below has it empty */
   char dir[64];
   struct loaded l;
   const char *html = "<h1>hello</h1>\n";
@@ -338,7 +339,7 @@ static void test_key_matches_sha256sum(void **state) {
   sha256sum(record, expected);
   assert_string_equal(s->key, expected);
 
-  /* And the layout step: spec only. */
+  /* And the layout step: its spec and SOURCE_DATE_EPOCH (unset here). */
   const struct vab_node *disk = vab_node_get(l.t->root, "disk");
   char *disk_yaml = vab_node_to_yaml(l.ctx, disk);
   f = fopen(record, "wb");
@@ -346,11 +347,25 @@ static void test_key_matches_sha256sum(void **state) {
   frame_str(f, l.plan.steps[0].key);
   frame_str(f, "layout");
   frame_str(f, disk_yaml);
+  frame_str(f, "");
   assert_int_equal(fclose(f), 0);
   sha256sum(record, expected);
   assert_string_equal(l.plan.steps[1].key, expected);
   free(yaml);
   free(disk_yaml);
+  char source_key[65], layout_key[65];
+  memcpy(source_key, l.plan.steps[0].key, 65);
+  memcpy(layout_key, l.plan.steps[1].key, 65);
+  unload(&l);
+  remove_project(dir);
+
+  /* SOURCE_DATE_EPOCH changes the layout's key (and so every later one),
+   * never the source's: the bootstrap stays shared. */
+  setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+  plan_text(&l, dir, sizeof dir, template_text, html);
+  unsetenv("SOURCE_DATE_EPOCH");
+  assert_string_equal(l.plan.steps[0].key, source_key);
+  assert_string_not_equal(l.plan.steps[1].key, layout_key);
   unload(&l);
   remove_project(dir);
 }
