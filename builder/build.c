@@ -836,6 +836,16 @@ static int do_source_and_layout(struct run *run) {
   return r;
 }
 
+/* Mount the guest's file systems where layout put them. */
+static int mount_layout(struct run *run) {
+  if (vab_guest_mount(run->guest, run->layout.root_device, "/") < 0)
+    return -1;
+  if (run->layout.esp_device[0] != '\0' &&
+      vab_guest_mount(run->guest, run->layout.esp_device, "/boot/efi") < 0)
+    return -1;
+  return 0;
+}
+
 /* The builder VM on a new overlay of the base entry, mounted as layout
  * left it.  Its network is on when a step from first on needs it: a
  * relaunch costs as much as the launch, and the network changes nothing
@@ -860,12 +870,7 @@ static int open_session(struct run *run, size_t first) {
   };
   if (vab_guest_launch(ctx, &gopts, &run->guest) < 0)
     return -1;
-  if (vab_guest_mount(run->guest, run->layout.root_device, "/") < 0)
-    return -1;
-  if (run->layout.esp_device[0] != '\0' &&
-      vab_guest_mount(run->guest, run->layout.esp_device, "/boot/efi") < 0)
-    return -1;
-  return 0;
+  return mount_layout(run);
 }
 
 /* After a provisioner: its entry is the overlay so far, over the base. */
@@ -879,12 +884,7 @@ static int checkpoint(struct run *run, size_t index) {
   state.layout = run->layout;
   if (store_disk(run, index, run->overlay_path, false, &state) < 0)
     return -1;
-  if (vab_guest_mount(run->guest, run->layout.root_device, "/") < 0)
-    return -1;
-  if (run->layout.esp_device[0] != '\0' &&
-      vab_guest_mount(run->guest, run->layout.esp_device, "/boot/efi") < 0)
-    return -1;
-  return 0;
+  return mount_layout(run);
 }
 
 static int run_provisioner(struct run *run, size_t index) {

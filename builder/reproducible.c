@@ -161,17 +161,7 @@ struct tool_run {
 };
 
 static void keep_tail(struct tool_run *t, const char *line) {
-  size_t have = strlen(t->tail), add = strlen(line);
-  if (add + 2 > sizeof t->tail)
-    add = sizeof t->tail - 2;
-  if (have + add + 2 > sizeof t->tail) {
-    t->tail[0] = '\0';
-    have = 0;
-  }
-  if (have > 0)
-    t->tail[have++] = '\n';
-  memcpy(t->tail + have, line, add);
-  t->tail[have + add] = '\0';
+  text_keep_tail(t->tail, sizeof t->tail, line);
 }
 
 static void on_tool_line(void *opaque, const char *line) {

@@ -85,3 +85,19 @@ void buf_release(struct buf *b) {
   b->data = NULL;
   b->len = b->alloc = 0;
 }
+
+void text_keep_tail(char *out, size_t size, const char *line) {
+  if (size < 2)
+    return;
+  size_t have = strlen(out), add = strlen(line);
+  if (add + 2 > size)
+    add = size - 2;
+  if (have + add + 2 > size) {
+    out[0] = '\0';
+    have = 0;
+  }
+  if (have > 0)
+    out[have++] = '\n';
+  memcpy(out + have, line, add);
+  out[have + add] = '\0';
+}

@@ -34,4 +34,10 @@ void buf_truncate(struct buf *b, size_t len);
 char *buf_detach(struct buf *b);
 void buf_release(struct buf *b);
 
+/* Append line to the fixed text buffer out (size bytes, NUL-terminated),
+ * a newline between lines; when it would not fit, start over with line
+ * alone (cut to fit).  Keeps a helper's last lines for an error message
+ * without any allocation. */
+void text_keep_tail(char *out, size_t size, const char *line);
+
 #endif

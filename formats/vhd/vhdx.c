@@ -102,17 +102,7 @@ static void on_line(void *opaque, const char *line) {
     return;
   }
   /* Keep the tail of the rest: qemu-img's error is its last line. */
-  size_t have = strlen(st->output), add = strlen(line);
-  if (add + 2 > sizeof st->output)
-    add = sizeof st->output - 2;
-  if (have + add + 2 > sizeof st->output) {
-    st->output[0] = '\0';
-    have = 0;
-  }
-  if (have > 0)
-    st->output[have++] = '\n';
-  memcpy(st->output + have, line, add);
-  st->output[have + add] = '\0';
+  text_keep_tail(st->output, sizeof st->output, line);
   vab_log(st->w->ctx, VAB_LOG_DEBUG, "qemu-img: %s", line);
 }
 

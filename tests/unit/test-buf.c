@@ -50,11 +50,26 @@ static void test_detach_empty_is_empty_string(void **state) {
   free(s);
 }
 
+/* text_keep_tail: lines joined by newlines; a line that does not fit
+ * starts the text over; one longer than the buffer is cut. */
+static void test_keep_tail(void **state) {
+  (void)state;
+  char out[12] = "";
+  text_keep_tail(out, sizeof out, "one");
+  text_keep_tail(out, sizeof out, "two");
+  assert_string_equal(out, "one\ntwo");
+  text_keep_tail(out, sizeof out, "three");
+  assert_string_equal(out, "three");
+  text_keep_tail(out, sizeof out, "a-very-long-line");
+  assert_string_equal(out, "a-very-lon");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_append_and_printf),
     cmocka_unit_test(test_cap),
     cmocka_unit_test(test_detach_empty_is_empty_string),
+    cmocka_unit_test(test_keep_tail),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
