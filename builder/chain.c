@@ -265,8 +265,10 @@ static int copy_range(int in, int out, off_t off, off_t len) {
       char block[1 << 16];
       size_t want = len < (off_t)sizeof block ? (size_t)len : sizeof block;
       n = pread(in, block, want, off);
-      if (n > 0 && pwrite(out, block, (size_t)n, off) != n)
-        return -1;
+      /* A short write (a full disk) advances by what was written; the
+       * next write then fails with the real errno (ENOSPC). */
+      if (n > 0)
+        n = pwrite(out, block, (size_t)n, off);
     }
     if (n < 0 && errno == EINTR)
       continue;

@@ -46,6 +46,10 @@ setup_area() {
   rm -rf "$AREA"
   mkdir -p "$AREA/tmp" "$AREA/out"
   export TMPDIR=$AREA/tmp
+  # A build without --cache-dir uses the area's own step cache, never the
+  # user's ~/.cache/vab (entries there would outlive the run and turn the
+  # next run's steps into cache hits).
+  export XDG_CACHE_HOME=$AREA/xdg-cache
 }
 
 # Nothing of a build may be left in its TMPDIR.
