@@ -52,8 +52,16 @@ assert steps[2]["label"].startswith("provision 1/9: file (")
 assert "e2e.yaml:" in steps[2]["label"], steps[2]["label"]
 assert doc["source_cached"] is False and doc["ok"] is True
 PY
-check "the cache holds the bootstrap entry" bash -c \
-  "'$VAB' cache list --cache-dir '$AREA/cache' | grep -q '^1 entry, '"
+check "the cache holds one bootstrap entry and entries of every step kind" \
+  python3 - "$VAB" "$AREA/cache" <<'PY'
+import json, subprocess, sys
+out = subprocess.run([sys.argv[1], "cache", "list", "--json", "--cache-dir",
+                      sys.argv[2]], check=True, capture_output=True, text=True)
+kinds = [e["kind"] for e in json.loads(out.stdout)["entries"] if e["ok"]]
+assert kinds.count("source") == 1, kinds
+for kind in ("layout", "provision", "sysprep", "test", "export"):
+    assert kind in kinds, (kind, kinds)
+PY
 
 # One guestfish run (each launch costs a VM boot); each answer follows its
 # label on the lines after it.  guestfish prints st_mode in decimal.
