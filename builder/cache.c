@@ -985,6 +985,15 @@ void vab_cache_set_remote(struct vab_cache *cache,
   cache->remote = remote;
 }
 
+/* The remote entry's layer holding file name, or NULL. */
+static const struct vab_remote_cache_layer *
+remote_layer(const struct vab_remote_cache_entry *e, const char *name) {
+  for (size_t j = 0; j < e->n_layers; j++)
+    if (strcmp(e->layers[j].name, name) == 0)
+      return &e->layers[j];
+  return NULL;
+}
+
 /* Does the remote entry e hold exactly the files meta lists?  "" when it
  * does, else why not in why. */
 static void match_layers(const struct vab_cache_meta *meta,
@@ -998,10 +1007,7 @@ static void match_layers(const struct vab_cache_meta *meta,
   }
   for (size_t i = 0; i < meta->n_files; i++) {
     const struct vab_cache_file *f = &meta->files[i];
-    const struct vab_remote_cache_layer *l = NULL;
-    for (size_t j = 0; j < e->n_layers && l == NULL; j++)
-      if (strcmp(e->layers[j].name, f->name) == 0)
-        l = &e->layers[j];
+    const struct vab_remote_cache_layer *l = remote_layer(e, f->name);
     if (l == NULL) {
       snprintf(why, why_len, "its manifest has no layer for the file %s",
                f->name);
@@ -1050,10 +1056,7 @@ static int store_remote(struct vab_cache *c, const struct vab_cache_lock *lock,
     return -1;
   for (size_t i = 0; i < meta->n_files; i++) {
     const struct vab_cache_file *f = &meta->files[i];
-    const struct vab_remote_cache_layer *l = NULL;
-    for (size_t j = 0; j < e->n_layers && l == NULL; j++)
-      if (strcmp(e->layers[j].name, f->name) == 0)
-        l = &e->layers[j];
+    const struct vab_remote_cache_layer *l = remote_layer(e, f->name);
     CLEANUP_FREE char *path = NULL;
     if (vab_cache_writer_path(w, f->name, &path) < 0) {
       vab_cache_abort(w);
