@@ -952,6 +952,24 @@ int vab_guest_command(struct vab_guest *guest, const char *const *argv) {
   return r;
 }
 
+/* The builder VM is not the booted appliance: a booted step that reached
+ * it would be a planning error of the builder's. */
+static int session_not_booted(struct vab_guest *g, const char *what) {
+  return vab_error(g->ctx, VAB_E_GUEST,
+                   "%s needs the booted appliance, not the builder VM", what);
+}
+
+static int session_ssh_endpoint(struct vab_guest *g,
+                                struct vab_guest_ssh *ssh) {
+  (void)ssh;
+  return session_not_booted(g, "an SSH connection");
+}
+
+static int session_reboot(struct vab_guest *g, uint64_t timeout_ms) {
+  (void)timeout_ms;
+  return session_not_booted(g, "a reboot");
+}
+
 static const struct vab_guest_ops session_ops = {
   .name = "libguestfs",
   .write = session_write,
@@ -965,4 +983,6 @@ static const struct vab_guest_ops session_ops = {
   .symlink = session_symlink,
   .script = session_script,
   .output_tail = session_output_tail,
+  .ssh_endpoint = session_ssh_endpoint,
+  .reboot = session_reboot,
 };

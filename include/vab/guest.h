@@ -6,7 +6,8 @@
  *
  * Who implements it: builder/guest.c (the libguestfs session that a build
  * hands to run(); its other calls, partitioning, mounts and the like, are
- * in builder/guest.h) and tests/provisioners/fake-guest.c (an in-memory
+ * in builder/guest.h), the booted appliance over SSH (for `booted` steps)
+ * and tests/provisioners/fake-guest.c (an in-memory
  * guest that records every call, for testing run halves without a VM).
  * An implementation embeds a struct vab_guest, points it at its own const
  * struct vab_guest_ops (as nbdkit's next_ops or curl's Curl_handler) and
@@ -28,9 +29,23 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "vab/error.h"
 
 struct vab_guest;
+
+/* How a host tool reaches a booted guest over SSH (ansible-playbook does):
+ * the communicator's forwarded port on 127.0.0.1, the build's one-time
+ * key, and a known_hosts file that holds only the guest's host key, so
+ * that the tool checks it strictly.  The strings belong to the guest and
+ * live as long as its boot. */
+struct vab_guest_ssh {
+  const char *host;               /* "127.0.0.1" */
+  unsigned port;
+  const char *user;               /* "root" */
+  const char *identity_file;      /* host path of the private key */
+  const char *known_hosts_file;   /* host path; names [host]:port */
+};
 
 /* Write data to a guest file, creating or replacing it. */
 int vab_guest_write(struct vab_guest *g, const char *path, const void *data,
@@ -72,6 +87,15 @@ int vab_guest_script_at(struct vab_guest *g, const char *script,
 /* The last lines the previous script printed ("" if none). */
 const char *vab_guest_output_tail(const struct vab_guest *g);
 
+/* Only a booted guest (the appliance running under qemu, reached over
+ * SSH) can do these two; the builder VM's guest fails them with
+ * VAB_E_GUEST.  Step types that need them are VAB_STEP_BOOTED (vab/step.h),
+ * so a build hands them a booted guest. */
+/* Fill *ssh with how to reach the guest. */
+int vab_guest_ssh_endpoint(struct vab_guest *g, struct vab_guest_ssh *ssh);
+/* Reboot the guest and wait, at most timeout_ms, until it answers again. */
+int vab_guest_reboot(struct vab_guest *g, uint64_t timeout_ms);
+
 /* For implementations only: the calls above dispatch to these, with the
  * same arguments and conventions; every op is required.
  * vab_guest_script_at() is built on script and output_tail. */
@@ -92,6 +116,8 @@ struct vab_guest_ops {
   int (*script)(struct vab_guest *g, const char *script,
                 const char *const *env, int *status);
   const char *(*output_tail)(const struct vab_guest *g);
+  int (*ssh_endpoint)(struct vab_guest *g, struct vab_guest_ssh *ssh);
+  int (*reboot)(struct vab_guest *g, uint64_t timeout_ms);
 };
 
 /* The handle an implementation embeds.  Step types never look inside. */

@@ -34,12 +34,19 @@
 #define VAB_STEP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "vab/error.h"
 #include "vab/template.h"
 
 /* struct vab_step_type.flags */
 enum {
   VAB_STEP_NEEDS_NETWORK = 1u << 0,   /* turn the appliance's network on */
+  /* The step may run in the booted appliance: the template loader accepts
+   * `booted: BOOL` and `timeout: DURATION` on it (shell, file). */
+  VAB_STEP_MAY_BOOT = 1u << 1,
+  /* The step always runs in the booted appliance (ansible, reboot): the
+   * loader accepts `timeout:` and sets struct vab_step.booted. */
+  VAB_STEP_BOOTED = 1u << 2,
 };
 
 struct vab_step_type {
@@ -47,6 +54,8 @@ struct vab_step_type {
   const char *summary;              /* one line, for help */
   const char *const *keys;          /* accepted keys besides `type` */
   unsigned flags;
+  /* The default of `timeout:` for a booted step of this type (0: 30 min). */
+  uint64_t booted_timeout_ms;
   /* Keys whose values are host paths (NULL-terminated, or NULL): the
    * loader rewrites them when a step comes from an `extends` parent in
    * another folder, so they stay relative to the template loaded. */

@@ -147,6 +147,10 @@ struct vab_step {
   const struct vab_node *spec;  /* the step's expanded mapping */
   const struct vab_step_type *step_type;  /* from the vocabulary */
   void *config;                 /* the step type's typed config */
+  /* Runs in the booted appliance over SSH, not in the builder VM: `booted:
+   * true`, or a VAB_STEP_BOOTED type.  timeout_ms bounds the step then. */
+  bool booted;
+  uint64_t timeout_ms;
 };
 
 struct vab_boot_test {

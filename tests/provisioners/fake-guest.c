@@ -33,6 +33,8 @@ struct fake_guest {
   size_t n_scripts;
   const char *tail;          /* of the last script */
   char *fail_op;             /* the next call of it fails */
+  bool booted;               /* answers ssh_endpoint and reboot */
+  struct vab_guest_ssh ssh;
 };
 
 static struct fake_guest *fake_of(struct vab_guest *g) {
@@ -254,6 +256,28 @@ static const char *fake_output_tail(const struct vab_guest *g) {
   return ((const struct fake_guest *)g)->tail;
 }
 
+static int fake_ssh_endpoint(struct vab_guest *g, struct vab_guest_ssh *ssh) {
+  struct fake_guest *f = fake_of(g);
+  record(f, "ssh_endpoint", NULL);
+  if (failing(f, "ssh_endpoint"))
+    return -1;
+  if (!f->booted)
+    return vab_error(g->ctx, VAB_E_GUEST, "fake guest: not booted");
+  *ssh = f->ssh;
+  return 0;
+}
+
+static int fake_reboot(struct vab_guest *g, uint64_t timeout_ms) {
+  struct fake_guest *f = fake_of(g);
+  struct fake_call *c = record(f, "reboot", NULL);
+  c->timeout_ms = timeout_ms;
+  if (failing(f, "reboot"))
+    return -1;
+  if (!f->booted)
+    return vab_error(g->ctx, VAB_E_GUEST, "fake guest: not booted");
+  return 0;
+}
+
 static const struct vab_guest_ops fake_ops = {
   .name = "fake",
   .write = fake_write,
@@ -267,7 +291,15 @@ static const struct vab_guest_ops fake_ops = {
   .symlink = fake_symlink,
   .script = fake_script,
   .output_tail = fake_output_tail,
+  .ssh_endpoint = fake_ssh_endpoint,
+  .reboot = fake_reboot,
 };
+
+void fake_guest_set_booted(struct fake_guest *f,
+                           const struct vab_guest_ssh *ssh) {
+  f->booted = true;
+  f->ssh = *ssh;
+}
 
 struct fake_guest *fake_guest_new(struct vab_ctx *ctx) {
   struct fake_guest *f = must(calloc(1, sizeof *f));

@@ -18,11 +18,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "vab/guest.h"
 
 struct fake_call {
   const char *op;     /* "write", "upload", "copy_in", "read", "mkdir_p",
-                         "chmod", "exists", "rm_rf", "symlink", "script" */
+                         "chmod", "exists", "rm_rf", "symlink", "script",
+                         "ssh_endpoint", "reboot" */
   char *path;         /* the guest path; copy_in: the folder; symlink: the
                          link's name; script: NULL */
   char *arg;          /* write: the data; upload, copy_in: the host path;
@@ -31,6 +33,7 @@ struct fake_call {
   unsigned mode;      /* chmod */
   char **env;         /* script: a NULL-terminated copy of env (never NULL) */
   int status;         /* script: the exit status answered */
+  uint64_t timeout_ms; /* reboot */
 };
 
 struct fake_guest;
@@ -39,6 +42,12 @@ struct fake_guest *fake_guest_new(struct vab_ctx *ctx);
 void fake_guest_free(struct fake_guest *f);
 /* What a provisioner's run() gets. */
 struct vab_guest *fake_guest_handle(struct fake_guest *f);
+
+/* Make the fake a booted guest: ssh_endpoint answers *ssh (its strings
+ * must outlive the fake), reboot succeeds.  Before, both fail as the
+ * builder VM's guest does. */
+void fake_guest_set_booted(struct fake_guest *f,
+                           const struct vab_guest_ssh *ssh);
 
 /* A file the guest has before the step runs. */
 void fake_guest_add_file(struct fake_guest *f, const char *path,

@@ -148,7 +148,13 @@ static void test_step_types(void **state) {
         assert_string_not_equal(t->keys[j], t->keys[k]);
     for (size_t k = 0; t->path_keys != NULL && t->path_keys[k] != NULL; k++)
       assert_true(list_has(t->keys, t->path_keys[k]));
-    assert_false(t->flags & ~(unsigned)VAB_STEP_NEEDS_NETWORK);
+    assert_false(t->flags & ~(unsigned)(VAB_STEP_NEEDS_NETWORK |
+                                        VAB_STEP_MAY_BOOT | VAB_STEP_BOOTED));
+    /* A step may boot or always boots, not both; the loader owns the
+     * keys that say so. */
+    assert_false((t->flags & VAB_STEP_MAY_BOOT) && (t->flags & VAB_STEP_BOOTED));
+    assert_false(list_has(t->keys, "booted"));
+    assert_false(list_has(t->keys, "timeout"));
     /* The loader calls config, check and free unconditionally; inputs
      * is optional. */
     assert_non_null(t->config);
