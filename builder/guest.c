@@ -965,8 +965,7 @@ static int session_ssh_endpoint(struct vab_guest *g,
   return session_not_booted(g, "an SSH connection");
 }
 
-static int session_reboot(struct vab_guest *g, uint64_t timeout_ms) {
-  (void)timeout_ms;
+static int session_reboot(struct vab_guest *g) {
   return session_not_booted(g, "a reboot");
 }
 

@@ -57,8 +57,8 @@ int vab_guest_ssh_endpoint(struct vab_guest *g, struct vab_guest_ssh *ssh) {
   return g->ops->ssh_endpoint(g, ssh);
 }
 
-int vab_guest_reboot(struct vab_guest *g, uint64_t timeout_ms) {
-  return g->ops->reboot(g, timeout_ms);
+int vab_guest_reboot(struct vab_guest *g) {
+  return g->ops->reboot(g);
 }
 
 int vab_guest_script_at(struct vab_guest *g, const char *script,

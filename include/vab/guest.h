@@ -93,8 +93,10 @@ const char *vab_guest_output_tail(const struct vab_guest *g);
  * so a build hands them a booted guest. */
 /* Fill *ssh with how to reach the guest. */
 int vab_guest_ssh_endpoint(struct vab_guest *g, struct vab_guest_ssh *ssh);
-/* Reboot the guest and wait, at most timeout_ms, until it answers again. */
-int vab_guest_reboot(struct vab_guest *g, uint64_t timeout_ms);
+/* Reboot the guest and wait until it answers again.  A booted guest bounds
+ * every call, this one included, by the running step's `timeout:` (the
+ * builder sets it), so the call takes no time limit of its own. */
+int vab_guest_reboot(struct vab_guest *g);
 
 /* For implementations only: the calls above dispatch to these, with the
  * same arguments and conventions; every op is required.
@@ -117,7 +119,7 @@ struct vab_guest_ops {
                 const char *const *env, int *status);
   const char *(*output_tail)(const struct vab_guest *g);
   int (*ssh_endpoint)(struct vab_guest *g, struct vab_guest_ssh *ssh);
-  int (*reboot)(struct vab_guest *g, uint64_t timeout_ms);
+  int (*reboot)(struct vab_guest *g);
 };
 
 /* The handle an implementation embeds.  Step types never look inside. */

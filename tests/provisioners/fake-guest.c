@@ -267,10 +267,9 @@ static int fake_ssh_endpoint(struct vab_guest *g, struct vab_guest_ssh *ssh) {
   return 0;
 }
 
-static int fake_reboot(struct vab_guest *g, uint64_t timeout_ms) {
+static int fake_reboot(struct vab_guest *g) {
   struct fake_guest *f = fake_of(g);
-  struct fake_call *c = record(f, "reboot", NULL);
-  c->timeout_ms = timeout_ms;
+  record(f, "reboot", NULL);
   if (failing(f, "reboot"))
     return -1;
   if (!f->booted)

@@ -18,7 +18,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include "vab/guest.h"
 
 struct fake_call {
@@ -33,7 +32,6 @@ struct fake_call {
   unsigned mode;      /* chmod */
   char **env;         /* script: a NULL-terminated copy of env (never NULL) */
   int status;         /* script: the exit status answered */
-  uint64_t timeout_ms; /* reboot */
 };
 
 struct fake_guest;
