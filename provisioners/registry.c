@@ -15,6 +15,8 @@ STEP_TYPE(hostname)
 STEP_TYPE(timezone)
 STEP_TYPE(services)
 STEP_TYPE(firstboot)
+STEP_TYPE(ansible)
+STEP_TYPE(reboot)
 #undef STEP_TYPE
 
 static const struct vab_step_type *const step_types[] = {
@@ -22,6 +24,7 @@ static const struct vab_step_type *const step_types[] = {
   &vab_step_type_packages, &vab_step_type_users,
   &vab_step_type_hostname, &vab_step_type_timezone,
   &vab_step_type_services, &vab_step_type_firstboot,
+  &vab_step_type_ansible,  &vab_step_type_reboot,
   NULL,
 };
 
@@ -30,6 +33,7 @@ static const struct vab_provisioner *const provisioners[] = {
   &vab_provisioner_packages, &vab_provisioner_users,
   &vab_provisioner_hostname, &vab_provisioner_timezone,
   &vab_provisioner_services, &vab_provisioner_firstboot,
+  &vab_provisioner_ansible,  &vab_provisioner_reboot,
 };
 
 #define N_PROVISIONERS (sizeof provisioners / sizeof provisioners[0])
