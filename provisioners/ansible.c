@@ -157,11 +157,18 @@ static int walk_folder(struct walk *w, const char *dir, unsigned depth) {
   return r;
 }
 
-static int list_inputs(struct vab_ctx *ctx, struct ansible_config *c) {
+static int list_inputs(struct vab_ctx *ctx, struct ansible_config *c,
+                       const char *template_dir) {
   struct stat st;
-  /* A missing playbook is check()'s to report. */
-  if (stat(c->playbook_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+  /* A missing playbook, or one that is no file, is check()'s to report. */
+  if (stat(c->playbook, &st) < 0 || !S_ISREG(st.st_mode))
     return 0;
+  if (template_dir != NULL && strcmp(c->playbook_dir, template_dir) == 0)
+    vab_warn_at(ctx, &c->playbook_mark,
+                "every file in the playbook's folder is an input of this "
+                "step, and that folder is the template's own (outputs "
+                "written there change the step's key): keep the playbook "
+                "in a folder of its own");
   struct walk w = {ctx, c, &c->inputs};
   if (walk_folder(&w, c->playbook_dir, 0) < 0)
     return -1;
@@ -255,16 +262,9 @@ static int ansible_config(struct vab_ctx *ctx, const struct vab_node *spec,
     c->playbook_dir = slash == c->playbook
                           ? strdup("/")
                           : strndup(c->playbook, (size_t)(slash - c->playbook));
-    if (c->playbook_dir == NULL)
-      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-    else if (template_dir != NULL && strcmp(c->playbook_dir, template_dir) == 0)
-      vab_warn_at(ctx, &c->playbook_mark,
-                  "every file in the playbook's folder is an input of this "
-                  "step, and that folder is the template's own (outputs "
-                  "written there change the step's key): keep the playbook "
-                  "in a folder of its own");
-    if (r == 0)
-      r = list_inputs(ctx, c);
+    r = c->playbook_dir == NULL
+            ? vab_error(ctx, VAB_E_NOMEM, "out of memory")
+            : list_inputs(ctx, c, template_dir);
   }
   if (r < 0) {
     ansible_free(c);

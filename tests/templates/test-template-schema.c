@@ -69,10 +69,12 @@ static const struct diag_case cases[] = {
    "unknown hardware.nic_model 'e1000e'", "did you mean 'e1000'?"},
   {HEAD "provisioners: [{type: shel, inline: [x]}]\n", 4, 23,
    "unknown provisioner type 'shel'", "did you mean 'shell'?"},
-  {HEAD "provisioners: [{type: ansible}]\n", 4, 23,
-   "unknown provisioner type 'ansible'",
+  {HEAD "provisioners: [{type: puppet}]\n", 4, 23,
+   "unknown provisioner type 'puppet'",
    "expected one of: file, shell, packages, users, hostname, timezone, "
-   "services, firstboot"},
+   "services, firstboot, ansible, reboot"},
+  {HEAD "provisioners: [{type: ansibel, playbook: ansible/site.yml}]\n", 4,
+   23, "unknown provisioner type 'ansibel'", "did you mean 'ansible'?"},
   {HEAD "provisioners: [{type: file, sorce: a, destination: /x}]\n", 4, 29,
    "unknown key 'sorce' in 'file' step", "did you mean 'source'?"},
   {HEAD "provisioners: [shell]\n", 4, 16,
@@ -148,6 +150,28 @@ static const struct diag_case cases[] = {
    "and mask)", ""},
   {HEAD "provisioners: [{type: firstboot}]\n", 4, 16,
    "a firstboot step needs 'script' or 'inline'", ""},
+  {HEAD "provisioners: [{type: ansible}]\n", 4, 16,
+   "an ansible step needs 'playbook', the playbook's host path",
+   "for example: playbook: ansible/site.yml"},
+  {HEAD "provisioners: [{type: ansible, playbook: nope.yml}]\n", 4, 42,
+   "playbook 'nope.yml' cannot be read: No such file or directory",
+   "relative paths start from the template's folder"},
+  {HEAD "provisioners: [{type: ansible, playbook: ansible}]\n", 4, 42,
+   "playbook 'ansible' is not a regular file", ""},
+  {HEAD "provisioners: [{type: ansible, playbook: ansible/site.yml, "
+   "extra_vars: [a]}]\n", 4, 72, "extra_vars must be a mapping of NAME: value",
+   "for example: extra_vars: {site_title: Welcome}"},
+  {HEAD "provisioners: [{type: ansible, playbook: ansible/site.yml, "
+   "become: maybe}]\n", 4, 68, "'become' must be true or false, not 'maybe'",
+   ""},
+  {HEAD "provisioners: [{type: ansible, playbook: ansible/site.yml, "
+   "tags: [web, \"a,b\"]}]\n", 4, 72,
+   "'a,b' is not a tag: tags are not empty and hold no ','", ""},
+  {HEAD "provisioners: [{type: ansible, playbook: ansible/site.yml, "
+   "galaxy_file: nope.yml}]\n", 4, 73,
+   "galaxy_file 'nope.yml' cannot be read: No such file or directory", NULL},
+  {HEAD "provisioners: [{type: reboot, force: true}]\n", 4, 31,
+   "unknown key 'force' in 'reboot' step", "expected one of: type"},
   {HEAD "sysprep: maybe\n", 4, 10, "'sysprep' must be true or false, not "
    "'maybe'", "write 'sysprep: false' to turn it off, or a mapping with "
    "'operations' and 'keep'"},
