@@ -73,7 +73,7 @@ static void write_text(const char *path, const char *text, mode_t mode) {
 }
 
 static void write_script(const char *dir, const char *name, const char *body) {
-  char path[128], text[4096];
+  char path[256], text[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   snprintf(text, sizeof text, "#!/bin/sh\nrec='%s'\n%s", rec, body);
   write_text(path, text, 0755);
@@ -571,12 +571,88 @@ static void test_folder_checks(void **state) {
   remove_tree(dir);
 }
 
+/* The real ansible-playbook, through everything vab writes, with a fake
+ * `ssh` first in PATH that records its arguments and runs the command on
+ * this host (modules reach it on stdin: pipelining).  Variables keep their
+ * types, skip_tags works, and ssh gets vab's options.  Skipped without
+ * Ansible. */
+static const char fake_ssh[] =
+  "printf '%s\\n' \"$@\" >> \"$rec/ssh-argv\"\n"
+  "for last; do :; done\n"
+  "exec /bin/sh -c \"$last\"\n";
+
+static void test_real_ansible(void **state) {
+  struct fixture *fx = *state;
+  if (access("/usr/bin/ansible-playbook", X_OK) != 0 ||
+      access("/usr/bin/python3", X_OK) != 0)
+    skip();
+  char dir[128], path[256], sshbin[128], out[160], out2[160];
+  snprintf(dir, sizeof dir, "%s/real", root);
+  snprintf(sshbin, sizeof sshbin, "%s/ssh-bin", root);
+  snprintf(out, sizeof out, "%s/out.txt", root);
+  snprintf(out2, sizeof out2, "%s/skipped.txt", root);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  assert_int_equal(mkdir(sshbin, 0700), 0);
+  write_script(sshbin, "ssh", fake_ssh);
+  char play[1024];
+  snprintf(play, sizeof play,
+           "- hosts: all\n"
+           "  gather_facts: false\n"
+           "  tasks:\n"
+           "    - ansible.builtin.shell: >-\n"
+           "        printf '%%s %%s %%s' '{{ greeting }}' '{{ count + 1 }}'\n"
+           "        '{{ flag | ternary(\"on\", \"off\") }}' > %s\n"
+           "      tags: [write]\n"
+           "    - ansible.builtin.shell: touch %s\n"
+           "      tags: [skipped]\n",
+           out, out2);
+  snprintf(path, sizeof path, "%s/site.yml", dir);
+  write_text(path, play, 0644);
+  char steps[512];
+  snprintf(steps, sizeof steps,
+           "  - type: ansible\n"
+           "    playbook: %s\n"
+           "    extra_vars: {greeting: hello, count: 41, flag: yes}\n"
+           "    skip_tags: [skipped]\n",
+           path);
+  load_steps(fx, steps);
+  set_path(sshbin);
+  if (run_step(fx, 0) != 0) {
+    dump_diags(fx->ctx);
+    fprintf(stderr, "%s", logged.text.data);
+  }
+  assert_int_equal(vab_error_count(fx->ctx), 0);
+  char *got = NULL;
+  FILE *f = fopen(out, "r");
+  assert_non_null(f);
+  char line[64] = "";
+  assert_non_null(fgets(line, sizeof line, f));
+  fclose(f);
+  assert_string_equal(line, "hello 42 on");
+  assert_int_equal(access(out2, F_OK), -1);
+  got = recorded("ssh-argv");
+  assert_non_null(got);
+  assert_contains(got, "-F\nnone\n");
+  assert_contains(got, "-o\nUserKnownHostsFile=/run/vab/build/known_hosts\n");
+  assert_contains(got, "-o\nStrictHostKeyChecking=yes\n");
+  assert_contains(got, "-o\nIdentitiesOnly=yes\n");
+  assert_contains(got, "-o\nPort=2222\n");
+  assert_contains(got, "IdentityFile=\"/run/vab/build/id_ed25519\"");
+  assert_contains(got, "-o\nControlMaster=no\n");
+  assert_contains(got, "127.0.0.1\n");
+  assert_contains(logged.text.data, "ansible-playbook: PLAY RECAP");
+  assert_int_equal(entries_in(tmp), 0);
+  free(got);
+  remove_tree(dir);
+  remove_tree(sshbin);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     TEST(test_run),        TEST(test_become_tags), TEST(test_no_python),
     TEST(test_not_booted), TEST(test_playbook_fails), TEST(test_galaxy),
     TEST(test_cancel),     TEST(test_inputs),      TEST(test_missing_tools),
-    TEST(test_folder_checks),
+    TEST(test_folder_checks), TEST(test_real_ansible),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
