@@ -849,8 +849,9 @@ const struct vab_step_type vab_step_type_ansible = {
   .summary = "run an Ansible playbook against the booted appliance",
   .keys = ansible_keys,
   .path_keys = ansible_path_keys,
-  /* Playbooks commonly install packages in the guest. */
-  .flags = VAB_STEP_BOOTED | VAB_STEP_NEEDS_NETWORK,
+  /* Not NEEDS_NETWORK, which is the builder VM's: the booted appliance
+   * has its NIC (the SSH forward rides on it). */
+  .flags = VAB_STEP_BOOTED,
   .booted_timeout_ms = 0,   /* 30 min */
   .config = ansible_config,
   .check = ansible_check,

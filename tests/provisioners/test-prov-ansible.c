@@ -500,7 +500,8 @@ static void test_inputs(void **state) {
   assert_string_equal(paths[3], DATA_DIR "/ansible/templates/page.j2");
   assert_string_equal(paths[4], DATA_DIR "/files/site/c.txt");
   assert_int_equal(s->step_type->inputs(s->config, paths, 2), 5);
-  assert_true(s->step_type->flags & VAB_STEP_BOOTED);
+  assert_int_equal(s->step_type->flags, VAB_STEP_BOOTED);
+  assert_int_equal(s->step_type->booted_timeout_ms, 0);   /* 30 min */
 }
 
 /* Without ansible-playbook (or ansible-galaxy) in PATH, validate fails at
