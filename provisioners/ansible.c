@@ -500,8 +500,11 @@ static const char ansible_cfg[] =
 /* The one host, as JSON (which the yaml inventory plugin reads). */
 static int put_inventory(struct buf *b, const struct vab_guest_ssh *ssh) {
   struct buf args = BUF_INIT;
+  /* No ssh_config, and only the guest's key: the host's global
+   * known_hosts could otherwise vouch for another key at this address. */
   int r = buf_printf(&args,
                      "-F none -o UserKnownHostsFile=%s "
+                     "-o GlobalKnownHostsFile=/dev/null "
                      "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
                      ssh->known_hosts_file);
   if (r == 0)

@@ -289,6 +289,7 @@ static void test_run(void **state) {
       "\"ansible_ssh_private_key_file\":\"/run/vab/build/id_ed25519\","
       "\"ansible_ssh_common_args\":\"-F none "
       "-o UserKnownHostsFile=/run/vab/build/known_hosts "
+      "-o GlobalKnownHostsFile=/dev/null "
       "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes\","
       "\"ansible_python_interpreter\":\"/usr/bin/python3\"}}}}\n");
   char *vars = recorded("extra-vars");
@@ -635,6 +636,7 @@ static void test_real_ansible(void **state) {
   assert_non_null(got);
   assert_contains(got, "-F\nnone\n");
   assert_contains(got, "-o\nUserKnownHostsFile=/run/vab/build/known_hosts\n");
+  assert_contains(got, "-o\nGlobalKnownHostsFile=/dev/null\n");
   assert_contains(got, "-o\nStrictHostKeyChecking=yes\n");
   assert_contains(got, "-o\nIdentitiesOnly=yes\n");
   assert_contains(got, "-o\nPort=2222\n");
