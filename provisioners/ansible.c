@@ -651,12 +651,22 @@ static int write_files(struct ansible_run *a, const struct vab_guest_ssh *ssh) {
 
 /* --- run: the tools ---------------------------------------------------- */
 
+/* Every line to the build log, the last ones kept for an error, and each
+ * task's start ("TASK [web : template] ***") as progress. */
 static void tool_line(void *opaque, const char *line) {
   struct ansible_run *a = opaque;
   vab_log(a->ctx, VAB_LOG_DEBUG, "%s: %s", a->tool, line);
   free(a->tail[a->next]);
   a->tail[a->next] = strdup(line);
   a->next = (a->next + 1) % ANSIBLE_TAIL_LINES;
+  const char *end = strchr(line, ']');
+  if (strncmp(line, "TASK [", 6) == 0 && end != NULL &&
+      !vab_cancelled(a->ctx)) {
+    char task[256];
+    snprintf(task, sizeof task, "%.*s", (int)(end + 1 - line), line);
+    if (vab_progress(a->ctx, VAB_PHASE_PROVISION, task, 0, 0) < 0)
+      vab_ctx_cancel(a->ctx);
+  }
 }
 
 static int tool_cancelled(void *opaque) { return vab_cancelled(opaque); }

@@ -162,6 +162,18 @@ static void capture_log(void *opaque, enum vab_log_level level,
     vab_ctx_cancel(l->ctx);
 }
 
+static char progress_seen[256];
+
+static int record_progress(void *opaque, enum vab_phase phase,
+                           const char *step, uint64_t done, uint64_t total) {
+  (void)opaque;
+  (void)done;
+  (void)total;
+  if (phase == VAB_PHASE_PROVISION)
+    snprintf(progress_seen, sizeof progress_seen, "%s", step);
+  return 0;
+}
+
 static int setup(void **state) {
   if (fixture_setup(state) < 0)
     return -1;
@@ -176,6 +188,8 @@ static int setup(void **state) {
   logged.cancel_at = NULL;
   logged.ctx = fx->ctx;
   vab_ctx_set_log(fx->ctx, capture_log, &logged);
+  progress_seen[0] = '\0';
+  vab_ctx_set_progress(fx->ctx, record_progress, NULL);
   return 0;
 }
 
@@ -320,6 +334,7 @@ static void test_run(void **state) {
                   "ansible-playbook: ok: [appliance] => "
                   "token=${env:VAB_TEST_ANSIBLE_TOKEN}\n");
   assert_lacks(logged.text.data, SECRET);
+  assert_string_equal(progress_seen, "TASK [web : template]");
 
   assert_int_equal(entries_in(tmp), 0);
   assert_int_equal(fake_guest_call_count(fx->fake), 3);
