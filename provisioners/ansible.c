@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -596,34 +597,43 @@ static int make_folder(struct ansible_run *a) {
   return 0;
 }
 
+/* One NAME=VALUE of the environment; -1 when out of memory. */
+static int env_add(struct ansible_run *a, size_t *k, const char *fmt, ...)
+    VAB_PRINTF(3, 4);
+static int env_add(struct ansible_run *a, size_t *k, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *entry = NULL;
+  int n = vasprintf(&entry, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return -1;
+  a->env[(*k)++] = entry;
+  return 0;
+}
+
 /* A fixed environment: the caller's PATH (to find ssh and python), and
  * everything else pointing into the private folder. */
 static int make_env(struct ansible_run *a) {
   const char *path = getenv("PATH");
   if (path == NULL || path[0] == '\0')
     path = "/usr/bin:/bin";
-  /* Ansible finds roles/ beside the playbook itself too; the explicit
-   * entry only cannot be given when the folder's name holds a ':'. */
-  bool own_roles = strchr(a->c->playbook_dir, ':') == NULL;
+  /* A ':' would split the entry; Ansible looks in roles/ beside the
+   * playbook by itself anyway. */
+  const char *dir = a->c->playbook_dir;
+  bool own_roles = strchr(dir, ':') == NULL;
   size_t k = 0;
-  int bad = 0;
-  bad |= asprintf(&a->env[k++], "PATH=%s", path) < 0;
-  bad |= asprintf(&a->env[k++], "HOME=%s", a->home) < 0;
-  bad |= asprintf(&a->env[k++], "TMPDIR=%s", a->local_tmp) < 0;
-  bad |= asprintf(&a->env[k++], "LC_ALL=C.UTF-8") < 0;
-  bad |= asprintf(&a->env[k++], "ANSIBLE_CONFIG=%s", a->cfg) < 0;
-  bad |= asprintf(&a->env[k++], "ANSIBLE_LOCAL_TEMP=%s", a->local_tmp) < 0;
-  bad |= asprintf(&a->env[k++], "ANSIBLE_ROLES_PATH=%s%s%s%s", a->roles,
-                  own_roles ? ":" : "", own_roles ? a->c->playbook_dir : "",
-                  own_roles ? "/roles" : "") < 0;
-  bad |= asprintf(&a->env[k++], "ANSIBLE_NOCOLOR=1") < 0;
-  if (bad) {
-    for (size_t i = 0; i < k; i++) {
-      free(a->env[i]);
-      a->env[i] = NULL;
-    }
+  if (env_add(a, &k, "PATH=%s", path) < 0 ||
+      env_add(a, &k, "HOME=%s", a->home) < 0 ||
+      env_add(a, &k, "TMPDIR=%s", a->local_tmp) < 0 ||
+      env_add(a, &k, "LC_ALL=C.UTF-8") < 0 ||
+      env_add(a, &k, "ANSIBLE_CONFIG=%s", a->cfg) < 0 ||
+      env_add(a, &k, "ANSIBLE_LOCAL_TEMP=%s", a->local_tmp) < 0 ||
+      env_add(a, &k, "ANSIBLE_ROLES_PATH=%s%s%s%s", a->roles,
+              own_roles ? ":" : "", own_roles ? dir : "",
+              own_roles ? "/roles" : "") < 0 ||
+      env_add(a, &k, "ANSIBLE_NOCOLOR=1") < 0)
     return vab_error(a->ctx, VAB_E_NOMEM, "out of memory");
-  }
   return 0;
 }
 
