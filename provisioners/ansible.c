@@ -763,27 +763,34 @@ static int run_galaxy(struct ansible_run *a) {
   return -1;
 }
 
+/* "a,b,c": how ansible-playbook takes a list of tags (check() refused
+ * tags holding ','); NULL for no tags, *failed when out of memory. */
+static char *join_tags(const struct prov_list *list, bool *failed) {
+  if (list->n == 0)
+    return NULL;
+  struct buf b = BUF_INIT;
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < list->n; i++)
+    r = buf_printf(&b, "%s%s", i > 0 ? "," : "", list->items[i]);
+  char *text = r == 0 ? buf_detach(&b) : NULL;
+  buf_release(&b);
+  *failed |= text == NULL;
+  return text;
+}
+
 static int run_playbook(struct ansible_run *a) {
   const struct ansible_config *c = a->c;
   char *argv[16];
   size_t k = 0;
-  char *tags = NULL, *skip = NULL, *vars = NULL;
-  struct buf b = BUF_INIT;
-  int r = 0;
-  for (size_t i = 0; r == 0 && i < c->tags.n; i++)
-    r = buf_printf(&b, "%s%s", i > 0 ? "," : "", c->tags.items[i]);
-  tags = c->tags.n > 0 && r == 0 ? buf_detach(&b) : NULL;
-  buf_release(&b);
-  for (size_t i = 0; r == 0 && i < c->skip_tags.n; i++)
-    r = buf_printf(&b, "%s%s", i > 0 ? "," : "", c->skip_tags.items[i]);
-  skip = c->skip_tags.n > 0 && r == 0 ? buf_detach(&b) : NULL;
-  buf_release(&b);
-  if (r == 0 && c->extra_vars != NULL && asprintf(&vars, "@%s", a->vars_file) < 0) {
+  bool failed = false;
+  char *tags = join_tags(&c->tags, &failed);
+  char *skip = join_tags(&c->skip_tags, &failed);
+  char *vars = NULL;
+  if (c->extra_vars != NULL && asprintf(&vars, "@%s", a->vars_file) < 0) {
     vars = NULL;
-    r = -1;
+    failed = true;
   }
-  if (r < 0 || (c->tags.n > 0 && tags == NULL) ||
-      (c->skip_tags.n > 0 && skip == NULL)) {
+  if (failed) {
     free(tags);
     free(skip);
     free(vars);
@@ -809,7 +816,7 @@ static int run_playbook(struct ansible_run *a) {
   argv[k++] = c->playbook;   /* absolute: never taken for an option */
   argv[k] = NULL;
   int status = 0;
-  r = run_tool(a, argv, &c->mark, &status);
+  int r = run_tool(a, argv, &c->mark, &status);
   if (r == 0 && !exited_zero(status)) {
     char how[64];
     subprocess_describe_status(status, how, sizeof how);
