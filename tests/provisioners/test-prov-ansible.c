@@ -665,12 +665,74 @@ static void test_real_ansible(void **state) {
   remove_tree(sshbin);
 }
 
+/* The step's `timeout:` bounds ansible-playbook, which runs on the host.
+ * The template loader owns the key (it accepts it on booted steps), so the
+ * step's mapping is made by hand here, as the loader would hand it over. */
+static void test_timeout(void **state) {
+  struct fixture *fx = *state;
+  struct vab_node playbook = {.kind = VAB_NODE_SCALAR,
+                              .mark = {"t.yaml", 6, 15},
+                              .scalar = (char *)"ansible/site.yml"};
+  struct vab_node timeout = {.kind = VAB_NODE_SCALAR,
+                             .mark = {"t.yaml", 7, 14},
+                             .scalar = (char *)"1s"};
+  struct vab_node *items[] = {&playbook, &timeout};
+  char *keys[] = {(char *)"playbook", (char *)"timeout"};
+  struct vab_mark key_marks[] = {{"t.yaml", 6, 5}, {"t.yaml", 7, 5}};
+  struct vab_node spec = {.kind = VAB_NODE_MAP, .mark = {"t.yaml", 5, 5},
+                          .n = 2, .items = items, .keys = keys,
+                          .key_marks = key_marks};
+  const struct vab_step_type *type = NULL;
+  for (const struct vab_step_type *const *t = vab_step_types(); *t != NULL; t++)
+    if (strcmp((*t)->name, "ansible") == 0)
+      type = *t;
+  assert_non_null(type);
+  const struct vab_provisioner *run_half = vab_provisioner_by_name("ansible");
+  void *config = NULL;
+  assert_int_equal(type->config(fx->ctx, &spec, DATA_DIR, &config), 0);
+  assert_int_equal(type->check(fx->ctx, config), 0);
+  char path[128];
+  snprintf(path, sizeof path, "%s/sleep", rec);
+  write_text(path, "60\n", 0644);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  assert_int_equal(run_half->run(fx->ctx, config, fake_guest_handle(fx->fake)),
+                   -1);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  assert_true(t1.tv_sec - t0.tv_sec < 15);
+  expect_run_error(fx, VAB_E_PROVISION, 5, 5,
+                   "ansible: ansible-playbook did not finish within the "
+                   "step's timeout (1 s)",
+                   "raise the step's 'timeout:'");
+  char *pid = recorded("pid");
+  assert_non_null(pid);
+  assert_int_equal(kill((pid_t)atoi(pid), 0), -1);
+  assert_int_equal(entries_in(tmp), 0);
+  free(pid);
+  type->free(config);
+}
+
+/* Paths ssh would split or expand are refused before anything runs. */
+static void test_unsafe_endpoint(void **state) {
+  struct fixture *fx = *state;
+  struct vab_guest_ssh odd = endpoint;
+  odd.known_hosts_file = "/run/vab/my build/known_hosts";
+  fake_guest_set_booted(fx->fake, &odd);
+  load_steps(fx, "  - type: ansible\n"
+                 "    playbook: ansible/site.yml\n");
+  assert_int_equal(run_step(fx, 0), -1);
+  assert_int_equal(vab_last_error(fx->ctx)->code, VAB_E_INTERNAL);
+  assert_null(recorded("argv"));
+  assert_int_equal(entries_in(tmp), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     TEST(test_run),        TEST(test_become_tags), TEST(test_no_python),
     TEST(test_not_booted), TEST(test_playbook_fails), TEST(test_galaxy),
     TEST(test_cancel),     TEST(test_inputs),      TEST(test_missing_tools),
-    TEST(test_folder_checks), TEST(test_real_ansible),
+    TEST(test_folder_checks), TEST(test_timeout), TEST(test_unsafe_endpoint),
+    TEST(test_real_ansible),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
