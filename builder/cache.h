@@ -106,11 +106,17 @@ void vab_cache_unlock(struct vab_cache_lock *lock);
 int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
                   const char *dest_dir, struct vab_cache_meta *meta);
 
+/* Bytes of entries' files the store has read to hash them (recording a
+ * written file, verifying one on a hit) since it was opened.  A registry
+ * entry is hashed once, by its download; the store adds nothing for it. */
+uint64_t vab_cache_bytes_hashed(const struct vab_cache *cache);
+
 /* A registry cache (publish/step-cache.h) behind the store, or NULL for
  * none; the caller keeps it alive while the store is open.  With one,
  * vab_cache_get() on a local miss looks the key up there: an entry found
  * is downloaded into a writer (so a killed download leaves only a .tmp-
- * folder), checked, committed, and then got as any local entry.  The
+ * folder), checked, committed, and then got as any local entry, but not
+ * hashed again: the download hashed the bytes on the way in.  The
  * check: the record must parse as meta, name this key, and list exactly
  * the layers' files with their sizes and sha256, and every downloaded
  * file must be those bytes.  Anything else, and a registry that cannot be
