@@ -145,6 +145,24 @@ static void remove_stale_temps(int dir_fd, const char *base) {
   closedir(dir);
 }
 
+/* Open folder and take its lock, which orders cleaners and writers: a
+ * writer's temporary is locked before any cleaner can see it.  Best
+ * effort: -1 for a folder that cannot be opened; *locked false when it
+ * stays locked for 2 s (anyone who can read it can lock it), and then it
+ * gets no cleaning this time. */
+static int lock_folder(const char *folder, bool *locked) {
+  int dir_fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  *locked = false;
+  for (int tries = 0; dir_fd >= 0 && !*locked && tries < 200; tries++) {
+    *locked = flock(dir_fd, LOCK_EX | LOCK_NB) == 0;
+    if (!*locked) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return dir_fd;
+}
+
 int create_temp_beside(const char *dst, char **tmp) {
   const char *base = path_base_name(dst);
   int dir_len = (int)(base - dst);
@@ -159,20 +177,9 @@ int create_temp_beside(const char *dst, char **tmp) {
     return -1;
   }
   snprintf(*tmp, len, "%.*s.%s.vab-XXXXXX", dir_len, dst, base);
-  /* The folder's lock orders cleaners and writers: a writer's temporary
-   * is locked before any cleaner can see it.  Best effort: a folder that
-   * cannot be opened, or stays locked for 2 s (anyone who can read it can
-   * lock it), gets no cleaning this time. */
-  int dir_fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  bool dir_locked;
+  int dir_fd = lock_folder(folder, &dir_locked);
   free(folder);
-  bool dir_locked = false;
-  for (int tries = 0; dir_fd >= 0 && !dir_locked && tries < 200; tries++) {
-    dir_locked = flock(dir_fd, LOCK_EX | LOCK_NB) == 0;
-    if (!dir_locked) {
-      struct timespec ts = {0, 10 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-    }
-  }
   if (dir_locked)
     remove_stale_temps(dir_fd, base);
   /* mkostemp creates with O_EXCL: a planted link at the name is never
@@ -190,6 +197,76 @@ int create_temp_beside(const char *dst, char **tmp) {
   if (fd < 0) {
     free(*tmp);
     *tmp = NULL;
+    errno = e;
+  }
+  return fd;
+}
+
+/* Remove parent's folders ".PREFIX-XXXXXX" whose owner is gone: the same
+ * rule as remove_stale_temps, for folders.  A link or a file with such a
+ * name is left alone. */
+static void remove_stale_folders(int dir_fd, const char *parent,
+                                 const char *prefix) {
+  int scan_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (scan_fd < 0)
+    return;
+  DIR *dir = fdopendir(scan_fd);
+  if (dir == NULL) {
+    close(scan_fd);
+    return;
+  }
+  size_t prefix_len = strlen(prefix);
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    const char *name = e->d_name;
+    if (name[0] != '.' || strncmp(name + 1, prefix, prefix_len) != 0 ||
+        name[1 + prefix_len] != '-' || strlen(name + 2 + prefix_len) != 6)
+      continue;
+    int fd = openat(dir_fd, name,
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    char *path = NULL;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        asprintf(&path, "%s/%s", parent, name) >= 0)
+      remove_tree(path);
+    free(path);
+    close(fd);
+  }
+  closedir(dir);
+}
+
+int create_locked_folder(const char *parent, const char *prefix,
+                         char **path) {
+  *path = NULL;
+  if (asprintf(path, "%s/.%s-XXXXXX", parent, prefix) < 0) {
+    *path = NULL;
+    errno = ENOMEM;
+    return -1;
+  }
+  bool dir_locked;
+  int dir_fd = lock_folder(parent, &dir_locked);
+  if (dir_locked)
+    remove_stale_folders(dir_fd, parent, prefix);
+  int fd = -1;
+  int e = 0;
+  if (mkdtemp(*path) == NULL) {
+    e = errno;
+  } else {
+    fd = open(*path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      e = errno;
+      if (fd >= 0)
+        close(fd);
+      fd = -1;
+      rmdir(*path);
+    }
+  }
+  if (dir_fd >= 0)
+    close(dir_fd);   /* drops the folder's lock */
+  if (fd < 0) {
+    free(*path);
+    *path = NULL;
     errno = e;
   }
   return fd;
