@@ -1026,6 +1026,83 @@ int vab_cache_default_max_size(struct vab_ctx *ctx, uint64_t *out) {
   return 0;
 }
 
+/* ---- the bootstrap cache of vab before the step cache ---- */
+
+/* Scan CACHE/bootstrap/: files and bytes into out; *busy when a lock in
+ * it is held by a live process (taken here with LOCK_NB, released at
+ * once).  0, or -1 with errno set; ENOENT when there is no folder. */
+static int scan_legacy(const char *folder, struct vab_cache_legacy *out,
+                       bool *busy) {
+  memset(out, 0, sizeof *out);
+  *busy = false;
+  int dir_fd = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fd < 0)
+    return -1;
+  DIR *dir = fdopendir(dir_fd);
+  if (dir == NULL) {
+    int e = errno;
+    close(dir_fd);
+    errno = e;
+    return -1;
+  }
+  out->present = true;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    struct stat st;
+    if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode))
+      continue;
+    out->files++;
+    out->size += (uint64_t)st.st_size;
+    size_t len = strlen(e->d_name);
+    if (len > 5 && strcmp(e->d_name + len - 5, ".lock") == 0) {
+      int fd = openat(dir_fd, e->d_name,
+                      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+        *busy = true;
+      if (fd >= 0)
+        close(fd);
+    }
+  }
+  closedir(dir);
+  return 0;
+}
+
+int vab_cache_legacy_info(struct vab_cache *cache,
+                          struct vab_cache_legacy *out) {
+  CLEANUP_FREE char *folder = NULL;
+  if (asprintf(&folder, "%s/bootstrap", cache->dir) < 0)
+    return vab_error(cache->ctx, VAB_E_NOMEM, "out of memory");
+  bool busy;
+  if (scan_legacy(folder, out, &busy) < 0 && errno != ENOENT &&
+      errno != ENOTDIR)
+    return vab_error_errno(cache->ctx, VAB_E_IO, errno, "cannot read '%s'",
+                           folder);
+  return 0;
+}
+
+int vab_cache_legacy_remove(struct vab_cache *cache,
+                            struct vab_cache_legacy *gone) {
+  CLEANUP_FREE char *folder = NULL;
+  if (asprintf(&folder, "%s/bootstrap", cache->dir) < 0)
+    return vab_error(cache->ctx, VAB_E_NOMEM, "out of memory");
+  bool busy;
+  if (scan_legacy(folder, gone, &busy) < 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return 0;
+    return vab_error_errno(cache->ctx, VAB_E_IO, errno, "cannot read '%s'",
+                           folder);
+  }
+  if (busy)
+    return 2;
+  remove_tree(folder);
+  struct stat st;
+  if (lstat(folder, &st) == 0)
+    return vab_error(cache->ctx, VAB_E_IO, "cannot remove '%s' whole",
+                     folder);
+  return 1;
+}
+
 /* ---- the registry cache behind the store ---- */
 
 void vab_cache_set_remote(struct vab_cache *cache,

@@ -204,6 +204,25 @@ int vab_cache_prune(struct vab_cache *cache,
                     const struct vab_cache_prune_opts *opts,
                     struct vab_cache_prune_result *result);
 
+/* CACHE/bootstrap/: the bootstrap cache of vab before the step cache
+ * (KEY.tar rootfs tarballs beside KEY.lock files).  Nothing reads it any
+ * more; `vab cache list` reports it and `vab cache prune` and `clear`
+ * remove it.  A build never touches it. */
+struct vab_cache_legacy {
+  bool present;                 /* the folder is there */
+  size_t files;                 /* regular files in it */
+  uint64_t size;                /* their bytes */
+};
+/* What CACHE/bootstrap/ holds.  -1 only for an error other than its
+ * absence. */
+int vab_cache_legacy_info(struct vab_cache *cache,
+                          struct vab_cache_legacy *out);
+/* Remove CACHE/bootstrap/, unless a process still holds one of its locks
+ * (an older vab bootstrapping into it): 1 removed (*gone says what it
+ * held), 2 left because it is in use, 0 not there, -1 error. */
+int vab_cache_legacy_remove(struct vab_cache *cache,
+                            struct vab_cache_legacy *gone);
+
 /* The size limit after a build: VAB_CACHE_MAX_SIZE (the size grammar of
  * common/size.h) or VAB_CACHE_DEFAULT_MAX_SIZE.  -1 when the variable is
  * not a size. */
