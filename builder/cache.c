@@ -1031,7 +1031,7 @@ int vab_cache_default_max_size(struct vab_ctx *ctx, uint64_t *out) {
 /* Scan CACHE/bootstrap/: files and bytes into out; *busy when a lock in
  * it is held by a live process (taken here with LOCK_NB, released at
  * once).  0, or -1 with errno set; ENOENT when there is no folder. */
-static int scan_legacy(const char *folder, struct vab_cache_legacy *out,
+static int scan_legacy_folder(const char *folder, struct vab_cache_legacy *out,
                        bool *busy) {
   memset(out, 0, sizeof *out);
   *busy = false;
@@ -1068,31 +1068,38 @@ static int scan_legacy(const char *folder, struct vab_cache_legacy *out,
   return 0;
 }
 
+/* Scan cache's bootstrap/ (its path in *folder): 1 there, 0 not there,
+ * -1 error on the context. */
+static int legacy_scan(struct vab_cache *cache, char **folder,
+                       struct vab_cache_legacy *out, bool *busy) {
+  memset(out, 0, sizeof *out);
+  *busy = false;
+  if (asprintf(folder, "%s/bootstrap", cache->dir) < 0) {
+    *folder = NULL;
+    return vab_error(cache->ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (scan_legacy_folder(*folder, out, busy) == 0)
+    return 1;
+  if (errno == ENOENT || errno == ENOTDIR)
+    return 0;
+  return vab_error_errno(cache->ctx, VAB_E_IO, errno, "cannot read '%s'",
+                         *folder);
+}
+
 int vab_cache_legacy_info(struct vab_cache *cache,
                           struct vab_cache_legacy *out) {
   CLEANUP_FREE char *folder = NULL;
-  if (asprintf(&folder, "%s/bootstrap", cache->dir) < 0)
-    return vab_error(cache->ctx, VAB_E_NOMEM, "out of memory");
   bool busy;
-  if (scan_legacy(folder, out, &busy) < 0 && errno != ENOENT &&
-      errno != ENOTDIR)
-    return vab_error_errno(cache->ctx, VAB_E_IO, errno, "cannot read '%s'",
-                           folder);
-  return 0;
+  return legacy_scan(cache, &folder, out, &busy) < 0 ? -1 : 0;
 }
 
 int vab_cache_legacy_remove(struct vab_cache *cache,
                             struct vab_cache_legacy *gone) {
   CLEANUP_FREE char *folder = NULL;
-  if (asprintf(&folder, "%s/bootstrap", cache->dir) < 0)
-    return vab_error(cache->ctx, VAB_E_NOMEM, "out of memory");
   bool busy;
-  if (scan_legacy(folder, gone, &busy) < 0) {
-    if (errno == ENOENT || errno == ENOTDIR)
-      return 0;
-    return vab_error_errno(cache->ctx, VAB_E_IO, errno, "cannot read '%s'",
-                           folder);
-  }
+  int r = legacy_scan(cache, &folder, gone, &busy);
+  if (r <= 0)
+    return r;
   if (busy)
     return 2;
   remove_tree(folder);

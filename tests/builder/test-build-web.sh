@@ -117,6 +117,8 @@ for s in json.load(open(sys.argv[1]))["steps"]:
     if s["cached"] is not True:
         sys.exit("%s: cached %s" % (s["label"], s["cached"]))
 PY
+check "built again: --json says no accelerator was chosen" \
+  grep -q '"accel":"none"' "$AREA/again.json"
 check "built again: no VM started" \
   bash -c "! grep -qE 'starting the builder VM|boot test passed' '$AREA/again.err'"
 check "built again: each step line says cached" \

@@ -146,20 +146,12 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["legacy_bootstrap"] == {"files": 2, "size": 4000}, d["legacy_bootstrap"]
 assert len(d["entries"]) == 1' "$tmp/out" || problem "list --json, legacy: $(cat "$tmp/out")"
-flock "$cache/bootstrap/$old_key.lock" sleep 60 </dev/null >/dev/null 2>&1 &
-holder=$!
-sleeper=
-for _ in $(seq 100); do
-  sleeper=$(ps -o pid= --ppid $holder 2>/dev/null | tr -d ' ')
-  [ -n "$sleeper" ] && break
-  sleep 0.05
-done
+hold_flock "$cache/bootstrap/$old_key.lock" || problem "flock(1) did not start"
 run "prune, legacy in use" 0 "$VAB" cache prune --cache-dir "$cache"
 [ -f "$cache/bootstrap/$old_key.tar" ] || problem "prune removed a legacy folder in use"
 grep -q "kept $cache/bootstrap.*an older vab is using it" "$tmp/err" ||
   problem "prune, legacy in use: $(cat "$tmp/err")"
-kill $sleeper $holder 2>/dev/null
-wait $holder 2>/dev/null
+release_flock
 run "prune, legacy" 0 "$VAB" cache prune --cache-dir "$cache"
 [ -e "$cache/bootstrap" ] && problem "prune left the legacy bootstrap folder"
 grep -q "removed $cache/bootstrap, the bootstrap cache from before the step cache (2 files" \

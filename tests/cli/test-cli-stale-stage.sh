@@ -23,16 +23,7 @@ YAML
 out=$tmp/out
 mkdir -p "$out/.vab-cache-STALE1/0123abcd" "$out/.vab-cache-LIVE01"
 echo staged >"$out/.vab-cache-STALE1/0123abcd/disk.qcow2"
-flock "$out/.vab-cache-LIVE01" sleep 60 </dev/null >/dev/null 2>&1 &
-holder=$!
-sleeper=
-for _ in $(seq 100); do
-  # flock(1) holds the lock once it has started sleep.
-  sleeper=$(ps -o pid= --ppid $holder 2>/dev/null | tr -d ' ')
-  [ -n "$sleeper" ] && break
-  sleep 0.05
-done
-[ -n "$sleeper" ] || problem "flock(1) did not start"
+hold_flock "$out/.vab-cache-LIVE01" || problem "flock(1) did not start"
 : >"$out/.vab-cache-FILE01"
 mkdir "$tmp/elsewhere"
 echo canary >"$tmp/elsewhere/canary"
@@ -50,6 +41,5 @@ grep -q "checksum mismatch" "$tmp/err" || problem "not the checksum error: $(cat
   problem "the link with a stage folder's name was touched"
 left=$(ls -A "$out" | grep '^\.vab-cache-' | grep -vxE '\.vab-cache-(LIVE01|FILE01|LINK01)')
 [ -z "$left" ] || problem "the build left its own stage folder: $left"
-kill $sleeper $holder 2>/dev/null
-wait $holder 2>/dev/null
+release_flock
 exit $fail
