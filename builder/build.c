@@ -152,6 +152,7 @@ struct run {
   char *steps_dir;             /* WORK/steps: disk entries linked out */
   char *stage_dir;             /* OUTPUT/.vab-cache-XXXXXX: test and export
                                   entries linked out, renamed when used */
+  int stage_fd;                /* its flock: this build is alive */
   size_t resume;               /* the disk step the session starts on, or
                                   SIZE_MAX: from the source */
   bool need_disk;              /* a test or export runs */
@@ -504,17 +505,14 @@ static int init_cache(struct run *run) {
   if (mkdir(run->steps_dir, 0700) < 0)
     return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'",
                            run->steps_dir);
-  if (asprintf(&run->stage_dir, "%s/.vab-cache-XXXXXX", run->b->output_dir) < 0) {
-    run->stage_dir = NULL;
-    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  }
-  if (mkdtemp(run->stage_dir) == NULL) {
-    int e = errno;
-    free(run->stage_dir);
-    run->stage_dir = NULL;
-    return vab_error_errno(ctx, VAB_E_IO, e, "cannot create a folder in '%s'",
+  /* Locked for the build's life, so that the next build removes the
+   * stage folder of one that was killed, never a live one's. */
+  run->stage_fd = create_locked_folder(run->b->output_dir, "vab-cache",
+                                       &run->stage_dir);
+  if (run->stage_fd < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno,
+                           "cannot create a folder in '%s'",
                            run->b->output_dir);
-  }
   for (size_t i = 0; i < n; i++) {
     const struct vab_plan_step *s = &run->plan.steps[i];
     if (s->kind == VAB_PLAN_EXPORT) {
@@ -1591,6 +1589,7 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
 
   run.step = SIZE_MAX;
   run.held.fd = -1;
+  run.stage_fd = -1;
   phase_begin(&run, VAB_PHASE_PLAN);
   int r = vab_plan_build(ctx, run.t, &run.plan);
   if (r == 0)
@@ -1659,6 +1658,8 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
   release_held(&run);
   if (run.stage_dir != NULL)
     remove_tree(run.stage_dir);
+  if (run.stage_fd >= 0)
+    close(run.stage_fd);
   bool cache_used = run.cache != NULL;
   vab_cache_close(run.cache);
   if (run.work_dir != NULL) {

@@ -27,6 +27,7 @@ struct vab_cache {
   char *steps;      /* CACHE/steps */
   bool exists;      /* steps/ is there (open without create) */
   struct vab_remote_cache *remote;  /* tried on a local miss, or NULL */
+  uint64_t bytes_hashed;  /* read to record or verify entries' files */
 };
 
 struct vab_cache_writer {
@@ -453,10 +454,13 @@ static int load_meta(struct vab_cache *c, const char *key,
 }
 
 /* Hash fd to the end, writing each block to out_fd when it is >= 0. */
-static int hash_fd(struct vab_ctx *ctx, int fd, int out_fd, uint64_t *size,
+/* Read fd to its end, copying to out_fd when it is not -1, and hashing
+ * into hex unless hex is NULL (a copy of bytes verified already). */
+static int hash_fd(struct vab_cache *c, int fd, int out_fd, uint64_t *size,
                    char hex[65], int *err) {
-  struct vab_sha256 *h = vab_sha256_new(ctx);
-  if (h == NULL)
+  struct vab_ctx *ctx = c->ctx;
+  struct vab_sha256 *h = NULL;
+  if (hex != NULL && (h = vab_sha256_new(ctx)) == NULL)
     return -1;
   size_t cap = 1 << 20;
   char *block = malloc(cap);
@@ -476,7 +480,8 @@ static int hash_fd(struct vab_ctx *ctx, int fd, int out_fd, uint64_t *size,
     if (n == 0)
       break;
     *size += (uint64_t)n;
-    if (vab_sha256_update(h, block, (size_t)n) < 0) {
+    if (h != NULL && vab_sha256_update(h, block, (size_t)n) < 0) {
+      vab_sha256_free(h);
       free(block);
       return -1;
     }
@@ -484,6 +489,9 @@ static int hash_fd(struct vab_ctx *ctx, int fd, int out_fd, uint64_t *size,
       break;
   }
   free(block);
+  if (h == NULL)
+    return vab_check_cancel(ctx);
+  c->bytes_hashed += *size;
   uint8_t digest[32];
   if (vab_sha256_final(h, digest) < 0)
     return -1;
@@ -491,10 +499,12 @@ static int hash_fd(struct vab_ctx *ctx, int fd, int out_fd, uint64_t *size,
   return vab_check_cancel(ctx);
 }
 
-/* Put one recorded file at dst, verified.  0 ok, 1 does not match (why). */
+/* Put one recorded file at dst, verified unless verified is true (its
+ * bytes were checked on the way into the store, under this lock).  0 ok,
+ * 1 does not match (why). */
 static int place_file(struct vab_cache *c, const char *src, const char *dst,
-                      const struct vab_cache_file *f, char *why,
-                      size_t why_len) {
+                      const struct vab_cache_file *f, bool verified,
+                      char *why, size_t why_len) {
   bool linked = link(src, dst) == 0;
   if (!linked && errno != EXDEV && errno != EPERM && errno != EMLINK) {
     if (errno == ENOENT) {
@@ -522,6 +532,10 @@ static int place_file(struct vab_cache *c, const char *src, const char *dst,
              (unsigned long long)st.st_size, (unsigned long long)f->size);
     return 1;
   }
+  if (linked && verified) {
+    close(in);
+    return 0;
+  }
   int out = -1;
   if (!linked) {
     out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -534,7 +548,7 @@ static int place_file(struct vab_cache *c, const char *src, const char *dst,
   char hex[65];
   uint64_t size = 0;
   int e = 0;
-  int r = hash_fd(c->ctx, in, out, &size, hex, &e);
+  int r = hash_fd(c, in, out, &size, verified ? NULL : hex, &e);
   close(in);
   if (out >= 0 && close(out) < 0 && e == 0)
     e = errno;
@@ -544,7 +558,11 @@ static int place_file(struct vab_cache *c, const char *src, const char *dst,
   if (r == 0 && e != 0) {
     snprintf(why, why_len, "cannot read %s: %s", f->name, strerror(e));
     r = 1;
-  } else if (r == 0 && (size != f->size || strcmp(hex, f->sha256) != 0)) {
+  } else if (r == 0 && size != f->size) {
+    snprintf(why, why_len, "%s has %llu bytes, %llu recorded", f->name,
+             (unsigned long long)size, (unsigned long long)f->size);
+    r = 1;
+  } else if (r == 0 && !verified && strcmp(hex, f->sha256) != 0) {
     snprintf(why, why_len, "%s has sha256 %s, %s recorded", f->name, hex,
              f->sha256);
     r = 1;
@@ -554,8 +572,11 @@ static int place_file(struct vab_cache *c, const char *src, const char *dst,
   return r;
 }
 
+/* verified: the entry was just stored from bytes checked on the way in
+ * (fetch_remote, under this lock), so its files are not hashed again. */
 static int get_local(struct vab_cache *cache, const struct vab_cache_lock *lock,
-                     const char *dest_dir, struct vab_cache_meta *meta) {
+                     const char *dest_dir, bool verified,
+                     struct vab_cache_meta *meta) {
   struct vab_ctx *ctx = cache->ctx;
   const char *key = lock->key;
   char why[256] = "";
@@ -572,7 +593,8 @@ static int get_local(struct vab_cache *cache, const struct vab_cache_lock *lock,
     CLEANUP_FREE char *dst = NULL;
     if (src == NULL || asprintf(&dst, "%s/%s", dest_dir, f->name) < 0)
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-    else if ((r = place_file(cache, src, dst, f, why, sizeof why)) == 0)
+    else if ((r = place_file(cache, src, dst, f, verified, why,
+                             sizeof why)) == 0)
       placed++;
   }
   if (r != 0) {
@@ -603,14 +625,15 @@ static int fetch_remote(struct vab_cache *c, const struct vab_cache_lock *lock);
 
 int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
                   const char *dest_dir, struct vab_cache_meta *meta) {
-  int r = get_local(cache, lock, dest_dir, meta);
+  int r = get_local(cache, lock, dest_dir, false, meta);
   if (r != 0 || cache->remote == NULL)
     return r;
   r = fetch_remote(cache, lock);
   if (r <= 0)
     return r;
-  /* What the caller gets is the entry as stored, verified again. */
-  return get_local(cache, lock, dest_dir, meta);
+  /* The entry as stored: its files were verified on the way in (the
+   * download against the layer's digest, which is meta's sha256). */
+  return get_local(cache, lock, dest_dir, true, meta);
 }
 
 bool vab_cache_has(struct vab_cache *cache, const char *key) {
@@ -673,7 +696,10 @@ int vab_cache_writer_path(struct vab_cache_writer *w, const char *name,
   return 0;
 }
 
-int vab_cache_writer_add(struct vab_cache_writer *w, const char *name) {
+/* Add name (written at its writer path) to the entry: hashed, unless
+ * known gives its size and sha256, checked on the way in already. */
+static int writer_add(struct vab_cache_writer *w, const char *name,
+                      const struct vab_cache_file *known) {
   struct vab_ctx *ctx = w->cache->ctx;
   if (w->meta.n_files == VAB_CACHE_MAX_FILES)
     return vab_error(ctx, VAB_E_INTERNAL, "cache: more than %d files",
@@ -691,8 +717,17 @@ int vab_cache_writer_add(struct vab_cache_writer *w, const char *name) {
     return vab_error_errno(ctx, VAB_E_IO, not_regular ? EINVAL : errno,
                            "cannot read '%s'", path);
   struct vab_cache_file *f = &w->meta.files[w->meta.n_files];
-  int e = 0;
-  int r = hash_fd(ctx, fd, -1, &f->size, f->sha256, &e);
+  int e = 0, r = 0;
+  if (known == NULL) {
+    r = hash_fd(w->cache, fd, -1, &f->size, f->sha256, &e);
+  } else if ((uint64_t)st.st_size != known->size) {
+    r = vab_error(ctx, VAB_E_INTERNAL, "cache: '%s' has %llu bytes, %llu "
+                  "downloaded", path, (unsigned long long)st.st_size,
+                  (unsigned long long)known->size);
+  } else {
+    f->size = known->size;
+    memcpy(f->sha256, known->sha256, sizeof f->sha256);
+  }
   if (r == 0 && e != 0)
     r = vab_error_errno(ctx, VAB_E_IO, e, "cannot read '%s'", path);
   if (r == 0 && fsync(fd) < 0)
@@ -703,6 +738,19 @@ int vab_cache_writer_add(struct vab_cache_writer *w, const char *name) {
   snprintf(f->name, sizeof f->name, "%s", name);
   w->meta.n_files++;
   return 0;
+}
+
+int vab_cache_writer_add(struct vab_cache_writer *w, const char *name) {
+  return writer_add(w, name, NULL);
+}
+
+static int writer_add_verified(struct vab_cache_writer *w,
+                               const struct vab_cache_file *f) {
+  return writer_add(w, f->name, f);
+}
+
+uint64_t vab_cache_bytes_hashed(const struct vab_cache *cache) {
+  return cache->bytes_hashed;
 }
 
 static void writer_free(struct vab_cache_writer *w) {
@@ -978,6 +1026,90 @@ int vab_cache_default_max_size(struct vab_ctx *ctx, uint64_t *out) {
   return 0;
 }
 
+/* ---- the bootstrap cache of vab before the step cache ---- */
+
+/* Scan CACHE/bootstrap/: files and bytes into out; *busy when a lock in
+ * it is held by a live process (taken here with LOCK_NB, released at
+ * once).  0, or -1 with errno set; ENOENT when there is no folder. */
+static int scan_legacy_folder(const char *folder, struct vab_cache_legacy *out,
+                       bool *busy) {
+  memset(out, 0, sizeof *out);
+  *busy = false;
+  int dir_fd = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fd < 0)
+    return -1;
+  DIR *dir = fdopendir(dir_fd);
+  if (dir == NULL) {
+    int e = errno;
+    close(dir_fd);
+    errno = e;
+    return -1;
+  }
+  out->present = true;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    struct stat st;
+    if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode))
+      continue;
+    out->files++;
+    out->size += (uint64_t)st.st_size;
+    size_t len = strlen(e->d_name);
+    if (len > 5 && strcmp(e->d_name + len - 5, ".lock") == 0) {
+      int fd = openat(dir_fd, e->d_name,
+                      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+        *busy = true;
+      if (fd >= 0)
+        close(fd);
+    }
+  }
+  closedir(dir);
+  return 0;
+}
+
+/* Scan cache's bootstrap/ (its path in *folder): 1 there, 0 not there,
+ * -1 error on the context. */
+static int legacy_scan(struct vab_cache *cache, char **folder,
+                       struct vab_cache_legacy *out, bool *busy) {
+  memset(out, 0, sizeof *out);
+  *busy = false;
+  if (asprintf(folder, "%s/bootstrap", cache->dir) < 0) {
+    *folder = NULL;
+    return vab_error(cache->ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (scan_legacy_folder(*folder, out, busy) == 0)
+    return 1;
+  if (errno == ENOENT || errno == ENOTDIR)
+    return 0;
+  return vab_error_errno(cache->ctx, VAB_E_IO, errno, "cannot read '%s'",
+                         *folder);
+}
+
+int vab_cache_legacy_info(struct vab_cache *cache,
+                          struct vab_cache_legacy *out) {
+  CLEANUP_FREE char *folder = NULL;
+  bool busy;
+  return legacy_scan(cache, &folder, out, &busy) < 0 ? -1 : 0;
+}
+
+int vab_cache_legacy_remove(struct vab_cache *cache,
+                            struct vab_cache_legacy *gone) {
+  CLEANUP_FREE char *folder = NULL;
+  bool busy;
+  int r = legacy_scan(cache, &folder, gone, &busy);
+  if (r <= 0)
+    return r;
+  if (busy)
+    return 2;
+  remove_tree(folder);
+  struct stat st;
+  if (lstat(folder, &st) == 0)
+    return vab_error(cache->ctx, VAB_E_IO, "cannot remove '%s' whole",
+                     folder);
+  return 1;
+}
+
 /* ---- the registry cache behind the store ---- */
 
 void vab_cache_set_remote(struct vab_cache *cache,
@@ -1067,18 +1199,12 @@ static int store_remote(struct vab_cache *c, const struct vab_cache_lock *lock,
       vab_cache_abort(w);
       return 0;
     }
-    if (vab_cache_writer_add(w, f->name) < 0) {
+    /* The download hashed the bytes on their way in and checked them
+     * against the layer's digest, which vab_cache_check_remote matched
+     * with meta's: recorded as they are, not hashed again. */
+    if (writer_add_verified(w, f) < 0) {
       vab_cache_abort(w);
       return -1;
-    }
-    /* The download's digest was checked; the writer hashed the file on
-     * disk once more, and that is what the store will trust. */
-    const struct vab_cache_file *got = &w->meta.files[w->meta.n_files - 1];
-    if (got->size != f->size || strcmp(got->sha256, f->sha256) != 0) {
-      snprintf(why, why_len, "%s has sha256 %s on disk, %s recorded", f->name,
-               got->sha256, f->sha256);
-      vab_cache_abort(w);
-      return 0;
     }
   }
   return vab_cache_commit(w) < 0 ? -1 : 1;

@@ -106,11 +106,17 @@ void vab_cache_unlock(struct vab_cache_lock *lock);
 int vab_cache_get(struct vab_cache *cache, const struct vab_cache_lock *lock,
                   const char *dest_dir, struct vab_cache_meta *meta);
 
+/* Bytes of entries' files the store has read to hash them (recording a
+ * written file, verifying one on a hit) since it was opened.  A registry
+ * entry is hashed once, by its download; the store adds nothing for it. */
+uint64_t vab_cache_bytes_hashed(const struct vab_cache *cache);
+
 /* A registry cache (publish/step-cache.h) behind the store, or NULL for
  * none; the caller keeps it alive while the store is open.  With one,
  * vab_cache_get() on a local miss looks the key up there: an entry found
  * is downloaded into a writer (so a killed download leaves only a .tmp-
- * folder), checked, committed, and then got as any local entry.  The
+ * folder), checked, committed, and then got as any local entry, but not
+ * hashed again: the download hashed the bytes on the way in.  The
  * check: the record must parse as meta, name this key, and list exactly
  * the layers' files with their sizes and sha256, and every downloaded
  * file must be those bytes.  Anything else, and a registry that cannot be
@@ -197,6 +203,25 @@ struct vab_cache_prune_result {
 int vab_cache_prune(struct vab_cache *cache,
                     const struct vab_cache_prune_opts *opts,
                     struct vab_cache_prune_result *result);
+
+/* CACHE/bootstrap/: the bootstrap cache of vab before the step cache
+ * (KEY.tar rootfs tarballs beside KEY.lock files).  Nothing reads it any
+ * more; `vab cache list` reports it and `vab cache prune` and `clear`
+ * remove it.  A build never touches it. */
+struct vab_cache_legacy {
+  bool present;                 /* the folder is there */
+  size_t files;                 /* regular files in it */
+  uint64_t size;                /* their bytes */
+};
+/* What CACHE/bootstrap/ holds.  -1 only for an error other than its
+ * absence. */
+int vab_cache_legacy_info(struct vab_cache *cache,
+                          struct vab_cache_legacy *out);
+/* Remove CACHE/bootstrap/, unless a process still holds one of its locks
+ * (an older vab bootstrapping into it): 1 removed (*gone says what it
+ * held), 2 left because it is in use, 0 not there, -1 error. */
+int vab_cache_legacy_remove(struct vab_cache *cache,
+                            struct vab_cache_legacy *gone);
 
 /* The size limit after a build: VAB_CACHE_MAX_SIZE (the size grammar of
  * common/size.h) or VAB_CACHE_DEFAULT_MAX_SIZE.  -1 when the variable is

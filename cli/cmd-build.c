@@ -220,8 +220,11 @@ static void print_json(struct vab_ctx *ctx, const char *path,
       cli_json_string(stdout, b->serial_log_path);
     else
       fputs("null", stdout);
+    /* Resolved only when a VM is to run: "auto" would claim a choice that
+     * was never made. */
     fputs(",\"accel\":", stdout);
-    cli_json_string(stdout, vab_accel_name(b->accel));
+    cli_json_string(stdout, b->accel == VAB_ACCEL_AUTO
+                                ? "none" : vab_accel_name(b->accel));
     fputs(",\"guest_os\":", stdout);
     cli_json_string(stdout, b->guest_os);
     fprintf(stdout, ",\"source_cached\":%s,\"tested\":%s",

@@ -70,7 +70,7 @@ static void format_time(time_t t, char *out, size_t len) {
 }
 
 static void print_list(const char *dir, const struct vab_cache_info *list,
-                       size_t n) {
+                       size_t n, const struct vab_cache_legacy *legacy) {
   uint64_t total = 0;
   if (n > 0)
     printf("%-12s  %10s  %-16s  %-9s  %s\n", "KEY", "SIZE", "LAST USED (UTC)",
@@ -91,10 +91,16 @@ static void print_list(const char *dir, const struct vab_cache_info *list,
   char size[32];
   cli_human_size(total, size, sizeof size);
   printf("%zu %s, %s in %s\n", n, n == 1 ? "entry" : "entries", size, dir);
+  if (legacy->present) {
+    cli_human_size(legacy->size, size, sizeof size);
+    printf("and %s/bootstrap: %zu %s (%s) of the bootstrap cache from before "
+           "the step cache, unused; 'vab cache prune' removes it\n",
+           dir, legacy->files, legacy->files == 1 ? "file" : "files", size);
+  }
 }
 
 static void print_list_json(const char *dir, const struct vab_cache_info *list,
-                            size_t n) {
+                            size_t n, const struct vab_cache_legacy *legacy) {
   uint64_t total = 0;
   fputs("{\"ok\":true,\"cache_dir\":", stdout);
   cli_json_string(stdout, dir);
@@ -131,7 +137,13 @@ static void print_list_json(const char *dir, const struct vab_cache_info *list,
     }
     fputs("]}", stdout);
   }
-  fprintf(stdout, "],\"total_size\":%llu}\n", (unsigned long long)total);
+  fprintf(stdout, "],\"total_size\":%llu,\"legacy_bootstrap\":",
+          (unsigned long long)total);
+  if (legacy->present)
+    fprintf(stdout, "{\"files\":%zu,\"size\":%llu}}\n", legacy->files,
+            (unsigned long long)legacy->size);
+  else
+    fputs("null}\n", stdout);
 }
 
 static int run_cache(struct vab_ctx *ctx, int argc, char **argv) {
@@ -209,15 +221,33 @@ static int run_cache(struct vab_ctx *ctx, int argc, char **argv) {
   if (r == 0 && list) {
     struct vab_cache_info *entries = NULL;
     size_t n = 0;
+    struct vab_cache_legacy legacy;
     r = vab_cache_list(cache, &entries, &n);
+    if (r == 0)
+      r = vab_cache_legacy_info(cache, &legacy);
     if (r == 0 && json)
-      print_list_json(dir, entries, n);
+      print_list_json(dir, entries, n, &legacy);
     else if (r == 0)
-      print_list(dir, entries, n);
+      print_list(dir, entries, n, &legacy);
     free(entries);
   } else if (r == 0) {
     struct vab_cache_prune_result res;
+    struct vab_cache_legacy gone;
     r = vab_cache_prune(cache, &popts, &res);
+    int legacy = r == 0 ? vab_cache_legacy_remove(cache, &gone) : 0;
+    if (legacy < 0)
+      r = -1;
+    if (legacy == 1) {
+      char size[32];
+      cli_human_size(gone.size, size, sizeof size);
+      fprintf(stderr, "vab cache %s: removed %s/bootstrap, the bootstrap "
+              "cache from before the step cache (%zu %s, %s)\n", action, dir,
+              gone.files, gone.files == 1 ? "file" : "files", size);
+    } else if (legacy == 2) {
+      fprintf(stderr, "vab cache %s: kept %s/bootstrap, the bootstrap cache "
+              "from before the step cache: an older vab is using it\n",
+              action, dir);
+    }
     if (r == 0) {
       char freed[32], kept[32];
       cli_human_size(res.freed, freed, sizeof freed);

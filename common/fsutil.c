@@ -109,13 +109,16 @@ static char *folder_of(const char *path) {
   return strndup(path, (size_t)(base - path - 1));
 }
 
-/* Remove the temporaries of dst whose writer is gone.  Each writer holds
- * an exclusive flock on its temporary for as long as it lives, and the
- * kernel drops it when the process dies (SIGKILL included), so a lock
- * taken here with LOCK_NB proves the owner dead, whatever its pid became.
- * Called with the folder locked, so no writer is between creating its
- * temporary and locking it. */
-static void remove_stale_temps(int dir_fd, const char *base) {
+/* Remove the entries of a folder named ".HEAD" SEP "XXXXXX" whose owner
+ * is gone: regular files (folders false) or folders (true, removed whole;
+ * parent is the folder's path).  Each owner holds an exclusive flock on
+ * its entry for as long as it lives, and the kernel drops it when the
+ * process dies (SIGKILL included), so a lock taken here with LOCK_NB
+ * proves the owner dead, whatever its pid became.  Called with the folder
+ * locked, so no owner is between creating its entry and locking it.
+ * Links, and entries of the other type, are left alone. */
+static void remove_unlocked(int dir_fd, const char *parent, const char *head,
+                            const char *sep, bool folders) {
   int scan_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (scan_fd < 0)
     return;
@@ -124,25 +127,64 @@ static void remove_stale_temps(int dir_fd, const char *base) {
     close(scan_fd);
     return;
   }
-  size_t base_len = strlen(base);
+  size_t head_len = strlen(head), sep_len = strlen(sep);
+  int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+              (folders ? O_DIRECTORY : O_NONBLOCK | O_NOCTTY);
   struct dirent *e;
   while ((e = readdir(dir)) != NULL) {
     const char *name = e->d_name;
-    if (name[0] != '.' || strncmp(name + 1, base, base_len) != 0 ||
-        strncmp(name + 1 + base_len, ".vab-", 5) != 0 ||
-        strlen(name + 1 + base_len + 5) != 6)
+    if (name[0] != '.' || strncmp(name + 1, head, head_len) != 0 ||
+        strncmp(name + 1 + head_len, sep, sep_len) != 0 ||
+        strlen(name + 1 + head_len + sep_len) != 6)
       continue;
-    int fd = openat(dir_fd, name,
-                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int fd = openat(dir_fd, name, flags);
     if (fd < 0)
       continue;
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-        flock(fd, LOCK_EX | LOCK_NB) == 0)
-      unlinkat(dir_fd, name, 0);
+    char *path = NULL;
+    if (fstat(fd, &st) == 0 && (folders ? S_ISDIR(st.st_mode)
+                                        : S_ISREG(st.st_mode)) &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      if (!folders)
+        unlinkat(dir_fd, name, 0);
+      else if (asprintf(&path, "%s/%s", parent, name) >= 0)
+        remove_tree(path);
+    }
+    free(path);
     close(fd);
   }
   closedir(dir);
+}
+
+/* Open folder and take its lock, which orders cleaners and writers: a
+ * writer's temporary is locked before any cleaner can see it.  Best
+ * effort: -1 for a folder that cannot be opened; *locked false when it
+ * stays locked for 2 s (anyone who can read it can lock it), and then it
+ * gets no cleaning this time. */
+static int lock_folder(const char *folder, bool *locked) {
+  int dir_fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  *locked = false;
+  for (int tries = 0; dir_fd >= 0 && !*locked && tries < 200; tries++) {
+    *locked = flock(dir_fd, LOCK_EX | LOCK_NB) == 0;
+    if (!*locked) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return dir_fd;
+}
+
+/* The end of a creation under the folder's lock (dir_fd, or -1): drop the
+ * lock; on failure (fd -1) free *name, NULL it and set errno to err. */
+static int created(int dir_fd, int fd, char **name, int err) {
+  if (dir_fd >= 0)
+    close(dir_fd);
+  if (fd < 0) {
+    free(*name);
+    *name = NULL;
+    errno = err;
+  }
+  return fd;
 }
 
 int create_temp_beside(const char *dst, char **tmp) {
@@ -159,22 +201,11 @@ int create_temp_beside(const char *dst, char **tmp) {
     return -1;
   }
   snprintf(*tmp, len, "%.*s.%s.vab-XXXXXX", dir_len, dst, base);
-  /* The folder's lock orders cleaners and writers: a writer's temporary
-   * is locked before any cleaner can see it.  Best effort: a folder that
-   * cannot be opened, or stays locked for 2 s (anyone who can read it can
-   * lock it), gets no cleaning this time. */
-  int dir_fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  bool dir_locked;
+  int dir_fd = lock_folder(folder, &dir_locked);
   free(folder);
-  bool dir_locked = false;
-  for (int tries = 0; dir_fd >= 0 && !dir_locked && tries < 200; tries++) {
-    dir_locked = flock(dir_fd, LOCK_EX | LOCK_NB) == 0;
-    if (!dir_locked) {
-      struct timespec ts = {0, 10 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-    }
-  }
   if (dir_locked)
-    remove_stale_temps(dir_fd, base);
+    remove_unlocked(dir_fd, NULL, base, ".vab-", false);
   /* mkostemp creates with O_EXCL: a planted link at the name is never
    * followed. */
   int fd = mkostemp(*tmp, O_CLOEXEC);
@@ -185,14 +216,36 @@ int create_temp_beside(const char *dst, char **tmp) {
     unlink(*tmp);
     fd = -1;
   }
-  if (dir_fd >= 0)
-    close(dir_fd);   /* drops the folder's lock */
-  if (fd < 0) {
-    free(*tmp);
-    *tmp = NULL;
-    errno = e;
+  return created(dir_fd, fd, tmp, e);
+}
+
+int create_locked_folder(const char *parent, const char *prefix,
+                         char **path) {
+  *path = NULL;
+  if (asprintf(path, "%s/.%s-XXXXXX", parent, prefix) < 0) {
+    *path = NULL;
+    errno = ENOMEM;
+    return -1;
   }
-  return fd;
+  bool dir_locked;
+  int dir_fd = lock_folder(parent, &dir_locked);
+  if (dir_locked)
+    remove_unlocked(dir_fd, parent, prefix, "-", true);
+  int fd = -1;
+  int e = 0;
+  if (mkdtemp(*path) == NULL) {
+    e = errno;
+  } else {
+    fd = open(*path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      e = errno;
+      if (fd >= 0)
+        close(fd);
+      fd = -1;
+      rmdir(*path);
+    }
+  }
+  return created(dir_fd, fd, path, e);
 }
 
 int create_replacing(const char *path, mode_t mode) {

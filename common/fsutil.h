@@ -34,6 +34,15 @@ const char *path_base_name(const char *path);
  * -1 with errno set and *tmp NULL. */
 int create_temp_beside(const char *dst, char **tmp);
 
+/* A private folder "PARENT/.PREFIX-XXXXXX" (mode 0700) for as long as the
+ * returned descriptor is open: it holds an exclusive flock on the folder.
+ * Folders of that PREFIX that no live process holds (left by a killed
+ * one, SIGKILL included) are removed first, by the rule and under the
+ * parent's lock that create_temp_beside() uses.  Remove the folder before
+ * closing the descriptor.  Returns the O_CLOEXEC descriptor and the
+ * malloc'd path in *path, or -1 with errno set and *path NULL. */
+int create_locked_folder(const char *parent, const char *prefix, char **path);
+
 /* Create path as a new empty file with mode, replacing whatever is there
  * (a planted symbolic or hard link is replaced, never followed or
  * truncated): a temporary beside it, renamed onto path at once.  For files

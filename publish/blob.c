@@ -629,14 +629,10 @@ int blob_pull_to_memory(struct registry *reg, const char *digest,
                   "%" PRIu64,
                   digest, resp.body.len, size);
   if (r == 0) {
-    uint8_t raw[32];
-    char actual[72] = "sha256:";
-    struct vab_sha256 *h = vab_sha256_new(ctx);
-    if (h == NULL || vab_sha256_update(h, resp.body.data, resp.body.len) < 0 ||
-        vab_sha256_final(h, raw) < 0) {
+    char actual[VAB_SHA256_DIGEST_SIZE];
+    if (vab_sha256_buffer(ctx, resp.body.data, resp.body.len, actual) < 0) {
       r = -1;
     } else {
-      vab_hex(raw, 32, actual + 7);
       if (strcmp(actual, digest) != 0)
         r = vab_error(ctx, VAB_E_SIGNATURE,
                       "the registry sent bytes whose digest is %s, not %s",

@@ -49,14 +49,9 @@ static int fetch_manifest(struct vab_ctx *ctx, struct registry *reg,
     r = registry_http_error(reg, &resp, "cannot get manifest of '%s'",
                             ref_text);
   if (r == 0) {
-    uint8_t raw[32];
-    struct vab_sha256 *h = vab_sha256_new(ctx);
-    if (h == NULL || vab_sha256_update(h, resp.body.data, resp.body.len) < 0 ||
-        vab_sha256_final(h, raw) < 0) {
+    if (vab_sha256_buffer(ctx, resp.body.data, resp.body.len, digest) < 0) {
       r = -1;
     } else {
-      memcpy(digest, "sha256:", 7);
-      vab_hex(raw, 32, digest + 7);
       const char *expected = ref->digest ? ref->digest : resp.docker_digest;
       char shown[100];
       registry_scrub(reg, expected, shown, sizeof shown);

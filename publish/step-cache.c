@@ -159,15 +159,10 @@ static int get_manifest(struct vab_remote_cache *rc, const char *tag,
     r = registry_http_error(rc->reg, &resp, "cannot get manifest %s:%s",
                             rc->ref.repo, tag);
   if (r == 0) {
-    uint8_t raw[32];
-    struct vab_sha256 *h = vab_sha256_new(ctx);
-    if (h == NULL || vab_sha256_update(h, resp.body.data, resp.body.len) < 0 ||
-        vab_sha256_final(h, raw) < 0) {
+    if (vab_sha256_buffer(ctx, resp.body.data, resp.body.len, digest) < 0) {
       r = -1;
       goto out;
     }
-    memcpy(digest, "sha256:", 7);
-    vab_hex(raw, 32, digest + 7);
     if (resp.docker_digest != NULL && strcmp(resp.docker_digest, digest) != 0) {
       char shown[100];
       registry_scrub(rc->reg, resp.docker_digest, shown, sizeof shown);

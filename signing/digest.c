@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -59,6 +60,23 @@ void vab_sha256_free(struct vab_sha256 *h) {
     return;
   EVP_MD_CTX_free(h->md);
   free(h);
+}
+
+int vab_sha256_buffer(struct vab_ctx *ctx, const void *data, size_t len,
+                      char out[VAB_SHA256_DIGEST_SIZE]) {
+  uint8_t raw[32];
+  struct vab_sha256 *h = vab_sha256_new(ctx);
+  if (h == NULL)
+    return -1;
+  if (vab_sha256_update(h, data, len) < 0) {
+    vab_sha256_free(h);
+    return -1;
+  }
+  if (vab_sha256_final(h, raw) < 0)
+    return -1;
+  memcpy(out, "sha256:", 7);
+  vab_hex(raw, 32, out + 7);
+  return 0;
 }
 
 int vab_sha256_file(struct vab_ctx *ctx, const char *path, uint8_t out[32]) {

@@ -5,7 +5,8 @@
  *   cache-remote-tool push CACHE REPO KEY...   push entries; prints
  *       "pushed P present Q uploaded U skipped S"
  *   cache-remote-tool get CACHE REPO KEY DEST  vab_cache_get with REPO
- *       behind the store; prints "hit" or "miss"
+ *       behind the store; prints "hit" or "miss", then "hashed N": the
+ *       bytes the store hashed (vab_cache_bytes_hashed)
  *   cache-remote-tool source CACHE REPO|- TEMPLATE WORK  the source step
  *       (vab_source_prepare, REPO as its --cache-from); prints "cached
  *       KEY" or "made KEY", KEY being the entry's
@@ -141,7 +142,8 @@ int main(int argc, char **argv) {
       r = vab_cache_get(cache, &lock, argv[5], &meta);
       vab_cache_unlock(&lock);
       if (r >= 0)
-        printf("%s\n", r == 1 ? "hit" : "miss");
+        printf("%s\nhashed %llu\n", r == 1 ? "hit" : "miss",
+               (unsigned long long)vab_cache_bytes_hashed(cache));
     }
   } else if (r == 0 && strcmp(cmd, "source") == 0 && argc == 6) {
     if (strcmp(argv[3], "-") != 0)

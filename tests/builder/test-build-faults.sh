@@ -225,7 +225,10 @@ interrupt layout l TERM "layout: unpacking the rootfs" vm
 check "layout: no artifact" only_logs "$AREA/out-l"
 
 # The next runs start from build a's disk (an image source: no bootstrap,
-# no unpacking), grown to 4G.
+# no unpacking), grown to 4G.  test, export, export-full and publish share
+# one provisioner (a name is not part of a key), so the builder VM runs it
+# once, in the test run: the later ones find the finished disk in the step
+# cache and run only their exports (no VM).
 base=$AREA/out-a/a-1.qcow2
 base_sum=$(sha256sum "$base" | cut -d' ' -f1)
 image_yaml() {  # NAME, then the template's tail on stdin
@@ -255,7 +258,7 @@ check "provision: no artifact" only_logs "$AREA/out-p"
 # test: SIGTERM while the boot test's qemu runs.
 image_yaml t <<'YAML'
 provisioners:
-  - {type: file, content: "t\n", destination: /etc/vab-faults}
+  - {type: file, content: "faults\n", destination: /etc/vab-faults}
 tests:
   - boot: {timeout: 600s, serial: "vab-never-printed-on-the-console"}
 outputs: [{format: qcow2}]
@@ -268,7 +271,7 @@ check "test: no artifact" only_logs "$AREA/out-t"
 # then, is removed too.
 image_yaml e <<'YAML'
 provisioners:
-  - {type: file, content: "e\n", destination: /etc/vab-faults}
+  - {type: file, content: "faults\n", destination: /etc/vab-faults}
 outputs:
   - {format: raw}
   - {format: qcow2, compression: zstd, level: 19}
@@ -283,7 +286,7 @@ a_size=$(stat -c %s "$base")
 mount -t tmpfs -o size=$((a_size * 3 / 2 + 8 * 1024 * 1024)) tmpfs "$full"
 image_yaml f <<'YAML'
 provisioners:
-  - {type: file, content: "f\n", destination: /etc/vab-faults}
+  - {type: file, content: "faults\n", destination: /etc/vab-faults}
 outputs:
   - {format: qcow2, compression: zstd}
   - {format: ova, target: vmware}
@@ -306,7 +309,7 @@ umount "$full"
 start_plain_registry "$AREA" || fail "docker-registry did not start"
 image_yaml u <<YAML
 provisioners:
-  - {type: file, content: "u\n", destination: /etc/vab-faults}
+  - {type: file, content: "faults\n", destination: /etc/vab-faults}
 outputs: [{format: raw}]
 publish:
   - {ref: "127.0.0.1:$port/faults/u", tags: [latest]}

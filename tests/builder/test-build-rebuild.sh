@@ -1,8 +1,12 @@
 #!/bin/bash
 # The step cache across rebuilds, on a small template (the rootfs tarball
-# test-build-web leaves in the shared cache, six provisioners, a boot test,
-# two outputs), with a private step cache:
-#   - cold build (--no-test): every step but the source runs;
+# test-build-web leaves in the shared cache, MBR and xfs, six provisioners,
+# a boot test, two outputs), with a private step cache:
+#   - a wrong rootfs checksum: refused before any VM, naming the checksum;
+#   - cold build (--no-test): every step but the source runs (the rootfs
+#     source: the image is MBR with an xfs root and holds the steps' files);
+#   - an image source: the cold build's qcow2, grown from 3G to 4G with its
+#     root file system, a provisioner run in it, the source left unchanged;
 #   - the same with the test: only the test runs, no builder VM starts;
 #   - unchanged: every step cached, no VM, seconds, artifacts identical;
 #   - that cache pushed to a registry (--cache-to) and pulled into an empty
@@ -14,7 +18,12 @@
 #     discarded and rebuilt, the build is right;
 #   - a build SIGKILLed during a provisioner: the next one is right;
 #   - two builds of one template at once on one cache: both right, one
-#     waited for the other.
+#     waited for the other;
+#   - a shell command that fails in a seventh step (on the cached prefix,
+#     so only that step's VM runs): exit 1, the error at the command's
+#     template line with the guest's output, no artifact, only the log.
+# The images of the phases are read back with guestfish at the end, in one
+# appliance (each launch boots a VM, about a minute under TCG).
 . "$(dirname "$0")/build-test-lib.sh"
 require_tools
 command -v python3 >/dev/null || { echo "SKIP: python3"; exit 77; }
@@ -28,7 +37,7 @@ fi
 sum=$(sha256sum "$tarball" | cut -d' ' -f1)
 cache=$AREA/cache
 
-# template FILE [EXTRA OUTPUT LINE]
+# template FILE [EXTRA OUTPUT LINE] [EXTRA PROVISIONER LINES]
 template() {
   cat >"$1" <<YAML
 vab: 1
@@ -39,7 +48,7 @@ variables:
   pause: "0"
 source:
   rootfs: {path: "$tarball", checksum: "sha256:$sum"}
-disk: {size: 3G, partitions: gpt, filesystem: ext4, firmware: bios}
+disk: {size: 3G, partitions: mbr, filesystem: xfs, firmware: bios}
 hardware: {cpus: 2, memory: 1G}
 provisioners:
   - {type: file, content: "1\n", destination: /etc/vab-step1}
@@ -48,6 +57,7 @@ provisioners:
   - {type: timezone, timezone: Europe/Paris}
   - {type: shell, inline: ["sleep \${pause}", "echo 5 >/etc/vab-step5"]}
   - {type: file, content: "\${last}\n", destination: /etc/vab-last}
+${3:-}
 tests:
   - boot: {timeout: 600s, serial: "login:"}
 outputs:
@@ -58,6 +68,11 @@ YAML
 }
 template "$AREA/t.yaml"
 template "$AREA/t2.yaml" "  - {format: raw}"
+template "$AREA/t-fail.yaml" "" "  - type: shell
+    inline:
+      - echo before-the-failure
+      - exit 3
+      - echo never-printed"
 
 # build NAME [ARGS...]: the JSON summary in $AREA/NAME.json, stderr in
 # $AREA/NAME.err, the exit status in $status, the seconds in $seconds.
@@ -87,6 +102,71 @@ flags() { cached "$1" | sed 's/.*=//' | tr '\n' ' ' | sed 's/ $//'; }
 
 sums() { (cd "$1" && sha256sum rebuild-1.qcow2 rebuild-1.vmdk); }
 
+# keep_image NAME: keep this phase's qcow2 (a hard link: a later build
+# renames its new output over the name, never writes into this file) for
+# read_images at the end.
+images=()
+image_names=()
+keep_image() {
+  ln -f "$AREA/out/rebuild-1.qcow2" "$AREA/image-$1.qcow2"
+  images+=("$AREA/image-$1.qcow2")
+  image_names+=("$1")
+}
+
+# read_images: one guestfish appliance reads every kept image; for each,
+# lines "NAME PATH CONTENT" (the first line of PATH, or "absent") in
+# $AREA/images.txt.
+read_images() {
+  local args=() img
+  for img in "$@"; do args+=(-a "$img"); done
+  eval "$(guestfish --listen --ro "${args[@]}")" || return 1
+  trap '[ -z "${GUESTFISH_PID:-}" ] || kill "$GUESTFISH_PID" 2>/dev/null' EXIT
+  local ok=0 root letter n f
+  guestfish --remote -- run || ok=1
+  for root in $( [ $ok -eq 0 ] && guestfish --remote -- inspect-os); do
+    # The disks are /dev/sda, /dev/sdb, ... in the order given.
+    letter=${root#/dev/sd}
+    letter=${letter:0:1}
+    n=$(( $(printf '%d' "'$letter") - 97 ))
+    echo "${image_names[$n]} fs $(guestfish --remote -- vfs-type "$root")"
+    echo "${image_names[$n]} table $(guestfish --remote -- part-get-parttype "${root%%[0-9]*}")"
+    guestfish --remote -- mount-ro "$root" / || { ok=1; continue; }
+    echo "${image_names[$n]} root-bytes $(guestfish --remote -- statvfs / |
+      awk '/^ *bsize:/ {b=$2} /^ *blocks:/ {n=$2} END {print b * n}')"
+    for f in /etc/vab-last /etc/vab-step5 /etc/vab-step1 /etc/vab-source \
+             /usr/sbin/policy-rc.d; do
+      if [ "$(guestfish --remote -- exists "$f")" = true ]; then
+        echo "${image_names[$n]} $f $(guestfish --remote -- cat "$f" | head -1)"
+      else
+        echo "${image_names[$n]} $f absent"
+      fi
+    done
+    guestfish --remote -- umount-all
+  done >"$AREA/images.txt"
+  guestfish --remote -- exit
+  unset GUESTFISH_PID
+  cat "$AREA/images.txt"
+  return $ok
+}
+# in_image NAME PATH WANT [PATH WANT...]: what read_images found.
+in_image() {
+  local name=$1
+  shift
+  while [ $# -ge 2 ]; do
+    grep -qxF "$name $1 $2" "$AREA/images.txt" || return 1
+    shift 2
+  done
+}
+
+# A wrong checksum fails at once, naming the source, before any VM.
+sed "s/sha256:$sum/sha256:$(printf '0%.0s' $(seq 64))/" "$AREA/t.yaml" >"$AREA/bad.yaml"
+build bad "$AREA/bad.yaml" -o "$AREA/out-bad"
+check "a wrong rootfs checksum exits 1" [ "$status" -eq 1 ]
+check "the error names the checksum" grep -q "checksum" "$AREA/bad.err"
+check "no builder VM for a wrong checksum" bash -c "! grep -q 'starting the builder VM' '$AREA/bad.err'"
+check "no artifact after the refused build" \
+  bash -c "[ -z \"\$(ls -A '$AREA/out-bad' 2>/dev/null | grep -v '\\.log\$')\" ]"
+
 # Steps: source layout p1..p6 sysprep test qcow2 vmdk.
 build cold "$AREA/t.yaml" -o "$AREA/out" --no-test
 check "cold build exits 0" [ "$status" -eq 0 ]
@@ -96,9 +176,61 @@ check "cold build: no step cached" \
 cold_sums=$(sums "$AREA/out")
 check "cold build: the cache holds layout, six checkpoints, sysprep, two exports" \
   [ "$(ls -d "$cache"/steps/[0-9a-f]* | grep -vc '\.lock$')" -eq 10 ]
+keep_image cold
 cache_bytes=$(du -sb "$cache/steps" | cut -f1)
 artifact_bytes=$(du -cb "$AREA"/out/rebuild-1.qcow2 "$AREA"/out/rebuild-1.vmdk | tail -1 | cut -f1)
 echo "cache: $cache_bytes bytes for $artifact_bytes bytes of artifacts"
+
+# An image source: the cold build's qcow2, grown to 4G.  A cache of its
+# own, so that its entries never push the cold build's out of $cache.
+base=$AREA/image-cold.qcow2
+base_sum=$(sha256sum "$base" | cut -d' ' -f1)
+cat >"$AREA/image.yaml" <<YAML
+vab: 1
+name: fromimage
+version: "1"
+source:
+  image: {path: "$base", format: qcow2, checksum: "sha256:$base_sum"}
+disk: {size: 4G}
+hardware: {cpus: 2, memory: 1G}
+provisioners:
+  - {type: file, content: "image\n", destination: /etc/vab-source}
+outputs:
+  - {format: qcow2}
+YAML
+"$VAB" build "$AREA/image.yaml" -o "$AREA/out-image" --no-test \
+  --cache-dir "$AREA/cache-image" 2>"$AREA/image.err"
+status=$?
+tail -3 "$AREA/image.err"
+check "build from an image exits 0" [ "$status" -eq 0 ]
+check "the image was grown to 4 GiB" \
+  bash -c "qemu-img info '$AREA/out-image/fromimage-1.qcow2' | grep -q 'virtual size: 4 GiB'"
+check "the source image was not changed" \
+  [ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sum" ]
+images+=("$AREA/out-image/fromimage-1.qcow2")
+image_names+=(image)
+rm -rf "$AREA/cache-image"
+
+# A failing seventh step, on the cold build's cached steps: only it runs.
+tpl=$AREA/t-fail.yaml
+fail_line=$(grep -n -- '- exit 3$' "$tpl" | cut -d: -f1)
+"$VAB" build "$tpl" -o "$AREA/out-fail" --cache-dir "$cache" --no-test \
+  2>"$AREA/fail.err"
+status=$?
+tail -3 "$AREA/fail.err"
+check "failing step: exit status 1" [ "$status" -eq 1 ]
+check "failing step: error at the failing command's line" \
+  grep -qF "$tpl:$fail_line:9: error: shell: inline command 2 failed in the guest (exit status 3)" "$AREA/fail.err"
+check "failing step: the hint shows the guest's output" grep -q "before-the-failure" "$AREA/fail.err"
+check "failing step: the steps before it came from the cache" \
+  grep -qE "step 8/[0-9]+: provision 6/7: .*cached" "$AREA/fail.err"
+check "failing step: commands after the failure did not run" \
+  bash -c "! grep -q never-printed '$AREA/out-fail/rebuild-1.log'"
+check "failing step: the build log names the error" grep -q "inline command 2 failed" "$AREA/out-fail/rebuild-1.log"
+check "failing step: no artifact, only the log in the output folder" \
+  [ "$(ls -A "$AREA/out-fail")" = "rebuild-1.log" ]
+check "failing step: no temporary file left" tmp_is_empty
+check "failing step: no qemu left" no_qemu_left
 
 build tested "$AREA/t.yaml" -o "$AREA/out"
 check "with the test: exits 0" [ "$status" -eq 0 ]
@@ -115,6 +247,7 @@ check "unchanged: each step line says cached" \
 check "unchanged: no builder VM, no boot" \
   bash -c "! grep -qE 'starting the builder VM|boot test' '$AREA/same.err'"
 check "unchanged: within 15 s (${seconds}s)" [ "$seconds" -lt 15 ]
+check "unchanged: --json says no accelerator was chosen" grep -q '"accel":"none"' "$AREA/same.json"
 check "unchanged: artifacts identical to the cold ones" [ "$(sums "$AREA/out")" = "$cold_sums" ]
 check "unchanged: outputs are copies, not links of the cache's entries" \
   bash -c "[ \"\$(stat -c %h '$AREA/out/rebuild-1.qcow2')\" -eq 1 ]"
@@ -175,10 +308,7 @@ check "last changed: only it, sysprep and the exports run" \
   [ "$(flags last)" = "true true true true true true true false false false false false" ]
 img=$AREA/out/rebuild-1.qcow2
 check "last changed: qemu-img check is clean" qemu-img check -q "$img"
-check "last changed: the image holds the change and the earlier steps" \
-  bash -c "[ \"\$(guestfish --ro -a '$img' -i cat /etc/vab-last : cat /etc/vab-step5 : cat /etc/vab-step1 | grep -v '^\$' | paste -sd' ')\" = 'two 5 1' ]"
-check "last changed: no policy-rc.d left in the image" \
-  bash -c "[ \"\$(guestfish --ro -a '$img' -i exists /usr/sbin/policy-rc.d)\" = false ]"
+keep_image last
 
 build added "$AREA/t2.yaml" -o "$AREA/out" --no-test --var last=two
 check "output added: exits 0" [ "$status" -eq 0 ]
@@ -199,8 +329,7 @@ check "corrupt checkpoint: exits 0" [ "$status" -eq 0 ]
 check "corrupt checkpoint: a warning names it" grep -q "$p5.*unusable" "$AREA/corrupt.err"
 check "corrupt checkpoint: rebuilt from the step before" \
   [ "$(flags corrupt)" = "true true true true true true false false false false false false" ]
-check "corrupt checkpoint: the image is right" \
-  bash -c "[ \"\$(guestfish --ro -a '$img' -i cat /etc/vab-last : cat /etc/vab-step5 | grep -v '^\$' | paste -sd' ')\" = 'three 5' ]"
+keep_image corrupt
 
 # SIGKILL while the fifth step sleeps.
 "$VAB" build "$AREA/t.yaml" -o "$AREA/out-killed" --no-test --cache-dir "$cache" \
@@ -218,8 +347,7 @@ build after-kill "$AREA/t.yaml" -o "$AREA/out" --no-test --var pause=1 --var las
 check "after a SIGKILL: exits 0" [ "$status" -eq 0 ]
 check "after a SIGKILL: steps 5 on run" \
   [ "$(flags after-kill)" = "true true true true true true false false false false false false" ]
-check "after a SIGKILL: the image is right" \
-  bash -c "[ \"\$(guestfish --ro -a '$img' -i cat /etc/vab-last)\" = four ]"
+keep_image after-kill
 
 # Two builds at once of a new last step, on one cache.
 build one "$AREA/t.yaml" -o "$AREA/out-a" --no-test --var last=five &
@@ -234,8 +362,28 @@ check "concurrent builds: both exit 0" [ "$one_status" = True ] && [ "$two_statu
 check "concurrent builds: one waited for the other" \
   grep -qh "waiting for another build" "$AREA/one.err" "$AREA/two.err"
 for o in out-a out-b; do
-  check "concurrent builds: $o is right" \
-    bash -c "[ \"\$(guestfish --ro -a '$AREA/$o/rebuild-1.qcow2' -i cat /etc/vab-last)\" = five ]"
+  images+=("$AREA/$o/rebuild-1.qcow2")
+  image_names+=("$o")
+done
+
+check "guestfish reads every phase's image" read_images "${images[@]}"
+check "cold build: the root file system is xfs" in_image cold fs xfs
+check "cold build: the partition table is MBR" in_image cold table msdos
+check "cold build: the image holds the steps' files" \
+  in_image cold /etc/vab-step1 1 /etc/vab-step5 5 /etc/vab-last one
+check "the image build ran its provisioner" in_image image /etc/vab-source image
+image_bytes=$(awk '$1 == "image" && $2 == "root-bytes" {print $3}' "$AREA/images.txt")
+check "the image build's root file system grew past 3.5 GiB (${image_bytes:-?} bytes)" \
+  [ "${image_bytes:-0}" -gt 3758096384 ]
+check "last changed: the image holds the change and the earlier steps" \
+  in_image last /etc/vab-last two /etc/vab-step5 5 /etc/vab-step1 1
+check "last changed: no policy-rc.d left in the image" \
+  in_image last /usr/sbin/policy-rc.d absent
+check "corrupt checkpoint: the image is right" \
+  in_image corrupt /etc/vab-last three /etc/vab-step5 5
+check "after a SIGKILL: the image is right" in_image after-kill /etc/vab-last four
+for o in out-a out-b; do
+  check "concurrent builds: $o is right" in_image "$o" /etc/vab-last five
 done
 check "only .lock files and entries in the cache" \
   bash -c "! ls -A '$cache/steps' | grep -q '^\\.tmp-'"

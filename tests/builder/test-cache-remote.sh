@@ -62,6 +62,15 @@ cmp -s "$work/dest-$((n - 1))/small.txt" "$work/files/small.txt" ||
 grep -q "got entry $key_a" "$work/$n.log" || fail "no word of the remote hit"
 only_entries "$work/c2" "$key_a"
 grep -q '^warning' "$work/$n.log" && fail "a warning on a good pull: $(cat "$work/$n.log")"
+# Hashed once: the download checks each layer's digest on the way in, and
+# the store neither hashes the files again to record them nor to hand
+# them out.  A later local hit verifies them (both files, once).
+grep -qx "hashed 0" "$work/$n.log" ||
+  fail "the store hashed a pulled entry again: $(grep hashed "$work/$n.log")"
+entry_bytes=$(cat "$work/files/rootfs.tar" "$work/files/small.txt" | wc -c)
+get_expect "the pulled entry, a local hit" hit "$work/c2" "$repo" "$key_a"
+grep -qx "hashed $entry_bytes" "$work/$n.log" ||
+  fail "a local hit did not verify the entry once: $(grep hashed "$work/$n.log")"
 
 get_expect "a missing tag" miss "$work/c3" "$repo" "$key_b"
 grep -q "has no entry $key_b" "$work/$n.log" || fail "no word of the missing entry"

@@ -5,7 +5,8 @@
 # (sha256:HEX), cached and seconds; keys are stable from run to run, and a
 # changed provisioner changes its key and those after it, never those
 # before (also with --no-cache).  Nothing is cached: the lookup of the
-# step cache leaves at most its lock files.
+# step cache leaves at most its lock files.  "accel" is "none" when the
+# build chose no accelerator.
 . "$SRCDIR/tests/formats/functions.sh"
 require python3
 
@@ -68,4 +69,19 @@ grep -q "checksum mismatch" "$tmp/err" || problem "not the checksum error: $(cat
 entries=$(find "$tmp/cache" -mindepth 2 -maxdepth 2 ! -name '*.lock' 2>/dev/null)
 [ -n "$entries" ] && problem "a failed build stored cache entries: $entries"
 ls -A "$tmp/out" 2>/dev/null | grep -q '^\.vab-cache-' && problem "a failed build left its cache stage folder in the output"
+
+# "accel" says what was chosen: tcg for the runs above (a VM was to run,
+# --accel tcg), and "none" for a build that stops before choosing one
+# (here: its output folder is a file), never "auto".
+grep -q '"accel":"tcg"' "$tmp/1.json" || problem "accel is not tcg: $(cat "$tmp/1.json")"
+: >"$tmp/not-a-folder"
+TMPDIR=$tmp "$VAB" build "$tmp/t.yaml" --json -o "$tmp/not-a-folder" \
+  --cache-dir "$tmp/cache" >"$tmp/4.json" 2>"$tmp/err"
+status=$?
+[ $status = 1 ] || problem "vab build -o FILE: exit $status, want 1"
+python3 - "$tmp/4.json" <<'PY' || problem "no VM, accel: $(cat "$tmp/4.json")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["ok"] is False and doc["accel"] == "none", doc["accel"]
+PY
 exit $fail

@@ -2,11 +2,12 @@
 # vab cache list, prune and clear on a cache folder filled here the way the
 # store writes it (docs/build.md, "The step cache"): entries listed in
 # last-use order with their sizes, JSON that parses, unsound entries shown
-# and pruned, LRU and age pruning, clear; names that are not the cache's
+# and pruned, LRU and age pruning, clear; the bootstrap/ folder of vab
+# before the step cache reported and removed; names that are not the cache's
 # are left alone; a cache folder that is a file, an unreadable entry, and
 # bad option values fail clearly.
 . "$SRCDIR/tests/formats/functions.sh"
-require python3 sha256sum
+require python3 sha256sum flock
 
 cache=$tmp/cache
 mkdir -p "$cache/steps"
@@ -59,6 +60,7 @@ assert e["ok"] is True and e["kind"] == "source", e
 assert e["files"][0]["name"] == "data.bin" and e["files"][0]["size"] == 3000
 assert e["size"] > 3000 and e["last_used"] > 0 and e["created"] == 1700000000
 assert doc["total_size"] == sum(x["size"] for x in doc["entries"])
+assert doc["legacy_bootstrap"] is None, doc["legacy_bootstrap"]
 PY
 
 # An unsound entry: shown as such, and the first to go.
@@ -124,6 +126,44 @@ done
 run "list --json, a file" 1 "$VAB" cache list --json --cache-dir "$tmp/file"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] is False' \
   "$tmp/out" || problem "list --json on a file: $(cat "$tmp/out")"
+
+# The bootstrap cache of vab before the step cache, CACHE/bootstrap/:
+# listed apart, removed by prune (not while an older vab holds one of its
+# locks), and the step cache's entries beside it are untouched.
+cache=$tmp/legacy
+mkdir -p "$cache/steps" "$cache/bootstrap"
+kept=$(entry 3 source "source: bootstrap (web.yaml:4)" 100 0)
+old_key=$(printf "%064d" 0 | tr 0 9)
+head -c 4000 /dev/zero >"$cache/bootstrap/$old_key.tar"
+: >"$cache/bootstrap/$old_key.lock"
+run "list, legacy" 0 "$VAB" cache list --cache-dir "$cache"
+grep -qF "and $cache/bootstrap: 2 files (" "$tmp/out" ||
+  problem "list: no word of the legacy bootstrap folder: $(cat "$tmp/out")"
+grep -q "^1 entry, " "$tmp/out" || problem "list, legacy: not 1 entry: $(cat "$tmp/out")"
+run "list --json, legacy" 0 "$VAB" cache list --json --cache-dir "$cache"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["legacy_bootstrap"] == {"files": 2, "size": 4000}, d["legacy_bootstrap"]
+assert len(d["entries"]) == 1' "$tmp/out" || problem "list --json, legacy: $(cat "$tmp/out")"
+hold_flock "$cache/bootstrap/$old_key.lock" || problem "flock(1) did not start"
+run "prune, legacy in use" 0 "$VAB" cache prune --cache-dir "$cache"
+[ -f "$cache/bootstrap/$old_key.tar" ] || problem "prune removed a legacy folder in use"
+grep -q "kept $cache/bootstrap.*an older vab is using it" "$tmp/err" ||
+  problem "prune, legacy in use: $(cat "$tmp/err")"
+release_flock
+run "prune, legacy" 0 "$VAB" cache prune --cache-dir "$cache"
+[ -e "$cache/bootstrap" ] && problem "prune left the legacy bootstrap folder"
+grep -q "removed $cache/bootstrap, the bootstrap cache from before the step cache (2 files" \
+  "$tmp/err" || problem "prune, legacy: $(cat "$tmp/err")"
+[ -f "$cache/steps/$kept/meta" ] || problem "prune, legacy: removed a sound entry"
+run "list, legacy gone" 0 "$VAB" cache list --cache-dir "$cache"
+grep -q "before the step cache" "$tmp/out" &&
+  problem "list still reports the legacy folder: $(cat "$tmp/out")"
+mkdir -p "$cache/bootstrap" && : >"$cache/bootstrap/$old_key.tar"
+run "clear, legacy" 0 "$VAB" cache clear --cache-dir "$cache"
+[ -e "$cache/bootstrap" ] && problem "clear left the legacy bootstrap folder"
+cache=$tmp/cache
 
 # Usage errors.
 run "no action" 2 "$VAB" cache

@@ -38,16 +38,7 @@ for fmt in qcow2 vmdk; do
   # Beside it: a live writer's temporary, another output's, and a link.
   live=$tmp/out/.dst.$fmt.vab-LIVE00
   : >"$live"
-  flock "$live" sleep 60 </dev/null >/dev/null 2>&1 &
-  holder=$!
-  sleeper=
-  for _ in $(seq 100); do
-    # flock(1) holds the lock once it has started sleep.
-    sleeper=$(ps -o pid= --ppid $holder 2>/dev/null | tr -d ' ')
-    [ -n "$sleeper" ] && break
-    sleep 0.05
-  done
-  [ -n "$sleeper" ] || problem "$fmt: flock(1) did not start"
+  hold_flock "$live" || problem "$fmt: flock(1) did not start"
   : >"$tmp/out/.other.$fmt.vab-OTHER0"
   echo canary >"$tmp/canary"
   ln -s "$tmp/canary" "$tmp/out/.dst.$fmt.vab-LINK00"
@@ -62,8 +53,7 @@ for fmt in qcow2 vmdk; do
     problem "$fmt: another output's temporary was removed"
   [ -L "$tmp/out/.dst.$fmt.vab-LINK00" ] && [ "$(cat "$tmp/canary")" = canary ] ||
     problem "$fmt: the link with a temporary's name was touched"
-  kill $sleeper $holder 2>/dev/null
-  wait $holder 2>/dev/null
+  release_flock
   rm -f "$live" "$tmp/out/.other.$fmt.vab-OTHER0" "$tmp/out/.dst.$fmt.vab-LINK00"
   no_leftovers "$tmp/out"
   rm -f "$dst"

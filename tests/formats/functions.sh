@@ -10,6 +10,25 @@ problem() { echo "FAIL: $*"; fail=1; }
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=99"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}halt_on_error=1:print_stacktrace=1:exitcode=98"
 
+# hold_flock PATH: a live process (flock(1) running sleep) holds PATH's
+# lock until release_flock; 1 when it did not start.
+hold_flock() {
+  flock "$1" sleep 60 </dev/null >/dev/null 2>&1 &
+  flock_holder=$!
+  flock_sleeper=
+  for _ in $(seq 100); do
+    # flock(1) holds the lock once it has started sleep.
+    flock_sleeper=$(ps -o pid= --ppid $flock_holder 2>/dev/null | tr -d ' ')
+    [ -n "$flock_sleeper" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+release_flock() {
+  kill $flock_sleeper $flock_holder 2>/dev/null
+  wait $flock_holder 2>/dev/null
+}
+
 require() {
   for p in "$@"; do
     command -v "$p" >/dev/null || { echo "SKIP: $p is not installed"; exit 77; }

@@ -99,12 +99,27 @@ static void test_missing_file(void **state) {
   vab_ctx_free(ctx);
 }
 
+/* A buffer's digest as registries and step keys write it: "sha256:HEX". */
+static void test_buffer_digest(void **state) {
+  (void)state;
+  struct vab_ctx *ctx = vab_ctx_new();
+  char digest[VAB_SHA256_DIGEST_SIZE];
+  assert_int_equal(vab_sha256_buffer(ctx, "abc", 3, digest), 0);
+  assert_string_equal(digest, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a3"
+                              "96177a9cb410ff61f20015ad");
+  assert_int_equal(vab_sha256_buffer(ctx, NULL, 0, digest), 0);
+  assert_string_equal(digest, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4"
+                              "649b934ca495991b7852b855");
+  vab_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_known_vectors),
       cmocka_unit_test(test_split_updates),
       cmocka_unit_test(test_file_matches_sha256sum),
       cmocka_unit_test(test_missing_file),
+      cmocka_unit_test(test_buffer_digest),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
