@@ -234,6 +234,54 @@ static void test_normalise(void **state) {
   assert_int_equal(run(cmd), 0);
 }
 
+/* A tree that does not fit (mke2fs -d fails after the tar is unpacked)
+ * and a cancelled build: -1, the error says which tool, and neither the
+ * unpacked tree, the tar nor a script is left. */
+static void test_normalise_fails_clean(void **state) {
+  (void)state;
+  if (run("command -v mke2fs && command -v debugfs && command -v e2fsck && "
+          "command -v dumpe2fs && command -v tar") != 0 ||
+      (geteuid() != 0 && run("command -v fakeroot") != 0))
+    skip();
+  char dir[] = "/tmp/vab-repro-fail-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char cmd[2048], img[128], tar[160];
+  snprintf(img, sizeof img, "%s/a.img", dir);
+  snprintf(tar, sizeof tar, "%s.tar", img);
+  snprintf(cmd, sizeof cmd,
+           "cd %s && mkdir tree && head -c 40000000 /dev/urandom >tree/big && "
+           "tar -C tree -cf %s . && rm -rf tree && truncate -s 40M %s && "
+           "mke2fs -q -F -t ext4 -E offset=1048576 %s 32M",
+           dir, tar, img, img);
+  assert_int_equal(run(cmd), 0);
+  struct vab_ctx *ctx = vab_ctx_new();
+  assert_non_null(ctx);
+  struct vab_layout layout;
+  memset(&layout, 0, sizeof layout);
+  snprintf(layout.root_fstype, sizeof layout.root_fstype, "ext4");
+  layout.root_offset = 1048576;
+  assert_int_equal(vab_repro_normalise(ctx, img, "raw", &layout, tar,
+                                       1700000000), -1);
+  assert_int_equal(vab_last_error(ctx)->code, VAB_E_SUBPROCESS);
+  assert_non_null(strstr(vab_last_error(ctx)->message, "mke2fs failed"));
+  snprintf(cmd, sizeof cmd, "[ \"$(ls %s)\" = a.img ]", dir);
+  assert_int_equal(run(cmd), 0);
+
+  snprintf(cmd, sizeof cmd, "cd %s && mkdir tree && echo x >tree/x && "
+           "tar -C tree -cf %s . && rm -rf tree", dir, tar);
+  assert_int_equal(run(cmd), 0);
+  vab_ctx_cancel(ctx);
+  assert_int_equal(vab_repro_normalise(ctx, img, "raw", &layout, tar,
+                                       1700000000), -1);
+  assert_int_equal(vab_last_error(ctx)->code, VAB_E_CANCELLED);
+  snprintf(cmd, sizeof cmd, "[ \"$(ls %s)\" = \"$(printf 'a.img\\na.img.tar')\" ]",
+           dir);
+  assert_int_equal(run(cmd), 0);       /* the caller's tar, nothing else */
+  vab_ctx_free(ctx);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(run(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_crc32c),
@@ -241,6 +289,7 @@ int main(void) {
       cmocka_unit_test(test_ext4_hash_seed),
       cmocka_unit_test(test_ext4_params),
       cmocka_unit_test(test_normalise),
+      cmocka_unit_test(test_normalise_fails_clean),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
