@@ -986,6 +986,18 @@ static int guest_os_from_release(struct run *run) {
   return 0;
 }
 
+/* The ESP's first byte on the disk, from its partition number. */
+static int esp_start(struct run *run, uint64_t *offset) {
+  const char *disk = vab_guest_disk(run->guest);
+  size_t len = strlen(disk);
+  const char *dev = run->layout.esp_device;
+  int n = strncmp(dev, disk, len) == 0 ? atoi(dev + len) : 0;
+  if (n <= 0)
+    return vab_error(run->ctx, VAB_E_INTERNAL, "the ESP %s is not a "
+                     "partition of %s", dev, disk);
+  return vab_guest_part_start(run->guest, n, offset);
+}
+
 static int do_sysprep(struct run *run) {
   struct vab_ctx *ctx = run->ctx;
   if (!run->need_disk || run->have_final)
@@ -1035,6 +1047,22 @@ static int do_sysprep(struct run *run) {
     if (r == 0)
       r = vab_guest_umount_all(run->guest);
   }
+  /* And the ESP's (FAT times are the builder VM's clock). */
+  CLEANUP_FREE char *esp_tar = NULL;
+  uint64_t esp_offset = 0;
+  if (r == 0 && root_tar != NULL && run->layout.esp_device[0] != '\0') {
+    r = esp_start(run, &esp_offset);
+    if (r == 0 && asprintf(&esp_tar, "%s/esp.tar", run->work_dir) < 0) {
+      esp_tar = NULL;
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    }
+    if (r == 0)
+      r = vab_guest_mount_ro(run->guest, run->layout.esp_device, "/");
+    if (r == 0)
+      r = vab_guest_tar_out(run->guest, "/", esp_tar);
+    if (r == 0)
+      r = vab_guest_umount_all(run->guest);
+  }
   if (r == 0) {
     vab_log(ctx, VAB_LOG_INFO, "stopping the builder VM");
     r = vab_guest_close(run->guest);
@@ -1055,7 +1083,8 @@ static int do_sysprep(struct run *run) {
   if (r == 0 && repro) {
     r = vab_chain_convert(ctx, run->overlay_path, "qcow2", raw, "raw");
     if (r == 0)
-      r = vab_repro_finish(ctx, raw, "raw", &run->layout, root_tar);
+      r = vab_repro_finish(ctx, raw, "raw", &run->layout, root_tar,
+                           esp_offset, esp_tar);
     if (r == 0)
       r = vab_chain_flatten(ctx, raw, "raw", run->final_path);
     unlink(raw);
@@ -1065,6 +1094,8 @@ static int do_sysprep(struct run *run) {
   /* Unpacked and removed by vab_repro_finish, unless a step before failed. */
   if (root_tar != NULL)
     unlink(root_tar);
+  if (esp_tar != NULL)
+    unlink(esp_tar);
   if (r == 0)
     unlink(run->overlay_path);
   struct vab_chain_state state;

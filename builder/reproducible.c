@@ -20,12 +20,14 @@
  * generation 0, so nothing of the kernel's allocation history (freed
  * inodes, directory blocks reused after a journal commit) is left.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -714,15 +716,313 @@ int vab_repro_normalise(struct vab_ctx *ctx, const char *disk_path,
   return r;
 }
 
+/* The ESP's parameters, from "minfo" (mtools) lines. */
+void vab_repro_vfat_param_line(struct vab_vfat_params *p, const char *line) {
+  unsigned v;
+  unsigned long long n;
+  char text[16];
+  if (sscanf(line, "sector size: %u bytes", &v) == 1)
+    p->sector_size = v;
+  else if (sscanf(line, "cluster size: %u sectors", &v) == 1)
+    p->cluster_sectors = v;
+  else if (sscanf(line, "reserved (boot) sectors: %u", &v) == 1)
+    p->reserved = v;
+  else if (sscanf(line, "fats: %u", &v) == 1)
+    p->fats = v;
+  else if (sscanf(line, "max available root directory slots: %u", &v) == 1)
+    p->root_entries = v;
+  else if (sscanf(line, "small size: %llu sectors", &n) == 1)
+    p->small_size = n;
+  else if (sscanf(line, "big size: %llu sectors", &n) == 1)
+    p->big_size = n;
+  else if (sscanf(line, "sectors per track: %u", &v) == 1)
+    p->sectors_per_track = v;
+  else if (sscanf(line, "heads: %u", &v) == 1)
+    p->heads = v;
+  else if (sscanf(line, "hidden sectors: %llu", &n) == 1)
+    p->hidden = n;
+  else if (sscanf(line, "physical drive id: 0x%x", &v) == 1)
+    p->drive = v;
+  else if (sscanf(line, "serial number: %x", &v) == 1) {
+    p->serial = v;
+    p->have_serial = true;
+  } else if (sscanf(line, "disk type=\"FAT%u", &v) == 1)
+    p->fat_bits = v;
+  else if (sscanf(line, "disk label=\"%11[^\"]", text) == 1) {
+    size_t len = strlen(text);
+    while (len > 0 && text[len - 1] == ' ')
+      text[--len] = '\0';
+    snprintf(p->label, sizeof p->label, "%.11s",
+             strcmp(text, "NO NAME") == 0 ? "" : text);
+  }
+}
+
+int vab_repro_vfat_params_check(const struct vab_vfat_params *p) {
+  uint64_t sectors = p->small_size != 0 ? p->small_size : p->big_size;
+  if (p->sector_size < 512 || p->sector_size > 4096 ||
+      (p->sector_size & (p->sector_size - 1)) != 0 ||
+      p->cluster_sectors == 0 || p->cluster_sectors > 128 ||
+      (p->cluster_sectors & (p->cluster_sectors - 1)) != 0 ||
+      p->reserved == 0 || p->fats == 0 || p->fats > 2 || sectors == 0 ||
+      p->drive > 0xff || !p->have_serial ||
+      (p->fat_bits != 12 && p->fat_bits != 16 && p->fat_bits != 32) ||
+      p->heads == 0 || p->heads > 255 || p->sectors_per_track == 0 ||
+      p->sectors_per_track > 63)
+    return -1;
+  return 0;
+}
+
+static void on_vfat_param_line(void *opaque, const char *line) {
+  vab_repro_vfat_param_line(opaque, line);
+}
+
+/* mtimes later than the epoch become the epoch (mcopy -m keeps them). */
+static int clamp_mtime(struct vab_ctx *ctx, int dir_fd, const char *name,
+                       const struct stat *st, int64_t epoch) {
+  if ((int64_t)st->st_mtime <= epoch)
+    return 0;
+  struct timespec times[2] = {{.tv_sec = (time_t)epoch},
+                              {.tv_sec = (time_t)epoch}};
+  if (utimensat(dir_fd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot set the time of "
+                           "'%s'", name);
+  return 0;
+}
+
+/* Copy the tree's folder rel ("" or "/EFI/debian") into the FAT file
+ * system at image ("disk.raw@@OFFSET"): its folders (mmd) and files (one
+ * mcopy), in sorted order, then each folder's own contents. */
+static int copy_fat_folder(struct vab_ctx *ctx, struct tool_run *t,
+                           const char *image, const char *tree,
+                           const char *rel, int64_t epoch, int depth) {
+  if (depth > 32)
+    return vab_error(ctx, VAB_E_GUEST, "the ESP's folders nest too deep");
+  CLEANUP_FREE char *path = NULL;
+  if (asprintf(&path, "%s%s", tree, rel) < 0) {
+    path = NULL;
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  struct dirent **names = NULL;
+  int count = scandir(path, &names, NULL, alphasort);
+  if (count < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot read '%s'", path);
+  int dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  /* argv: tool, -i, image, [-m], then paths, then the target */
+  size_t max = (size_t)count + 6;
+  const char **dirs = calloc(max, sizeof *dirs);
+  const char **files = calloc(max, sizeof *files);
+  char **owned = calloc((size_t)count * 2 + 1, sizeof *owned);
+  size_t n_dirs = 0, n_files = 0, n_owned = 0;
+  int r = dir_fd < 0 ? vab_error_errno(ctx, VAB_E_IO, errno,
+                                       "cannot open '%s'", path)
+          : dirs == NULL || files == NULL || owned == NULL
+              ? vab_error(ctx, VAB_E_NOMEM, "out of memory")
+              : 0;
+  if (r == 0) {
+    dirs[n_dirs++] = "mmd";
+    dirs[n_dirs++] = "-i";
+    dirs[n_dirs++] = image;
+    files[n_files++] = "mcopy";
+    files[n_files++] = "-m";
+    files[n_files++] = "-i";
+    files[n_files++] = image;
+  }
+  size_t first_dir = n_dirs, first_file = n_files;
+  for (int i = 0; r == 0 && i < count; i++) {
+    const char *name = names[i]->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+      continue;
+    struct stat st;
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot stat '%s/%s'", path,
+                          name);
+      break;
+    }
+    char *item = NULL;
+    if (S_ISDIR(st.st_mode)) {
+      if (asprintf(&item, "::%s/%s", rel, name) < 0)
+        item = NULL;
+      else
+        dirs[n_dirs++] = item;
+    } else if (S_ISREG(st.st_mode)) {
+      r = clamp_mtime(ctx, dir_fd, name, &st, epoch);
+      if (asprintf(&item, "%s/%s", path, name) < 0)
+        item = NULL;
+      else
+        files[n_files++] = item;
+    } else {
+      continue;  /* FAT holds only files and folders */
+    }
+    if (item == NULL)
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    else
+      owned[n_owned++] = item;
+  }
+  CLEANUP_FREE char *target = NULL;
+  if (r == 0 && asprintf(&target, "::%s/", rel) < 0) {
+    target = NULL;
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (r == 0 && n_dirs > first_dir)
+    r = run_tool(t, dirs, 0, NULL);
+  if (r == 0 && n_files > first_file) {
+    files[n_files++] = target;
+    files[n_files] = NULL;
+    r = run_tool(t, files, 0, NULL);
+  }
+  for (size_t i = first_dir; r == 0 && i < n_dirs; i++)
+    r = copy_fat_folder(ctx, t, image, tree, dirs[i] + 2, epoch, depth + 1);
+  for (size_t i = 0; i < n_owned; i++)
+    free(owned[i]);
+  free(owned);
+  free(dirs);
+  free(files);
+  for (int i = 0; i < count; i++)
+    free(names[i]);
+  free(names);
+  if (dir_fd >= 0)
+    close(dir_fd);
+  return r;
+}
+
+/* The ESP made anew, as the root is: mkfs.vfat --invariant with the old
+ * one's parameters (minfo), then its files copied in sorted order by
+ * mtools, which stamps what it creates with SOURCE_DATE_EPOCH. */
+static int rebuild_vfat(struct vab_ctx *ctx, struct tool_run *t,
+                        const char *disk_path, uint64_t offset,
+                        const char *esp_tar, int64_t epoch) {
+  struct vab_vfat_params p;
+  memset(&p, 0, sizeof p);
+  CLEANUP_FREE char *image = NULL;
+  CLEANUP_FREE char *tree = NULL;
+  if (asprintf(&image, "%s@@%" PRIu64, disk_path, offset) < 0 ||
+      asprintf(&tree, "%s.esp-XXXXXX", disk_path) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  const char *minfo[] = {"minfo", "-i", image, "::", NULL};
+  t->line = on_vfat_param_line;
+  t->opaque = &p;
+  int r = run_tool(t, minfo, 0, NULL);
+  t->line = NULL;
+  if (r == 0 && (vab_repro_vfat_params_check(&p) < 0 ||
+                 offset % p.sector_size != 0))
+    r = vab_error(ctx, VAB_E_SUBPROCESS, "%s: minfo did not give the ESP's "
+                  "sizes, FAT type and serial number", image);
+  if (r != 0)
+    return r;
+  if (mkdtemp(tree) == NULL)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", tree);
+  vab_log(ctx, VAB_LOG_INFO, "reproducible: making the ESP anew from its "
+          "files");
+  uint64_t sectors = p.small_size != 0 ? p.small_size : p.big_size;
+  char bits[8], ss[16], spc[16], res[16], fats[8], root[16], hidden[32];
+  char geometry[32], drive[8], serial[16], start[32], kib[32];
+  snprintf(bits, sizeof bits, "%d", p.fat_bits);
+  snprintf(ss, sizeof ss, "%u", p.sector_size);
+  snprintf(spc, sizeof spc, "%u", p.cluster_sectors);
+  snprintf(res, sizeof res, "%u", p.reserved);
+  snprintf(fats, sizeof fats, "%u", p.fats);
+  snprintf(root, sizeof root, "%u", p.root_entries);
+  snprintf(hidden, sizeof hidden, "%" PRIu64, p.hidden);
+  snprintf(geometry, sizeof geometry, "%u/%u", p.heads, p.sectors_per_track);
+  snprintf(drive, sizeof drive, "0x%02x", p.drive);
+  snprintf(serial, sizeof serial, "%08" PRIx32, p.serial);
+  snprintf(start, sizeof start, "--offset=%" PRIu64, offset / p.sector_size);
+  snprintf(kib, sizeof kib, "%" PRIu64, sectors * p.sector_size / 1024);
+  const char *mkfs[32];
+  size_t n = 0;
+  mkfs[n++] = "mkfs.vfat";
+  mkfs[n++] = "--invariant";
+  mkfs[n++] = "-F";
+  mkfs[n++] = bits;
+  mkfs[n++] = "-S";
+  mkfs[n++] = ss;
+  mkfs[n++] = "-s";
+  mkfs[n++] = spc;
+  mkfs[n++] = "-R";
+  mkfs[n++] = res;
+  mkfs[n++] = "-f";
+  mkfs[n++] = fats;
+  if (p.fat_bits != 32) {
+    mkfs[n++] = "-r";
+    mkfs[n++] = root;
+  }
+  mkfs[n++] = "-h";
+  mkfs[n++] = hidden;
+  mkfs[n++] = "-g";
+  mkfs[n++] = geometry;
+  mkfs[n++] = "-D";
+  mkfs[n++] = drive;
+  mkfs[n++] = "-i";
+  mkfs[n++] = serial;
+  if (p.label[0] != '\0') {
+    mkfs[n++] = "-n";
+    mkfs[n++] = p.label;
+  }
+  mkfs[n++] = start;
+  mkfs[n++] = disk_path;
+  mkfs[n++] = kib;
+  mkfs[n] = NULL;
+  /* FAT keeps no owners: the files are unpacked as the user's own. */
+  const char *untar[] = {"tar", "-x", "-f", esp_tar, "-C", tree,
+                         "--no-same-owner", "--no-same-permissions", NULL};
+  r = run_tool(t, untar, 0, NULL);
+  unlink(esp_tar);
+  if (r == 0)
+    r = punch_partition(ctx, disk_path, offset, sectors * p.sector_size);
+  if (r == 0)
+    r = run_tool(t, mkfs, 0, NULL);
+  if (r == 0)
+    r = copy_fat_folder(ctx, t, image, tree, "", epoch, 0);
+  remove_tree(tree);
+  return r;
+}
+
+int vab_repro_normalise_esp(struct vab_ctx *ctx, const char *disk_path,
+                            uint64_t offset, const char *esp_tar,
+                            int64_t epoch) {
+  static const char *const tools[] = {"minfo", "mmd", "mcopy", "mkfs.vfat",
+                                      "tar", NULL};
+  for (size_t i = 0; tools[i] != NULL; i++)
+    if (!subprocess_have_program(tools[i]))
+      return vab_error(ctx, VAB_E_SUBPROCESS,
+                       "a reproducible build (SOURCE_DATE_EPOCH) of a disk "
+                       "with an ESP needs %s (Debian: %s)", tools[i],
+                       strcmp(tools[i], "tar") == 0         ? "tar"
+                       : strcmp(tools[i], "mkfs.vfat") == 0 ? "dosfstools"
+                                                            : "mtools");
+  if (access(esp_tar, R_OK) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot read the ESP's "
+                           "files '%s' (a reproducible build makes the ESP "
+                           "anew from them)", esp_tar);
+  char *sde = NULL;
+  if (asprintf(&sde, "SOURCE_DATE_EPOCH=%" PRId64, epoch) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  /* mtools: no geometry check of a disk image, no prompt; its times come
+   * from SOURCE_DATE_EPOCH. */
+  const char *extra[] = {sde, "MTOOLS_SKIP_CHECK=1", "LC_ALL=C", NULL};
+  struct tool_run t = {.ctx = ctx, .env = environment_with(extra)};
+  int r = t.env == NULL ? vab_error(ctx, VAB_E_NOMEM, "out of memory")
+                        : rebuild_vfat(ctx, &t, disk_path, offset, esp_tar,
+                                       epoch);
+  free(t.env);
+  free(sde);
+  return r;
+}
+
 int vab_repro_finish(struct vab_ctx *ctx, const char *disk_path,
                      const char *disk_format, const struct vab_layout *layout,
-                     const char *root_tar) {
+                     const char *root_tar, uint64_t esp_offset,
+                     const char *esp_tar) {
   bool set = false;
   int64_t epoch = 0;
   if (vab_repro_epoch(ctx, &set, &epoch) < 0)
     return -1;
   if (!set)
     return 0;
-  return vab_repro_normalise(ctx, disk_path, disk_format, layout, root_tar,
-                             epoch);
+  if (vab_repro_normalise(ctx, disk_path, disk_format, layout, root_tar,
+                          epoch) < 0)
+    return -1;
+  if (esp_tar != NULL && strcmp(disk_format, "raw") == 0 && esp_offset != 0)
+    return vab_repro_normalise_esp(ctx, disk_path, esp_offset, esp_tar, epoch);
+  return 0;
 }

@@ -72,10 +72,33 @@ int vab_repro_normalise(struct vab_ctx *ctx, const char *disk_path,
                         const struct vab_layout *layout, const char *root_tar,
                         int64_t epoch);
 
+/* An ESP's parameters, as mtools' "minfo" prints them. */
+struct vab_vfat_params {
+  unsigned sector_size, cluster_sectors, reserved, fats, root_entries;
+  unsigned sectors_per_track, heads, drive;
+  uint64_t hidden, small_size, big_size;
+  uint32_t serial;
+  bool have_serial;
+  int fat_bits;         /* 12, 16, 32 */
+  char label[12];       /* "" when none */
+};
+void vab_repro_vfat_param_line(struct vab_vfat_params *p, const char *line);
+int vab_repro_vfat_params_check(const struct vab_vfat_params *p);
+
+/* The same for the ESP at offset (its first byte on the raw disk): made
+ * anew from esp_tar (removed once unpacked) with mkfs.vfat --invariant and
+ * the old one's parameters, its files copied in sorted order by mtools,
+ * every time at most the epoch. */
+int vab_repro_normalise_esp(struct vab_ctx *ctx, const char *disk_path,
+                            uint64_t offset, const char *esp_tar,
+                            int64_t epoch);
+
 /* What the build calls once the builder VM is closed: reads
- * SOURCE_DATE_EPOCH and, when it is set, normalises the disk. */
+ * SOURCE_DATE_EPOCH and, when it is set, normalises the disk's root and,
+ * given esp_tar and esp_offset, its ESP. */
 int vab_repro_finish(struct vab_ctx *ctx, const char *disk_path,
                      const char *disk_format, const struct vab_layout *layout,
-                     const char *root_tar);
+                     const char *root_tar, uint64_t esp_offset,
+                     const char *esp_tar);
 
 #endif

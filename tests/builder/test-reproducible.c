@@ -282,6 +282,114 @@ static void test_normalise_fails_clean(void **state) {
   assert_int_equal(run(cmd), 0);
 }
 
+/* minfo's lines become mkfs.vfat's parameters. */
+static void test_vfat_params(void **state) {
+  (void)state;
+  static const char *const lines[] = {
+      "sector size: 512 bytes",
+      "cluster size: 4 sectors",
+      "reserved (boot) sectors: 4",
+      "fats: 2",
+      "max available root directory slots: 512",
+      "small size: 0 sectors",
+      "sectors per track: 32",
+      "heads: 8",
+      "hidden sectors: 4096",
+      "big size: 409600 sectors",
+      "physical drive id: 0x80",
+      "serial number: 0BADCAFE",
+      "disk label=\"ESP        \"",
+      "disk type=\"FAT16   \"",
+      NULL};
+  struct vab_vfat_params p;
+  memset(&p, 0, sizeof p);
+  assert_int_equal(vab_repro_vfat_params_check(&p), -1);
+  for (size_t i = 0; lines[i] != NULL; i++)
+    vab_repro_vfat_param_line(&p, lines[i]);
+  assert_int_equal(vab_repro_vfat_params_check(&p), 0);
+  assert_int_equal(p.sector_size, 512);
+  assert_int_equal(p.cluster_sectors, 4);
+  assert_int_equal(p.reserved, 4);
+  assert_int_equal(p.fats, 2);
+  assert_int_equal(p.root_entries, 512);
+  assert_int_equal(p.hidden, 4096);
+  assert_int_equal(p.big_size, 409600);
+  assert_int_equal(p.drive, 0x80);
+  assert_int_equal(p.serial, 0x0badcafe);
+  assert_int_equal(p.fat_bits, 16);
+  assert_string_equal(p.label, "ESP");
+  vab_repro_vfat_param_line(&p, "disk label=\"NO NAME    \"");
+  assert_string_equal(p.label, "");
+  vab_repro_vfat_param_line(&p, "cluster size: 3 sectors");
+  assert_int_equal(vab_repro_vfat_params_check(&p), -1);
+}
+
+/* Two ESPs with the same files written at other times (the builder VM's
+ * clock) and in another order are byte-identical once made anew: same
+ * serial number, files and contents, times at the epoch. */
+static void make_esp(const char *img, const char *dir, const char *order) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "cd %s && rm -rf esp %s && mkdir -p esp/EFI/debian esp/EFI/BOOT && "
+           "echo cfg >esp/EFI/debian/grub.cfg && echo boot >esp/EFI/BOOT/x.efi "
+           "&& truncate -s 80M %s && "
+           "mkfs.vfat -i 0badcafe -n ESP --offset=2048 %s 65536 >/dev/null && "
+           "export MTOOLS_SKIP_CHECK=1 && "
+           "for d in %s; do mcopy -s -i %s@@1048576 esp/EFI/$d ::/EFI/ 2>/dev/null "
+           "|| { mmd -i %s@@1048576 ::/EFI && "
+           "mcopy -s -i %s@@1048576 esp/EFI/$d ::/EFI/; }; done && "
+           "tar -C esp -cf %s.tar . && rm -rf esp",
+           dir, img, img, img, order, img, img, img, img);
+  assert_int_equal(run(cmd), 0);
+}
+
+static void test_normalise_esp(void **state) {
+  (void)state;
+  if (run("command -v mkfs.vfat && command -v mcopy && command -v minfo && "
+          "command -v mdir && command -v tar") != 0)
+    skip();
+  char dir[] = "/tmp/vab-repro-esp-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char cmd[4096], a[128], b[128], tar[160];
+  snprintf(a, sizeof a, "%s/a.img", dir);
+  snprintf(b, sizeof b, "%s/b.img", dir);
+  make_esp(a, dir, "debian BOOT");
+  sleep(2);  /* FAT times have 2 s steps */
+  make_esp(b, dir, "BOOT debian");
+  snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+  assert_int_not_equal(run(cmd), 0);
+  struct vab_ctx *ctx = vab_ctx_new();
+  assert_non_null(ctx);
+  snprintf(tar, sizeof tar, "%s.tar", a);
+  if (vab_repro_normalise_esp(ctx, a, 1048576, tar, 1700000000) != 0)
+    fail_msg("%s", vab_last_error(ctx)->message);
+  snprintf(tar, sizeof tar, "%s.tar", b);
+  if (vab_repro_normalise_esp(ctx, b, 1048576, tar, 1700000000) != 0)
+    fail_msg("%s", vab_last_error(ctx)->message);
+  vab_ctx_free(ctx);
+  assert_int_equal(run(cmd), 0);
+  static const char *const checks[][2] = {
+      {"minfo", "serial number: 0BADCAFE"},
+      {"minfo", "disk label=\"ESP"},
+      {"mdir ::/EFI/debian", "grub +cfg +4 2023-11-14 +22:13"},
+      {"mdir ::/EFI", "BOOT +<DIR> +2023-11-14 +22:13"},
+      {"mtype ::/EFI/BOOT/x.efi", "^boot$"},
+  };
+  for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+    snprintf(cmd, sizeof cmd,
+             "MTOOLS_SKIP_CHECK=1 %s -i %s@@1048576 %s 2>/dev/null | "
+             "grep -Eq '%s'", checks[i][0], a,
+             strcmp(checks[i][0], "minfo") == 0 ? "::" : "", checks[i][1]);
+    if (run(cmd) != 0)
+      fail_msg("'%s' of the new ESP has no '%s'", checks[i][0], checks[i][1]);
+  }
+  snprintf(cmd, sizeof cmd, "[ \"$(ls %s)\" = \"$(printf 'a.img\\nb.img')\" ]",
+           dir);
+  assert_int_equal(run(cmd), 0);      /* no tree or tar left */
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(run(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_crc32c),
@@ -290,6 +398,8 @@ int main(void) {
       cmocka_unit_test(test_ext4_params),
       cmocka_unit_test(test_normalise),
       cmocka_unit_test(test_normalise_fails_clean),
+      cmocka_unit_test(test_vfat_params),
+      cmocka_unit_test(test_normalise_esp),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
