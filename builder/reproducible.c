@@ -422,10 +422,27 @@ static int punch_partition(struct vab_ctx *ctx, const char *disk_path,
                            disk_path);
   int r = 0;
   if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
-                (off_t)len) < 0)
-    r = vab_error_errno(ctx, VAB_E_IO, errno,
-                        "cannot zero the root partition of '%s' (offset %"
-                        PRIu64 ", %" PRIu64 " bytes)", disk_path, offset, len);
+                (off_t)len) < 0) {
+    /* A file system without holes: zeros, a MiB at a time. */
+    static const uint8_t zeros[1 << 20];
+    int e = errno;
+    for (uint64_t done = 0; e == EOPNOTSUPP && done < len;) {
+      size_t n = len - done < sizeof zeros ? (size_t)(len - done) : sizeof zeros;
+      ssize_t put = pwrite(fd, zeros, n, (off_t)(offset + done));
+      if (put <= 0) {
+        e = put < 0 ? errno : ENOSPC;
+        break;
+      }
+      done += (uint64_t)put;
+      if (done == len)
+        e = 0;
+    }
+    if (e != 0)
+      r = vab_error_errno(ctx, VAB_E_IO, e,
+                          "cannot zero the partition at offset %" PRIu64
+                          " of '%s' (%" PRIu64 " bytes)", offset, disk_path,
+                          len);
+  }
   if (close(fd) < 0 && r == 0)
     r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot close '%s'", disk_path);
   return r;
