@@ -147,6 +147,9 @@ static void make_fs(const char *img, const char *dir, const char *order,
            "echo hello >tree/etc/motd && ln tree/etc/motd tree/etc/motd.link "
            "&& ln -s motd tree/etc/motd.sym && chown 1000:1001 tree/etc/motd "
            "&& setfattr -n user.vab -v 1 tree/usr/bin/b && "
+           /* A file capability (as ping's), where root can set one. */
+           "{ [ \"$(id -u)\" != 0 ] || setfattr -n security.capability "
+           "-v 0x0100000200200000000000000000000000000000 tree/usr/bin/a; } && "
            "echo VAB-DELETED-MARKER >tree/scratch && "
            "truncate -s 40M %s && "
            "mke2fs -q -F -t ext4 -U 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0 "
@@ -218,6 +221,11 @@ static void test_normalise(void **state) {
       {"stats", "Filesystem created: +Tue Nov 14 22:13:20 2023"},
       {"stats", "Mount count: +0$"},
   };
+  snprintf(cmd, sizeof cmd,
+           "debugfs -R 'ea_list /usr/bin/a' '%s?offset=1048576' 2>/dev/null | "
+           "grep -q 'security.capability (20) = 01 00 00 02 00 20'", a);
+  if (geteuid() == 0 && run(cmd) != 0)
+    fail_msg("the file capability of /usr/bin/a is lost");
   for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
     snprintf(cmd, sizeof cmd,
              "TZ=UTC debugfs -R '%s' '%s?offset=1048576' 2>/dev/null | "
@@ -249,9 +257,9 @@ static void test_normalise_fails_clean(void **state) {
   snprintf(img, sizeof img, "%s/a.img", dir);
   snprintf(tar, sizeof tar, "%s.tar", img);
   snprintf(cmd, sizeof cmd,
-           "cd %s && mkdir tree && head -c 40000000 /dev/urandom >tree/big && "
-           "tar -C tree -cf %s . && rm -rf tree && truncate -s 40M %s && "
-           "mke2fs -q -F -t ext4 -E offset=1048576 %s 32M",
+           "cd %s && mkdir tree && head -c 20000000 /dev/urandom >tree/big && "
+           "tar -C tree -cf %s . && rm -rf tree && truncate -s 20M %s && "
+           "mke2fs -q -F -t ext4 -E offset=1048576 %s 16M",
            dir, tar, img, img);
   assert_int_equal(run(cmd), 0);
   struct vab_ctx *ctx = vab_ctx_new();
