@@ -984,6 +984,18 @@ static int guest_os_from_release(struct run *run) {
   return 0;
 }
 
+/* The ESP's first byte on the disk, from its partition number. */
+static int esp_start(struct run *run, uint64_t *offset) {
+  const char *disk = vab_guest_disk(run->guest);
+  size_t len = strlen(disk);
+  const char *dev = run->layout.esp_device;
+  int n = strncmp(dev, disk, len) == 0 ? atoi(dev + len) : 0;
+  if (n <= 0)
+    return vab_error(run->ctx, VAB_E_INTERNAL, "the ESP %s is not a "
+                     "partition of %s", dev, disk);
+  return vab_guest_part_start(run->guest, n, offset);
+}
+
 static int do_sysprep(struct run *run) {
   struct vab_ctx *ctx = run->ctx;
   if (!run->need_disk || run->have_final)
@@ -1011,6 +1023,44 @@ static int do_sysprep(struct run *run) {
     r = guest_os_from_release(run);
   if (r == 0)
     r = vab_layout_finish(ctx, run->guest, &run->layout);
+  /* With SOURCE_DATE_EPOCH, the ext4 root's files go to the host, which
+   * makes the file system anew from them (builder/reproducible.h). */
+  bool repro = false;
+  int64_t epoch = 0;
+  if (r == 0)
+    r = vab_repro_epoch(ctx, &repro, &epoch);
+  CLEANUP_FREE char *root_tar = NULL;
+  if (r == 0 && repro && strcmp(run->layout.root_fstype, "ext4") == 0 &&
+      run->layout.root_offset != 0) {
+    if (asprintf(&root_tar, "%s/root.tar", run->work_dir) < 0) {
+      root_tar = NULL;
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    }
+    if (r == 0) {
+      vab_log(ctx, VAB_LOG_INFO, "reproducible: copying out the root's files");
+      r = vab_guest_mount_ro(run->guest, run->layout.root_device, "/");
+    }
+    if (r == 0)
+      r = vab_guest_tar_out(run->guest, "/", root_tar);
+    if (r == 0)
+      r = vab_guest_umount_all(run->guest);
+  }
+  /* And the ESP's (FAT times are the builder VM's clock). */
+  CLEANUP_FREE char *esp_tar = NULL;
+  uint64_t esp_offset = 0;
+  if (r == 0 && root_tar != NULL && run->layout.esp_device[0] != '\0') {
+    r = esp_start(run, &esp_offset);
+    if (r == 0 && asprintf(&esp_tar, "%s/esp.tar", run->work_dir) < 0) {
+      esp_tar = NULL;
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    }
+    if (r == 0)
+      r = vab_guest_mount_ro(run->guest, run->layout.esp_device, "/");
+    if (r == 0)
+      r = vab_guest_tar_out(run->guest, "/", esp_tar);
+    if (r == 0)
+      r = vab_guest_umount_all(run->guest);
+  }
   if (r == 0) {
     vab_log(ctx, VAB_LOG_INFO, "stopping the builder VM");
     r = vab_guest_close(run->guest);
@@ -1019,10 +1069,6 @@ static int do_sysprep(struct run *run) {
   /* The finished disk, one standalone qcow2 (what tests and exports
    * read, and sysprep's entry).  With SOURCE_DATE_EPOCH it goes through a
    * raw disk first, which the host normalises (builder/reproducible.h). */
-  bool repro = false;
-  int64_t epoch = 0;
-  if (r == 0)
-    r = vab_repro_epoch(ctx, &repro, &epoch);
   if (r == 0 && asprintf(&run->final_path, "%s/final.qcow2", run->work_dir) < 0) {
     run->final_path = NULL;
     r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
@@ -1035,14 +1081,19 @@ static int do_sysprep(struct run *run) {
   if (r == 0 && repro) {
     r = vab_chain_convert(ctx, run->overlay_path, "qcow2", raw, "raw");
     if (r == 0)
-      r = vab_repro_finish(ctx, raw, "raw", &run->layout,
-                           run->plan.steps[index].key);
+      r = vab_repro_finish(ctx, raw, "raw", &run->layout, root_tar,
+                           esp_offset, esp_tar);
     if (r == 0)
       r = vab_chain_flatten(ctx, raw, "raw", run->final_path);
     unlink(raw);
   } else if (r == 0) {
     r = vab_chain_flatten(ctx, run->overlay_path, "qcow2", run->final_path);
   }
+  /* Unpacked and removed by vab_repro_finish, unless a step before failed. */
+  if (root_tar != NULL)
+    unlink(root_tar);
+  if (esp_tar != NULL)
+    unlink(esp_tar);
   if (r == 0)
     unlink(run->overlay_path);
   struct vab_chain_state state;

@@ -730,6 +730,24 @@ int vab_guest_tar_in(struct vab_guest *guest, const char *host_tar,
   return 0;
 }
 
+int vab_guest_mount_ro(struct vab_guest *guest, const char *device,
+                       const char *mountpoint) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_mount_ro(g->h, device, mountpoint) == -1)
+    return guest_error(g, VAB_E_GUEST, "mount_ro");
+  return 0;
+}
+
+int vab_guest_tar_out(struct vab_guest *guest, const char *dir,
+                      const char *host_tar) {
+  struct guest_session *g = session_of(guest);
+  if (guestfs_tar_out_opts(g->h, dir, host_tar, GUESTFS_TAR_OUT_OPTS_NUMERICOWNER,
+                           1, GUESTFS_TAR_OUT_OPTS_XATTRS, 1,
+                           GUESTFS_TAR_OUT_OPTS_ACLS, 1, -1) == -1)
+    return guest_error(g, VAB_E_GUEST, "tar_out");
+  return 0;
+}
+
 static int session_write(struct vab_guest *guest, const char *path,
                          const void *data, size_t len) {
   struct guest_session *g = session_of(guest);

@@ -124,6 +124,13 @@ int vab_guest_inspect(struct vab_guest *g, char *root, size_t root_len,
  * reporting progress under phase/label. */
 int vab_guest_tar_in(struct vab_guest *g, const char *host_tar,
                      const char *dir);
+/* Mount device read-only at guest path mountpoint (not remembered: a
+ * relaunch does not redo it), then pack guest path dir into host_tar
+ * (uncompressed, numeric owners, xattrs and ACLs kept). */
+int vab_guest_mount_ro(struct vab_guest *g, const char *device,
+                       const char *mountpoint);
+int vab_guest_tar_out(struct vab_guest *g, const char *dir,
+                      const char *host_tar);
 
 /* Discard the guest's free space (so exports stay small). */
 int vab_guest_trim(struct vab_guest *g, const char *mountpoint);

@@ -1,39 +1,43 @@
 /* Reproducible builds (see reproducible.h).
  *
- * The normalisation runs e2fsprogs on the host against the root partition
- * of the raw work disk ("disk.raw?offset=N", the unix I/O manager's offset
- * option), with E2FSPROGS_FAKE_TIME and E2FSCK_TIME at the epoch so that
- * the tools' own writes (last write, last check) are stamped with it:
- *   1. dumpe2fs lists the free inodes of each group: the others are used;
- *   2. debugfs stats every used inode (its mtime, to clamp it);
- *   3. debugfs sets each one's atime, ctime and crtime to the epoch, its
- *      mtime to the epoch when it is later, and its generation (drawn at
- *      random by the kernel) from the seed;
- *   4. tune2fs removes the journal (its blocks held the builder VM's
- *      transactions) and adds an empty one;
- *   5. debugfs resets the superblock's mount count, times, write counter
- *      and last mount point;
- *   6. e2fsck -fy rewrites the directory and extent block checksums, which
- *      the generations seed;
- *   7. debugfs clears the free inodes that held files (old times and
- *      generations), found by a second dumpe2fs; a second e2fsck
- *      (-E discard) then finds the
- *      file system clean and punches out every free block, so that stale
- *      data of deleted files is zeros (holes) in both builds.
+ * The ext4 root is made anew on the host, after the builder VM is gone,
+ * from a tar of its files (numeric owners, xattrs, ACLs, hard links) that
+ * the sysprep session wrote: mke2fs -d, with the old file system's
+ * parameters and E2FSPROGS_FAKE_TIME / E2FSCK_TIME at the epoch, against
+ * "disk.raw?offset=N" (the unix I/O manager's offset option):
+ *   1. dumpe2fs -h gives the parameters (sizes, features, UUID, hash seed,
+ *      label, journal size, reserved blocks), debugfs the root's owner;
+ *   2. the tar is unpacked into a tree beside the disk (under fakeroot
+ *      when not root), the partition punched to holes, mke2fs -d writes
+ *      the new file system from the tree, which is then removed;
+ *      e2fsck -fyD indexes the directories;
+ *   3. debugfs stats every used inode (its mtime, to clamp it);
+ *   4. debugfs sets each one's atime, ctime and crtime to the epoch, its
+ *      mtime to the epoch when it is later, the root folder's mode and
+ *      owner, and the superblock's times, mount count, reserved blocks;
+ *   5. e2fsck -fn checks the result; the write counter is reset.
+ * libext2fs places the files in the order of their sorted names, with
+ * generation 0, so nothing of the kernel's allocation history (freed
+ * inodes, directory blocks reused after a journal commit) is left.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "vab/progress.h"
 #include "common/blake2b.h"
 #include "common/buf.h"
+#include "common/cleanup.h"
 #include "common/crc32c.h"
 #include "common/endian.h"
+#include "common/fsutil.h"
 #include "common/subprocess.h"
 #include "builder/reproducible.h"
 
@@ -212,15 +216,67 @@ static int run_tool(struct tool_run *t, const char *const *argv, int ok_max,
   return 0;
 }
 
-/* Used inodes: from dumpe2fs's "Free inodes: 12-1920, 1930" lines; and
- * the free ones the kernel may have left data in (deleted files: their old
- * times and generations stay in the inode table), below each group's
- * "N unused inodes" mark. */
-enum { INODE_FREE = 0, INODE_USED = 1, INODE_STALE = 2 };
+/* The file system's parameters, from "dumpe2fs -h" lines. */
+void vab_repro_ext4_param_line(struct vab_ext4_params *p, const char *line) {
+  unsigned long long v;
+  char text[sizeof p->features];
+  if (sscanf(line, "Block count: %llu", &v) == 1)
+    p->block_count = v;
+  else if (sscanf(line, "Inode count: %llu", &v) == 1)
+    p->inode_count = v;
+  else if (sscanf(line, "Reserved block count: %llu", &v) == 1)
+    p->reserved_blocks = v;
+  else if (sscanf(line, "Block size: %llu", &v) == 1 && v <= 65536)
+    p->block_size = (unsigned)v;
+  else if (sscanf(line, "Inode size: %llu", &v) == 1 && v <= 65536)
+    p->inode_size = (unsigned)v;
+  else if (sscanf(line, "Flex block group size: %llu", &v) == 1 && v <= 65536)
+    p->flex_bg = (unsigned)v;
+  else if (sscanf(line, "Total journal blocks: %llu", &v) == 1)
+    p->journal_blocks = v;
+  else if (sscanf(line, "Filesystem UUID: %36s", text) == 1)
+    snprintf(p->uuid, sizeof p->uuid, "%.36s", text);
+  else if (sscanf(line, "Directory Hash Seed: %36s", text) == 1)
+    snprintf(p->hash_seed, sizeof p->hash_seed, "%.36s", text);
+  else if (sscanf(line, "Filesystem volume name: %16[^\n]", text) == 1)
+    snprintf(p->label, sizeof p->label, "%.16s",
+             strcmp(text, "<none>") == 0 ? "" : text);
+  else if (strncmp(line, "Filesystem features:", 20) == 0) {
+    /* "none," first: mke2fs.conf's ext4 defaults are not added to them. */
+    size_t n = (size_t)snprintf(p->features, sizeof p->features, "none");
+    char copy[sizeof p->features];
+    snprintf(copy, sizeof copy, "%s", line + 20);
+    char *save = NULL;
+    for (char *f = strtok_r(copy, " \t", &save); f != NULL;
+         f = strtok_r(NULL, " \t", &save)) {
+      /* Not features: the state of a file system in use. */
+      if (strcmp(f, "needs_recovery") == 0 || strcmp(f, "orphan_present") == 0)
+        continue;
+      if (n < sizeof p->features)
+        n += (size_t)snprintf(p->features + n, sizeof p->features - n, ",%s",
+                              f);
+    }
+    p->features_truncated = n >= sizeof p->features;
+  }
+}
+
+static bool is_uuid(const char *text) {
+  uint8_t b[16];
+  return parse_uuid(text, b) == 0;
+}
+
+int vab_repro_ext4_params_check(const struct vab_ext4_params *p) {
+  if (p->block_count == 0 || p->inode_count == 0 || p->block_size < 1024 ||
+      (p->block_size & (p->block_size - 1)) != 0 || p->inode_size < 128 ||
+      p->features[0] == '\0' || p->features_truncated || !is_uuid(p->uuid) ||
+      !is_uuid(p->hash_seed) || p->reserved_blocks > p->block_count)
+    return -1;
+  return 0;
+}
+
+/* Used inodes: from dumpe2fs's "Free inodes: 12-1920, 1930" lines. */
 struct inode_map {
   uint64_t count;
-  uint64_t per_group;
-  uint64_t group;       /* the "Group N:" being read */
   uint8_t *used;        /* count + 1 flags, index = inode number */
   bool failed;
 };
@@ -235,29 +291,7 @@ static void on_dumpe2fs_line(void *opaque, const char *line) {
     if (m->used == NULL)
       m->failed = true;
     else
-      memset(m->used, INODE_USED, v + 1);
-    return;
-  }
-  if (sscanf(line, "Inodes per group: %llu", &v) == 1) {
-    m->per_group = v;
-    return;
-  }
-  if (sscanf(line, "Group %llu:", &v) == 1) {
-    m->group = v;
-    return;
-  }
-  const char *unused = strstr(line, " unused inodes");
-  if (unused != NULL && line[0] == ' ') {
-    const char *comma = unused;
-    while (comma > line && comma[-1] != ' ')
-      comma--;
-    v = strtoull(comma, NULL, 10);
-    /* Free inodes below the mark (the groups' inodes are listed as free
-     * later, on the next line, which keeps these marks). */
-    uint64_t first = m->group * m->per_group + 1;
-    uint64_t end = first + (m->per_group > v ? m->per_group - v : 0);
-    for (uint64_t i = first; m->used != NULL && i < end && i <= m->count; i++)
-      m->used[i] |= INODE_STALE;
+      memset(m->used, 1, v + 1);
     return;
   }
   const char *p = strstr(line, "Free inodes: ");
@@ -275,17 +309,20 @@ static void on_dumpe2fs_line(void *opaque, const char *line) {
       p = end;
     }
     for (unsigned long long i = a; i <= b && i <= m->count; i++)
-      m->used[i] &= (uint8_t)~INODE_USED;
+      m->used[i] = 0;
     while (*p == ',' || *p == ' ')
       p++;
   }
 }
 
-/* debugfs stat: "Inode: 12   Type: ..." then " mtime: 0x6553f100:00000000". */
+/* debugfs stat: "Inode: 12   Type: ..." then " mtime: 0x6553f100:00000000";
+ * and of the root directory, its mode and owner. */
 struct mtimes {
   uint64_t current;
   int64_t epoch;
   struct buf *later;    /* "12\n": inodes whose mtime is after the epoch */
+  unsigned mode, uid, gid;
+  bool directory;
   bool failed;
 };
 
@@ -295,12 +332,19 @@ static void on_stat_line(void *opaque, const char *line) {
   unsigned int lo, extra;
   if (sscanf(line, "Inode: %llu ", &ino) == 1) {
     m->current = ino;
+    /* "Mode:" is the permission bits only. */
+    const char *mode = strstr(line, "Mode:");
+    if (mode != NULL && sscanf(mode, "Mode: %o", &m->mode) == 1)
+      m->mode &= 07777;
+    m->directory = strstr(line, "Type: directory") != NULL;
     return;
   }
+  if (sscanf(line, "User: %u Group: %u", &m->uid, &m->gid) == 2)
+    return;
   int got = sscanf(line, " mtime: 0x%x:%x", &lo, &extra);
   if (got == 1)
     extra = 0;  /* a small inode: no extra field */
-  if (got >= 1) {
+  if (got >= 1 && m->later != NULL) {
     /* The low 2 bits of the extra field extend the seconds past 2038. */
     int64_t seconds = (int64_t)(int32_t)lo + ((int64_t)(extra & 3u) << 32);
     if (seconds > m->epoch &&
@@ -348,20 +392,212 @@ static int write_script(struct vab_ctx *ctx, const char *path,
   return 0;
 }
 
-static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
-                          const char *dev, const char *work,
-                          const char *seed, int64_t epoch) {
-  struct inode_map map = {0};
-  struct buf script = BUF_INIT, later = BUF_INIT;
-  char *stat_path = NULL, *set_path = NULL;
+/* Run a tool that must see the tree's owners: as root itself, else under
+ * fakeroot, which keeps them in state (saved by the first run, loaded by
+ * the next). */
+static int run_as_root(struct tool_run *t, const char *state, bool save,
+                       const char *const *argv, int ok_max) {
+  if (geteuid() == 0)
+    return run_tool(t, argv, ok_max, NULL);
+  const char *wrapped[48];
+  size_t n = 0;
+  wrapped[n++] = "fakeroot";
+  wrapped[n++] = save ? "-s" : "-i";
+  wrapped[n++] = state;
+  wrapped[n++] = "--";
+  for (size_t i = 0; argv[i] != NULL && n + 1 < sizeof wrapped / sizeof *wrapped;
+       i++)
+    wrapped[n++] = argv[i];
+  wrapped[n] = NULL;
+  return run_tool(t, wrapped, ok_max, NULL);
+}
+
+/* Zero the partition (holes): nothing of the builder VM's file system
+ * survives in the blocks the new one leaves free. */
+static int punch_partition(struct vab_ctx *ctx, const char *disk_path,
+                           uint64_t offset, uint64_t len) {
+  int fd = open(disk_path, O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot open '%s'",
+                           disk_path);
   int r = 0;
-  if (asprintf(&stat_path, "%s.repro-stat", work) < 0 ||
-      asprintf(&set_path, "%s.repro-set", work) < 0) {
-    stat_path = set_path = NULL;
+  if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+                (off_t)len) < 0) {
+    /* A file system without holes: zeros, a MiB at a time. */
+    static const uint8_t zeros[1 << 20];
+    int e = errno;
+    for (uint64_t done = 0; e == EOPNOTSUPP && done < len;) {
+      size_t n = len - done < sizeof zeros ? (size_t)(len - done) : sizeof zeros;
+      ssize_t put = pwrite(fd, zeros, n, (off_t)(offset + done));
+      if (put <= 0) {
+        e = put < 0 ? errno : ENOSPC;
+        break;
+      }
+      done += (uint64_t)put;
+      if (done == len)
+        e = 0;
+    }
+    if (e != 0)
+      r = vab_error_errno(ctx, VAB_E_IO, e,
+                          "cannot zero the partition at offset %" PRIu64
+                          " of '%s' (%" PRIu64 " bytes)", offset, disk_path,
+                          len);
+  }
+  if (close(fd) < 0 && r == 0)
+    r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot close '%s'", disk_path);
+  return r;
+}
+
+static void on_param_line(void *opaque, const char *line) {
+  vab_repro_ext4_param_line(opaque, line);
+}
+
+/* Unpack root_tar into a fresh tree beside the disk, make the new file
+ * system from it over the old one's blocks, remove the tree. */
+static int make_from_tree(struct vab_ctx *ctx, struct tool_run *t,
+                          const char *disk_path, uint64_t offset,
+                          const struct vab_ext4_params *p,
+                          const char *root_tar) {
+  CLEANUP_FREE char *tree = NULL;
+  CLEANUP_FREE char *state = NULL;
+  if (asprintf(&tree, "%s.tree-XXXXXX", disk_path) < 0) {
+    tree = NULL;
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (mkdtemp(tree) == NULL)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", tree);
+  char blocks[32], inodes[32], block_size[16], inode_size[16], flex[16];
+  char journal[48], extended[160];
+  snprintf(blocks, sizeof blocks, "%" PRIu64, p->block_count);
+  snprintf(inodes, sizeof inodes, "%" PRIu64, p->inode_count);
+  snprintf(block_size, sizeof block_size, "%u", p->block_size);
+  snprintf(inode_size, sizeof inode_size, "%u", p->inode_size);
+  snprintf(flex, sizeof flex, "%u", p->flex_bg);
+  uint64_t journal_bytes = p->journal_blocks * p->block_size;
+  snprintf(journal, sizeof journal, "size=%" PRIu64, journal_bytes >> 20);
+  /* nodiscard: the partition is already holes; lazy_*_init=0: mke2fs
+   * writes (zeros) every inode table and the journal, not the kernel
+   * later at first mount. */
+  snprintf(extended, sizeof extended,
+           "offset=%" PRIu64 ",hash_seed=%s,nodiscard,lazy_itable_init=0,"
+           "lazy_journal_init=0", offset, p->hash_seed);
+  const char *untar[] = {"tar", "-x", "-f", root_tar, "-C", tree,
+                         "--numeric-owner", "--same-owner",
+                         "--same-permissions", "--xattrs",
+                         "--xattrs-include=*", "--acls", NULL};
+  const char *argv[40];
+  size_t n = 0;
+  argv[n++] = "mke2fs";
+  argv[n++] = "-F";
+  argv[n++] = "-q";
+  argv[n++] = "-t";
+  argv[n++] = "ext4";
+  argv[n++] = "-b";
+  argv[n++] = block_size;
+  argv[n++] = "-I";
+  argv[n++] = inode_size;
+  argv[n++] = "-N";
+  argv[n++] = inodes;
+  argv[n++] = "-O";
+  argv[n++] = p->features;
+  argv[n++] = "-U";
+  argv[n++] = p->uuid;
+  argv[n++] = "-E";
+  argv[n++] = extended;
+  argv[n++] = "-m";
+  argv[n++] = "0";      /* the reserved count is set exactly, later */
+  if (p->flex_bg > 0) {
+    argv[n++] = "-G";
+    argv[n++] = flex;
+  }
+  /* mke2fs takes the journal size in MiB. */
+  if (p->journal_blocks > 0 && (journal_bytes & ((1u << 20) - 1)) == 0) {
+    argv[n++] = "-J";
+    argv[n++] = journal;
+  }
+  if (p->label[0] != '\0') {
+    argv[n++] = "-L";
+    argv[n++] = p->label;
+  }
+  argv[n++] = "-d";
+  argv[n++] = tree;
+  argv[n++] = disk_path;
+  argv[n++] = blocks;
+  argv[n] = NULL;
+
+  int r = 0;
+  if (geteuid() != 0 && asprintf(&state, "%s.fakeroot", tree) < 0) {
+    state = NULL;
     r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
+  vab_log(ctx, VAB_LOG_INFO, "reproducible: making the root file system "
+          "anew from its files");
+  if (r == 0)
+    r = run_as_root(t, state, true, untar, 0);
+  /* Not needed any more: the disk space goes back before mke2fs runs. */
+  unlink(root_tar);
+  if (r == 0)
+    r = punch_partition(ctx, disk_path, offset,
+                        p->block_count * p->block_size);
+  if (r == 0)
+    r = run_as_root(t, state, false, argv, 0);
+  remove_tree(tree);
+  if (state != NULL)
+    unlink(state);
+  return r;
+}
 
-  /* 1. the used inodes */
+/* The root file system is made anew from its files with mke2fs -d, with
+ * the same parameters (UUID, hash seed, features, sizes): what the builder
+ * VM's kernel allocated, freed and journalled, and when, is then gone, and
+ * libext2fs places the files in a fixed order (names sorted).  Then the
+ * times: atime, ctime and crtime at the epoch, mtime clamped to it. */
+static int rebuild_ext4(struct vab_ctx *ctx, struct tool_run *t,
+                        const char *disk_path, uint64_t offset,
+                        const char *root_tar, int64_t epoch) {
+  struct vab_ext4_params params;
+  struct inode_map map = {0};
+  struct buf script = BUF_INIT, later = BUF_INIT;
+  char *dev = NULL, *stat_path = NULL, *set_path = NULL;
+  int r = 0;
+  memset(&params, 0, sizeof params);
+  if (asprintf(&dev, "%s?offset=%" PRIu64, disk_path, offset) < 0 ||
+      asprintf(&stat_path, "%s.repro-stat", disk_path) < 0 ||
+      asprintf(&set_path, "%s.repro-set", disk_path) < 0) {
+    free(dev);
+    free(stat_path);
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+
+  /* 1. the old file system's parameters, and its root folder's owner */
+  const char *header[] = {"dumpe2fs", "-h", dev, NULL};
+  t->line = on_param_line;
+  t->opaque = &params;
+  r = run_tool(t, header, 0, NULL);
+  t->line = NULL;
+  if (r == 0 && vab_repro_ext4_params_check(&params) < 0)
+    r = vab_error(ctx, VAB_E_SUBPROCESS, "%s: dumpe2fs -h did not give the "
+                  "file system's sizes, features, UUID and hash seed", dev);
+  struct mtimes root = {.epoch = epoch};
+  const char *stat_root[] = {"debugfs", "-R", "stat <2>", dev, NULL};
+  t->line = on_stat_line;
+  t->opaque = &root;
+  if (r == 0)
+    r = run_tool(t, stat_root, 0, NULL);
+  t->line = NULL;
+  if (r == 0 && !root.directory)
+    r = vab_error(ctx, VAB_E_SUBPROCESS, "%s: inode 2 is not a folder", dev);
+
+  /* 2. the new file system; directories indexed (e2fsck -D) as the kernel
+   * indexes them (mke2fs -d writes them linear); e2fsck exits 1 when it
+   * rewrote some. */
+  if (r == 0)
+    r = make_from_tree(ctx, t, disk_path, offset, &params, root_tar);
+  const char *index[] = {"e2fsck", "-f", "-y", "-D", dev, NULL};
+  if (r == 0)
+    r = run_tool(t, index, 1, NULL);
+
+  /* 3. the used inodes and their mtimes */
   const char *dumpe2fs[] = {"dumpe2fs", dev, NULL};
   t->line = on_dumpe2fs_line;
   t->opaque = &map;
@@ -372,11 +608,8 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
     r = vab_error(ctx, map.failed ? VAB_E_NOMEM : VAB_E_SUBPROCESS,
                   map.failed ? "out of memory"
                              : "dumpe2fs of %s gave no inode count", dev);
-
-  /* 2. their mtimes */
   for (uint64_t i = 1; r == 0 && i <= map.count; i++)
-    if ((map.used[i] & INODE_USED) &&
-        buf_printf(&script, "stat <%" PRIu64 ">\n", i) < 0)
+    if (map.used[i] && buf_printf(&script, "stat <%" PRIu64 ">\n", i) < 0)
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
   if (r == 0)
     r = write_script(ctx, stat_path, &script);
@@ -390,25 +623,20 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
   if (r == 0 && mt.failed)
     r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
 
-  /* 3. inode times and generations */
+  /* 4. the times (the tree's ctimes are the host's clock), the root
+   * folder as it was, and the superblock */
   buf_truncate(&script, 0);
-  for (uint64_t i = 1; r == 0 && i <= map.count; i++) {
-    if (!(map.used[i] & INODE_USED))
-      continue;
-    char what[32];
-    snprintf(what, sizeof what, "generation %" PRIu64, i);
-    if (buf_printf(&script,
+  for (uint64_t i = 1; r == 0 && i <= map.count; i++)
+    if (map.used[i] &&
+        buf_printf(&script,
                    "sif <%" PRIu64 "> atime @%" PRId64 "\n"
                    "sif <%" PRIu64 "> atime_extra 0\n"
                    "sif <%" PRIu64 "> ctime @%" PRId64 "\n"
                    "sif <%" PRIu64 "> ctime_extra 0\n"
                    "sif <%" PRIu64 "> crtime @%" PRId64 "\n"
-                   "sif <%" PRIu64 "> crtime_extra 0\n"
-                   "sif <%" PRIu64 "> generation %" PRIu32 "\n",
-                   i, epoch, i, i, epoch, i, i, epoch, i, i,
-                   i >= 11 ? vab_repro_u32(seed, what) : 0u) < 0)
+                   "sif <%" PRIu64 "> crtime_extra 0\n",
+                   i, epoch, i, i, epoch, i, i, epoch, i) < 0)
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  }
   for (const char *p = later.data; r == 0 && p != NULL && *p != '\0';) {
     const char *nl = strchr(p, '\n');
     int len = (int)(nl - p);
@@ -417,15 +645,18 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
       r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
     p = nl + 1;
   }
-  /* 5. the superblock (after the journal, below, in the same script:
-   * cheaper as one run, and tune2fs leaves these alone). */
   if (r == 0 && buf_printf(&script,
+                           "sif <2> mode 0%o\n"
+                           "sif <2> uid %u\n"
+                           "sif <2> gid %u\n"
                            "ssv mtime @%" PRId64 "\n"
                            "ssv lastcheck @%" PRId64 "\n"
                            "ssv mkfs_time @%" PRId64 "\n"
                            "ssv mnt_count 0\n"
-                           "ssv kbytes_written 0\n",
-                           epoch, epoch, epoch) < 0)
+                           "ssv r_blocks_count %" PRIu64 "\n",
+                           0040000u | root.mode, root.uid, root.gid, epoch,
+                           epoch, epoch,
+                           params.reserved_blocks) < 0)
     r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
   if (r == 0)
     r = write_script(ctx, set_path, &script);
@@ -433,64 +664,18 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
   if (r == 0)
     r = run_tool(t, set_argv, 0, NULL);
 
-  /* 4. an empty journal */
-  const char *no_journal[] = {"tune2fs", "-O", "^has_journal", dev, NULL};
-  const char *journal[] = {"tune2fs", "-O", "has_journal", dev, NULL};
+  /* 5. the result is clean; the tools' own writes are not counted */
+  const char *check[] = {"e2fsck", "-f", "-n", dev, NULL};
   if (r == 0)
-    r = run_tool(t, no_journal, 0, NULL);
-  if (r == 0)
-    r = run_tool(t, journal, 0, NULL);
-
-  /* 6. checksums, then free blocks: e2fsck exits 1 when it fixed them. */
-  const char *fix[] = {"e2fsck", "-f", "-y", dev, NULL};
-  const char *discard[] = {"e2fsck", "-f", "-p", "-E", "discard", dev, NULL};
-  if (r == 0)
-    r = run_tool(t, fix, 1, NULL);
-
-  /* 7. free inodes that held a file (deleted in the builder VM, or an
-   * orphan e2fsck just released) keep its times and generation: clri
-   * zeroes the first 128 bytes, sif the fields after them. */
-  struct inode_map after = {0};
-  t->line = on_dumpe2fs_line;
-  t->opaque = &after;
-  if (r == 0)
-    r = run_tool(t, dumpe2fs, 0, NULL);
-  t->line = NULL;
-  if (r == 0 && (after.failed || after.used == NULL || after.count != map.count))
-    r = vab_error(ctx, after.failed ? VAB_E_NOMEM : VAB_E_SUBPROCESS,
-                  after.failed ? "out of memory"
-                               : "dumpe2fs of %s: the inode count changed", dev);
-  buf_truncate(&script, 0);
-  for (uint64_t i = 1; r == 0 && i <= map.count; i++)
-    if (map.used[i] != INODE_FREE && !(after.used[i] & INODE_USED) &&
-        buf_printf(&script,
-                   "clri <%" PRIu64 ">\n"
-                   "sif <%" PRIu64 "> ctime_extra 0\n"
-                   "sif <%" PRIu64 "> mtime_extra 0\n"
-                   "sif <%" PRIu64 "> atime_extra 0\n"
-                   "sif <%" PRIu64 "> crtime @0\n"
-                   "sif <%" PRIu64 "> crtime_extra 0\n"
-                   "sif <%" PRIu64 "> version_hi 0\n",
-                   i, i, i, i, i, i, i) < 0)
-      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
-  free(after.used);
-  const char *clear_argv[] = {"debugfs", "-w", "-f", set_path, dev, NULL};
-  if (r == 0 && script.len > 0)
-    r = write_script(ctx, set_path, &script);
-  if (r == 0 && script.len > 0)
-    r = run_tool(t, clear_argv, 0, NULL);
-  if (r == 0)
-    r = run_tool(t, discard, 0, NULL);
-  /* e2fsck counted its own writes. */
+    r = run_tool(t, check, 0, NULL);
   const char *reset[] = {"debugfs", "-w", "-R", "ssv kbytes_written 0", dev,
                          NULL};
   if (r == 0)
     r = run_tool(t, reset, 0, NULL);
 
-  if (stat_path != NULL)
-    unlink(stat_path);
-  if (set_path != NULL)
-    unlink(set_path);
+  unlink(stat_path);
+  unlink(set_path);
+  free(dev);
   free(stat_path);
   free(set_path);
   free(map.used);
@@ -501,30 +686,37 @@ static int normalise_ext4(struct vab_ctx *ctx, struct tool_run *t,
 
 int vab_repro_normalise(struct vab_ctx *ctx, const char *disk_path,
                         const char *disk_format,
-                        const struct vab_layout *layout, const char *seed,
+                        const struct vab_layout *layout, const char *root_tar,
                         int64_t epoch) {
   if (strcmp(disk_format, "raw") != 0 ||
-      strcmp(layout->root_fstype, "ext4") != 0 || layout->root_offset == 0) {
+      strcmp(layout->root_fstype, "ext4") != 0 || layout->root_offset == 0 ||
+      root_tar == NULL) {
     vab_log(ctx, VAB_LOG_INFO, "reproducible: the %s root is left as the "
-            "builder VM wrote it (only an ext4 root is normalised)",
+            "builder VM wrote it (only an ext4 root is made anew)",
             layout->root_fstype);
     return 0;
   }
-  static const char *const tools[] = {"debugfs", "dumpe2fs", "tune2fs",
-                                      "e2fsck", NULL};
+  static const char *const tools[] = {"debugfs", "dumpe2fs", "mke2fs",
+                                      "e2fsck", "tar", NULL};
   for (size_t i = 0; tools[i] != NULL; i++)
     if (!subprocess_have_program(tools[i]))
       return vab_error(ctx, VAB_E_SUBPROCESS,
                        "a reproducible build (SOURCE_DATE_EPOCH) needs %s "
-                       "(Debian: e2fsprogs)", tools[i]);
-  vab_log(ctx, VAB_LOG_INFO, "reproducible: normalising the root file "
-          "system (times at %" PRId64 ")", epoch);
-  char *dev = NULL, *fake = NULL, *fsck_time = NULL;
-  if (asprintf(&dev, "%s?offset=%" PRIu64, disk_path, layout->root_offset) <
-          0 ||
-      asprintf(&fake, "E2FSPROGS_FAKE_TIME=%" PRId64, epoch) < 0 ||
+                       "(Debian: %s)", tools[i],
+                       strcmp(tools[i], "tar") == 0 ? "tar" : "e2fsprogs");
+  if (geteuid() != 0 && !subprocess_have_program("fakeroot"))
+    return vab_error(ctx, VAB_E_SUBPROCESS,
+                     "a reproducible build (SOURCE_DATE_EPOCH) run by a user "
+                     "other than root needs fakeroot, to keep the files' "
+                     "owners (Debian: fakeroot)");
+  if (access(root_tar, R_OK) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot read the root's "
+                           "files '%s' (a reproducible build makes the root "
+                           "file system anew from them)", root_tar);
+  char *fake = NULL, *fsck_time = NULL;
+  if (asprintf(&fake, "E2FSPROGS_FAKE_TIME=%" PRId64, epoch) < 0 ||
       asprintf(&fsck_time, "E2FSCK_TIME=%" PRId64, epoch) < 0) {
-    free(dev);
+    free(fake);
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
   /* No pager, no locale in the output parsed, and the tools' clock at
@@ -533,22 +725,321 @@ int vab_repro_normalise(struct vab_ctx *ctx, const char *disk_path,
                          "PAGER=__none__", "LC_ALL=C", NULL};
   struct tool_run t = {.ctx = ctx, .env = environment_with(extra)};
   int r = t.env == NULL ? vab_error(ctx, VAB_E_NOMEM, "out of memory")
-                        : normalise_ext4(ctx, &t, dev, disk_path, seed, epoch);
+                        : rebuild_ext4(ctx, &t, disk_path, layout->root_offset,
+                                       root_tar, epoch);
   free(t.env);
-  free(dev);
   free(fake);
   free(fsck_time);
   return r;
 }
 
+/* The ESP's parameters, from "minfo" (mtools) lines. */
+void vab_repro_vfat_param_line(struct vab_vfat_params *p, const char *line) {
+  unsigned v;
+  unsigned long long n;
+  char text[16];
+  if (sscanf(line, "sector size: %u bytes", &v) == 1)
+    p->sector_size = v;
+  else if (sscanf(line, "cluster size: %u sectors", &v) == 1)
+    p->cluster_sectors = v;
+  else if (sscanf(line, "reserved (boot) sectors: %u", &v) == 1)
+    p->reserved = v;
+  else if (sscanf(line, "fats: %u", &v) == 1)
+    p->fats = v;
+  else if (sscanf(line, "max available root directory slots: %u", &v) == 1)
+    p->root_entries = v;
+  else if (sscanf(line, "small size: %llu sectors", &n) == 1)
+    p->small_size = n;
+  else if (sscanf(line, "big size: %llu sectors", &n) == 1)
+    p->big_size = n;
+  else if (sscanf(line, "sectors per track: %u", &v) == 1)
+    p->sectors_per_track = v;
+  else if (sscanf(line, "heads: %u", &v) == 1)
+    p->heads = v;
+  else if (sscanf(line, "hidden sectors: %llu", &n) == 1)
+    p->hidden = n;
+  else if (sscanf(line, "physical drive id: 0x%x", &v) == 1)
+    p->drive = v;
+  else if (sscanf(line, "serial number: %x", &v) == 1) {
+    p->serial = v;
+    p->have_serial = true;
+  } else if (sscanf(line, "disk type=\"FAT%u", &v) == 1)
+    p->fat_bits = v;
+  else if (sscanf(line, "disk label=\"%11[^\"]", text) == 1) {
+    size_t len = strlen(text);
+    while (len > 0 && text[len - 1] == ' ')
+      text[--len] = '\0';
+    snprintf(p->label, sizeof p->label, "%.11s",
+             strcmp(text, "NO NAME") == 0 ? "" : text);
+  }
+}
+
+int vab_repro_vfat_params_check(const struct vab_vfat_params *p) {
+  uint64_t sectors = p->small_size != 0 ? p->small_size : p->big_size;
+  if (p->sector_size < 512 || p->sector_size > 4096 ||
+      (p->sector_size & (p->sector_size - 1)) != 0 ||
+      p->cluster_sectors == 0 || p->cluster_sectors > 128 ||
+      (p->cluster_sectors & (p->cluster_sectors - 1)) != 0 ||
+      p->reserved == 0 || p->fats == 0 || p->fats > 2 || sectors == 0 ||
+      p->drive > 0xff || !p->have_serial ||
+      (p->fat_bits != 12 && p->fat_bits != 16 && p->fat_bits != 32) ||
+      p->heads == 0 || p->heads > 255 || p->sectors_per_track == 0 ||
+      p->sectors_per_track > 63)
+    return -1;
+  return 0;
+}
+
+static void on_vfat_param_line(void *opaque, const char *line) {
+  vab_repro_vfat_param_line(opaque, line);
+}
+
+/* mtimes later than the epoch become the epoch (mcopy -m keeps them). */
+static int clamp_mtime(struct vab_ctx *ctx, int dir_fd, const char *name,
+                       const struct stat *st, int64_t epoch) {
+  if ((int64_t)st->st_mtime <= epoch)
+    return 0;
+  struct timespec times[2] = {{.tv_sec = (time_t)epoch},
+                              {.tv_sec = (time_t)epoch}};
+  if (utimensat(dir_fd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot set the time of "
+                           "'%s'", name);
+  return 0;
+}
+
+/* Copy the tree's folder rel ("" or "/EFI/debian") into the FAT file
+ * system at image ("disk.raw@@OFFSET"): its folders (mmd) and files (one
+ * mcopy), in sorted order, then each folder's own contents. */
+static int copy_fat_folder(struct vab_ctx *ctx, struct tool_run *t,
+                           const char *image, const char *tree,
+                           const char *rel, int64_t epoch, int depth) {
+  if (depth > 32)
+    return vab_error(ctx, VAB_E_GUEST, "the ESP's folders nest too deep");
+  CLEANUP_FREE char *path = NULL;
+  if (asprintf(&path, "%s%s", tree, rel) < 0) {
+    path = NULL;
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  struct dirent **names = NULL;
+  int count = scandir(path, &names, NULL, alphasort);
+  if (count < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot read '%s'", path);
+  int dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  /* argv: tool, -i, image, [-m], then paths, then the target */
+  size_t max = (size_t)count + 6;
+  const char **dirs = calloc(max, sizeof *dirs);
+  const char **files = calloc(max, sizeof *files);
+  char **owned = calloc((size_t)count * 2 + 1, sizeof *owned);
+  size_t n_dirs = 0, n_files = 0, n_owned = 0;
+  int r = dir_fd < 0 ? vab_error_errno(ctx, VAB_E_IO, errno,
+                                       "cannot open '%s'", path)
+          : dirs == NULL || files == NULL || owned == NULL
+              ? vab_error(ctx, VAB_E_NOMEM, "out of memory")
+              : 0;
+  if (r == 0) {
+    dirs[n_dirs++] = "mmd";
+    dirs[n_dirs++] = "-i";
+    dirs[n_dirs++] = image;
+    files[n_files++] = "mcopy";
+    files[n_files++] = "-m";
+    files[n_files++] = "-i";
+    files[n_files++] = image;
+  }
+  size_t first_dir = n_dirs, first_file = n_files;
+  for (int i = 0; r == 0 && i < count; i++) {
+    const char *name = names[i]->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+      continue;
+    struct stat st;
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      r = vab_error_errno(ctx, VAB_E_IO, errno, "cannot stat '%s/%s'", path,
+                          name);
+      break;
+    }
+    char *item = NULL;
+    if (S_ISDIR(st.st_mode)) {
+      if (asprintf(&item, "::%s/%s", rel, name) < 0)
+        item = NULL;
+      else
+        dirs[n_dirs++] = item;
+    } else if (S_ISREG(st.st_mode)) {
+      r = clamp_mtime(ctx, dir_fd, name, &st, epoch);
+      if (asprintf(&item, "%s/%s", path, name) < 0)
+        item = NULL;
+      else
+        files[n_files++] = item;
+    } else {
+      continue;  /* FAT holds only files and folders */
+    }
+    if (item == NULL)
+      r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+    else
+      owned[n_owned++] = item;
+  }
+  CLEANUP_FREE char *target = NULL;
+  if (r == 0 && asprintf(&target, "::%s/", rel) < 0) {
+    target = NULL;
+    r = vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  if (r == 0 && n_dirs > first_dir)
+    r = run_tool(t, dirs, 0, NULL);
+  if (r == 0 && n_files > first_file) {
+    files[n_files++] = target;
+    files[n_files] = NULL;
+    r = run_tool(t, files, 0, NULL);
+  }
+  for (size_t i = first_dir; r == 0 && i < n_dirs; i++)
+    r = copy_fat_folder(ctx, t, image, tree, dirs[i] + 2, epoch, depth + 1);
+  for (size_t i = 0; i < n_owned; i++)
+    free(owned[i]);
+  free(owned);
+  free(dirs);
+  free(files);
+  for (int i = 0; i < count; i++)
+    free(names[i]);
+  free(names);
+  if (dir_fd >= 0)
+    close(dir_fd);
+  return r;
+}
+
+/* The ESP made anew, as the root is: mkfs.vfat --invariant with the old
+ * one's parameters (minfo), then its files copied in sorted order by
+ * mtools, which stamps what it creates with SOURCE_DATE_EPOCH. */
+static int rebuild_vfat(struct vab_ctx *ctx, struct tool_run *t,
+                        const char *disk_path, uint64_t offset,
+                        const char *esp_tar, int64_t epoch) {
+  struct vab_vfat_params p;
+  memset(&p, 0, sizeof p);
+  CLEANUP_FREE char *image = NULL;
+  CLEANUP_FREE char *tree = NULL;
+  if (asprintf(&image, "%s@@%" PRIu64, disk_path, offset) < 0 ||
+      asprintf(&tree, "%s.esp-XXXXXX", disk_path) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  const char *minfo[] = {"minfo", "-i", image, "::", NULL};
+  t->line = on_vfat_param_line;
+  t->opaque = &p;
+  int r = run_tool(t, minfo, 0, NULL);
+  t->line = NULL;
+  if (r == 0 && (vab_repro_vfat_params_check(&p) < 0 ||
+                 offset % p.sector_size != 0))
+    r = vab_error(ctx, VAB_E_SUBPROCESS, "%s: minfo did not give the ESP's "
+                  "sizes, FAT type and serial number", image);
+  if (r != 0)
+    return r;
+  if (mkdtemp(tree) == NULL)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot create '%s'", tree);
+  vab_log(ctx, VAB_LOG_INFO, "reproducible: making the ESP anew from its "
+          "files");
+  uint64_t sectors = p.small_size != 0 ? p.small_size : p.big_size;
+  char bits[8], ss[16], spc[16], res[16], fats[8], root[16], hidden[32];
+  char geometry[32], drive[8], serial[16], start[32], kib[32];
+  snprintf(bits, sizeof bits, "%d", p.fat_bits);
+  snprintf(ss, sizeof ss, "%u", p.sector_size);
+  snprintf(spc, sizeof spc, "%u", p.cluster_sectors);
+  snprintf(res, sizeof res, "%u", p.reserved);
+  snprintf(fats, sizeof fats, "%u", p.fats);
+  snprintf(root, sizeof root, "%u", p.root_entries);
+  snprintf(hidden, sizeof hidden, "%" PRIu64, p.hidden);
+  snprintf(geometry, sizeof geometry, "%u/%u", p.heads, p.sectors_per_track);
+  snprintf(drive, sizeof drive, "0x%02x", p.drive);
+  snprintf(serial, sizeof serial, "%08" PRIx32, p.serial);
+  snprintf(start, sizeof start, "--offset=%" PRIu64, offset / p.sector_size);
+  snprintf(kib, sizeof kib, "%" PRIu64, sectors * p.sector_size / 1024);
+  const char *mkfs[32];
+  size_t n = 0;
+  mkfs[n++] = "mkfs.vfat";
+  mkfs[n++] = "--invariant";
+  mkfs[n++] = "-F";
+  mkfs[n++] = bits;
+  mkfs[n++] = "-S";
+  mkfs[n++] = ss;
+  mkfs[n++] = "-s";
+  mkfs[n++] = spc;
+  mkfs[n++] = "-R";
+  mkfs[n++] = res;
+  mkfs[n++] = "-f";
+  mkfs[n++] = fats;
+  if (p.fat_bits != 32) {
+    mkfs[n++] = "-r";
+    mkfs[n++] = root;
+  }
+  mkfs[n++] = "-h";
+  mkfs[n++] = hidden;
+  mkfs[n++] = "-g";
+  mkfs[n++] = geometry;
+  mkfs[n++] = "-D";
+  mkfs[n++] = drive;
+  mkfs[n++] = "-i";
+  mkfs[n++] = serial;
+  if (p.label[0] != '\0') {
+    mkfs[n++] = "-n";
+    mkfs[n++] = p.label;
+  }
+  mkfs[n++] = start;
+  mkfs[n++] = disk_path;
+  mkfs[n++] = kib;
+  mkfs[n] = NULL;
+  /* FAT keeps no owners: the files are unpacked as the user's own. */
+  const char *untar[] = {"tar", "-x", "-f", esp_tar, "-C", tree,
+                         "--no-same-owner", "--no-same-permissions", NULL};
+  r = run_tool(t, untar, 0, NULL);
+  unlink(esp_tar);
+  if (r == 0)
+    r = punch_partition(ctx, disk_path, offset, sectors * p.sector_size);
+  if (r == 0)
+    r = run_tool(t, mkfs, 0, NULL);
+  if (r == 0)
+    r = copy_fat_folder(ctx, t, image, tree, "", epoch, 0);
+  remove_tree(tree);
+  return r;
+}
+
+int vab_repro_normalise_esp(struct vab_ctx *ctx, const char *disk_path,
+                            uint64_t offset, const char *esp_tar,
+                            int64_t epoch) {
+  static const char *const tools[] = {"minfo", "mmd", "mcopy", "mkfs.vfat",
+                                      "tar", NULL};
+  for (size_t i = 0; tools[i] != NULL; i++)
+    if (!subprocess_have_program(tools[i]))
+      return vab_error(ctx, VAB_E_SUBPROCESS,
+                       "a reproducible build (SOURCE_DATE_EPOCH) of a disk "
+                       "with an ESP needs %s (Debian: %s)", tools[i],
+                       strcmp(tools[i], "tar") == 0         ? "tar"
+                       : strcmp(tools[i], "mkfs.vfat") == 0 ? "dosfstools"
+                                                            : "mtools");
+  if (access(esp_tar, R_OK) < 0)
+    return vab_error_errno(ctx, VAB_E_IO, errno, "cannot read the ESP's "
+                           "files '%s' (a reproducible build makes the ESP "
+                           "anew from them)", esp_tar);
+  char *sde = NULL;
+  if (asprintf(&sde, "SOURCE_DATE_EPOCH=%" PRId64, epoch) < 0)
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  /* mtools: no geometry check of a disk image, no prompt; its times come
+   * from SOURCE_DATE_EPOCH. */
+  const char *extra[] = {sde, "MTOOLS_SKIP_CHECK=1", "LC_ALL=C", NULL};
+  struct tool_run t = {.ctx = ctx, .env = environment_with(extra)};
+  int r = t.env == NULL ? vab_error(ctx, VAB_E_NOMEM, "out of memory")
+                        : rebuild_vfat(ctx, &t, disk_path, offset, esp_tar,
+                                       epoch);
+  free(t.env);
+  free(sde);
+  return r;
+}
+
 int vab_repro_finish(struct vab_ctx *ctx, const char *disk_path,
                      const char *disk_format, const struct vab_layout *layout,
-                     const char *seed) {
+                     const char *root_tar, uint64_t esp_offset,
+                     const char *esp_tar) {
   bool set = false;
   int64_t epoch = 0;
   if (vab_repro_epoch(ctx, &set, &epoch) < 0)
     return -1;
   if (!set)
     return 0;
-  return vab_repro_normalise(ctx, disk_path, disk_format, layout, seed, epoch);
+  if (vab_repro_normalise(ctx, disk_path, disk_format, layout, root_tar,
+                          epoch) < 0)
+    return -1;
+  if (esp_tar != NULL && strcmp(disk_format, "raw") == 0 && esp_offset != 0)
+    return vab_repro_normalise_esp(ctx, disk_path, esp_offset, esp_tar, epoch);
+  return 0;
 }
