@@ -181,8 +181,9 @@ static int start_qemu(struct vab_vm *vm, const struct vab_vm_opts *o) {
   ARG("-serial");
   ARG("chardev:serial0");
 
-  if (buf_printf(&drive, "if=virtio,format=%s,cache=unsafe,file=",
-                 o->disk_format ? o->disk_format : "qcow2") < 0 ||
+  if (buf_printf(&drive, "if=virtio,format=%s,cache=%s,file=",
+                 o->disk_format ? o->disk_format : "qcow2",
+                 o->cache ? o->cache : "unsafe") < 0 ||
       qemu_option_file_name(&drive, o->disk_path) < 0)
     goto nomem;
   ARG("-drive");

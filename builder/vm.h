@@ -27,6 +27,8 @@ struct buf;
 struct vab_vm_opts {
   const char *disk_path;        /* booted as is (writes go to it) */
   const char *disk_format;      /* "qcow2" or "raw" */
+  const char *cache;            /* qemu's cache mode; NULL: "unsafe" (a
+                                   throwaway overlay) */
   enum vab_firmware firmware;   /* BOTH boots with BIOS; UEFI with OVMF */
   enum vab_accel accel;         /* resolved: KVM or TCG */
   unsigned cpus;                /* 0: 1 */
