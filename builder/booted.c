@@ -589,8 +589,9 @@ static int wait_for_ssh(struct vab_booted *b, const char *not_id,
     if (vab_check_cancel(b->ctx) < 0)
       return -1;
     int status = 0;
-    vab_vm_drain(&b->vm);
-    if (vab_vm_exited(&b->vm, &status)) {
+    if (b->vm_running)
+      vab_vm_drain(&b->vm);
+    if (b->vm_running && vab_vm_exited(&b->vm, &status)) {
       b->vm_running = false;
       char how[96], m[512];
       subprocess_describe_status(status, how, sizeof how);
