@@ -959,8 +959,14 @@ static int run_booted_segment(struct run *run, size_t *index) {
   /* Preparing and booting count as the first booted step's time. */
   if (announce(run, first, ", booted") < 0)
     return -1;
+  /* Kept beside the boot test's: OUTPUT/NAME-VERSION.booted-serial.log. */
+  const char *test_log = run->b->serial_log_path;
+  size_t stem = strlen(test_log);
+  if (stem > strlen(".serial.log") &&
+      strcmp(test_log + stem - strlen(".serial.log"), ".serial.log") == 0)
+    stem -= strlen(".serial.log");
   CLEANUP_FREE char *serial = NULL;
-  if (asprintf(&serial, "%s/booted-serial.log", run->work_dir) < 0) {
+  if (asprintf(&serial, "%.*s.booted-serial.log", (int)stem, test_log) < 0) {
     serial = NULL;
     return vab_error(ctx, VAB_E_NOMEM, "out of memory");
   }
