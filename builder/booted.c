@@ -61,8 +61,13 @@ static const char prepare_script[] =
   "S=" VAB_BOOTED_STATE_DIR "\n"
   "if [ ! -x /usr/sbin/sshd ]; then\n"
   "  dpkg-query -W -f '${Package}\\n' | sort > \"$S/packages-before\"\n"
-  "  apt-get update -q\n"
-  "  apt-get install -y -q --no-install-recommends openssh-server\n"
+  /* Package lists an earlier step fetched save minutes under TCG; stale
+   * ones are fetched again. */
+  "  I='apt-get install -y -q --no-install-recommends openssh-server'\n"
+  "  if ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 && $I; then :; else\n"
+  "    apt-get update -q\n"
+  "    $I\n"
+  "  fi\n"
   "  dpkg-query -W -f '${Package}\\n' | sort > \"$S/packages-after\"\n"
   "  comm -13 \"$S/packages-before\" \"$S/packages-after\" > \"$S/packages-added\"\n"
   "fi\n"
