@@ -28,6 +28,7 @@
 #include "builder/source.h"
 #include "builder/sysprep.h"
 #include "builder/vocab.h"
+#include "builder/booted.h"
 #include "publish/publish.h"
 #include "signing/digest.h"
 #include "signing/manifest.h"
@@ -135,6 +136,7 @@ struct run {
   char *work_dir;
   char *disk_path;
   struct vab_guest *guest;
+  struct vab_booted *booted;   /* the booted appliance, during a segment */
   struct vab_layout layout;
   double phase_start;
   enum vab_phase phase;
@@ -231,6 +233,7 @@ static int init_steps(struct run *run) {
     b->steps[i].kind = vab_plan_kind_name(ps->kind);
     snprintf(b->steps[i].label, sizeof b->steps[i].label, "%s", ps->label);
     memcpy(b->steps[i].key, ps->key, sizeof b->steps[i].key);
+    b->steps[i].booted = ps->kind == VAB_PLAN_PROVISION && ps->provision->booted;
   }
   return 0;
 }
@@ -844,10 +847,33 @@ static int mount_layout(struct run *run) {
   return 0;
 }
 
-/* The builder VM on a new overlay of the base entry, mounted as layout
- * left it.  Its network is on when a step from first on needs it: a
+/* A provisioner step that runs in the booted appliance, not here. */
+static bool step_booted(const struct run *run, size_t i) {
+  return run->plan.steps[i].kind == VAB_PLAN_PROVISION &&
+         run->plan.steps[i].provision->booted;
+}
+
+/* The builder VM on the work overlay as it is, mounted as layout left it.
+ * Its network is on when an offline step from first on needs it: a
  * relaunch costs as much as the launch, and the network changes nothing
  * for the steps that do not use it. */
+static int launch_session(struct run *run, size_t first) {
+  bool network = false;
+  for (size_t i = first; i < run->plan.n_steps; i++)
+    if (run->plan.steps[i].kind == VAB_PLAN_PROVISION && !step_booted(run, i) &&
+        (run->plan.steps[i].provision->step_type->flags &
+         VAB_STEP_NEEDS_NETWORK))
+      network = true;
+  struct vab_guest_opts gopts = {
+    .disk_path = run->overlay_path, .disk_format = "qcow2",
+    .accel = run->b->accel, .network = network,
+  };
+  if (vab_guest_launch(run->ctx, &gopts, &run->guest) < 0)
+    return -1;
+  return mount_layout(run);
+}
+
+/* The builder VM on a new overlay of the base entry. */
 static int open_session(struct run *run, size_t first) {
   struct vab_ctx *ctx = run->ctx;
   char backing[96];
@@ -856,19 +882,7 @@ static int open_session(struct run *run, size_t first) {
   unlink(run->overlay_path);
   if (vab_chain_overlay(ctx, backing, run->overlay_path) < 0)
     return -1;
-  bool network = false;
-  for (size_t i = first; i < run->plan.n_steps; i++)
-    if (run->plan.steps[i].kind == VAB_PLAN_PROVISION &&
-        (run->plan.steps[i].provision->step_type->flags &
-         VAB_STEP_NEEDS_NETWORK))
-      network = true;
-  struct vab_guest_opts gopts = {
-    .disk_path = run->overlay_path, .disk_format = "qcow2",
-    .accel = run->b->accel, .network = network,
-  };
-  if (vab_guest_launch(ctx, &gopts, &run->guest) < 0)
-    return -1;
-  return mount_layout(run);
+  return launch_session(run, first);
 }
 
 /* After a provisioner: its entry is the overlay so far, over the base. */
@@ -912,6 +926,87 @@ static int run_provisioner(struct run *run, size_t index) {
   return -1;
 }
 
+/* One booted step, in the booted appliance. */
+static int run_booted_step(struct run *run, size_t index) {
+  struct vab_ctx *ctx = run->ctx;
+  const struct vab_plan_step *ps = &run->plan.steps[index];
+  const struct vab_step *step = ps->provision;
+  const struct vab_provisioner *p = vab_provisioner_by_name(step->type);
+  vab_booted_begin_step(run->booted, ps->label, step->timeout_ms);
+  int r = p->run(ctx, step->config, vab_booted_guest(run->booted));
+  if (r == 0 || vab_cancelled(ctx))
+    return r;
+  const struct vab_diag *last = vab_last_error(ctx);
+  if (last == NULL || last->file == NULL)
+    vab_error_at(ctx, VAB_E_PROVISION, &step->mark, "%s failed", ps->name);
+  return -1;
+}
+
+/* Consecutive booted steps from *index on share one boot: the builder VM
+ * prepares the image for SSH and stops, qemu boots the work overlay, the
+ * steps run over SSH, the appliance powers off, and the builder VM comes
+ * back on the same disk to remove what vab added.  Only the segment's
+ * last step gets a cache entry, taken after that clean-up, so that no
+ * entry (and no image made from one) holds vab's key or sshd.  *index
+ * becomes the segment's last step. */
+static int run_booted_segment(struct run *run, size_t *index) {
+  struct vab_ctx *ctx = run->ctx;
+  size_t first = *index, last = first;
+  while (last + 1 < run->plan.n_steps && step_booted(run, last + 1))
+    last++;
+  /* Preparing and booting count as the first booted step's time. */
+  if (announce(run, first, ", booted") < 0)
+    return -1;
+  /* Kept beside the boot test's: OUTPUT/NAME-VERSION.booted-serial.log. */
+  const char *test_log = run->b->serial_log_path;
+  size_t stem = strlen(test_log);
+  if (stem > strlen(".serial.log") &&
+      strcmp(test_log + stem - strlen(".serial.log"), ".serial.log") == 0)
+    stem -= strlen(".serial.log");
+  CLEANUP_FREE char *serial = NULL;
+  if (asprintf(&serial, "%.*s.booted-serial.log", (int)stem, test_log) < 0) {
+    serial = NULL;
+    return vab_error(ctx, VAB_E_NOMEM, "out of memory");
+  }
+  struct vab_booted_opts bo = {
+    .disk_path = run->overlay_path, .disk_format = "qcow2",
+    .firmware = run->t->disk.firmware, .accel = run->b->accel,
+    .cpus = run->t->hardware.cpus, .memory = run->t->hardware.memory,
+    .work_dir = run->work_dir, .serial_log_path = serial,
+  };
+  int r = vab_booted_new(ctx, &bo, &run->booted);
+  if (r == 0)
+    r = vab_booted_prepare(run->booted, run->guest);
+  /* qemu writes the disk now: the builder VM lets go of it first. */
+  if (r == 0 && (r = vab_guest_umount_all(run->guest)) == 0) {
+    r = vab_guest_close(run->guest);
+    run->guest = NULL;
+  }
+  if (r == 0)
+    r = vab_booted_boot(run->booted, run->plan.steps[first].provision->timeout_ms);
+  for (size_t i = first; i <= last && r == 0; i++) {
+    if (i > first && ((r = hold_step(run, i)) < 0 ||
+                      (r = announce(run, i, ", booted")) < 0))
+      break;
+    r = run_booted_step(run, i);
+  }
+  if (r == 0)
+    r = vab_booted_shutdown(run->booted);
+  if (r == 0)
+    r = launch_session(run, last + 1);
+  if (r == 0)
+    r = vab_booted_restore(run->booted, run->guest);
+  if (r == 0)
+    vab_log(ctx, VAB_LOG_INFO, "booted steps: boot to SSH took %.1f s",
+            vab_booted_boot_seconds(run->booted));
+  vab_booted_free(run->booted);
+  run->booted = NULL;
+  if (r == 0)
+    r = checkpoint(run, last);
+  *index = last;
+  return r;
+}
+
 static int do_provision(struct run *run) {
   if (!run->need_disk || run->have_final)
     return announce_cached(run, VAB_PLAN_PROVISION);
@@ -934,7 +1029,9 @@ static int do_provision(struct run *run) {
   for (size_t i = first; i < run->plan.n_steps && r == 0; i++)
     if (run->plan.steps[i].kind == VAB_PLAN_PROVISION) {
       r = hold_step(run, i);
-      if (r == 0)
+      if (r == 0 && step_booted(run, i))
+        r = run_booted_segment(run, &i);
+      else if (r == 0)
         r = run_provisioner(run, i);
     }
   phase_end(run);
@@ -1703,6 +1800,9 @@ int vab_build_run(struct vab_ctx *ctx, struct vab_build *b) {
     /* Kills the appliance at once; its disk no longer matters. */
     vab_guest_abort(run.guest);
     run.guest = NULL;
+    /* Its qemu killed, its key folder removed. */
+    vab_booted_free(run.booted);
+    run.booted = NULL;
     if (run.exporting && !built)
       remove_artifacts(&run);
   }

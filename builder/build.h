@@ -66,6 +66,7 @@ struct vab_build_step {
   char label[128];
   char key[65];
   bool cached;                    /* not run: its result came from the cache */
+  bool booted;                    /* ran (or runs) in the booted appliance */
   double seconds;
 };
 

@@ -244,9 +244,12 @@ static void print_json(struct vab_ctx *ctx, const char *path,
       fprintf(stdout, "%s{\"kind\":\"%s\",\"label\":", i > 0 ? "," : "",
               s->kind);
       cli_json_string(stdout, s->label);
-      fprintf(stdout, ",\"key\":\"sha256:%s\",\"cached\":%s,"
-              "\"seconds\":%.3f}", s->key, s->cached ? "true" : "false",
-              s->seconds);
+      fprintf(stdout, ",\"key\":\"sha256:%s\",\"cached\":%s,", s->key,
+              s->cached ? "true" : "false");
+      /* Provisioners say where they ran. */
+      if (strcmp(s->kind, "provision") == 0)
+        fprintf(stdout, "\"booted\":%s,", s->booted ? "true" : "false");
+      fprintf(stdout, "\"seconds\":%.3f}", s->seconds);
     }
     fputs("]", stdout);
     if (b->cache_push_ran) {

@@ -219,8 +219,9 @@ const struct vab_step_type vab_step_type_shell = {
   .summary = "run shell commands in the guest, inline or from a script",
   .keys = shell_keys,
   .path_keys = shell_path_keys,
-  /* Scripts commonly download things; the builder VM's network is on. */
-  .flags = VAB_STEP_NEEDS_NETWORK,
+  /* Scripts commonly download things; the builder VM's network is on.
+   * `booted: true` runs it in the booted appliance over SSH. */
+  .flags = VAB_STEP_NEEDS_NETWORK | VAB_STEP_MAY_BOOT,
   .config = shell_config,
   .check = shell_check,
   .inputs = shell_inputs,

@@ -583,6 +583,81 @@ static const struct vab_step_type *step_type_by_name(struct schema *s,
   return NULL;
 }
 
+/* Where a step runs: `booted: true` on a VAB_STEP_MAY_BOOT type, or always
+ * for a VAB_STEP_BOOTED one; `timeout:` bounds a booted step only.  A
+ * booted step's canonical spec (and so its plan key) holds `booted: true`
+ * and the timeout in one spelling; an offline step's holds neither, so
+ * `booted: false` keys as the step without it. */
+#define STEP_DEFAULT_TIMEOUT_MS (30ull * 60 * 1000)
+
+static void step_booted(struct schema *s, const struct vab_node *item,
+                        struct vab_node *canon, struct vab_step *step) {
+  const struct vab_step_type *p = step->step_type;
+  const struct vab_node *booted = vab_node_get(item, "booted");
+  const struct vab_node *timeout = vab_node_get(item, "timeout");
+  if (booted != NULL && booted->kind == VAB_NODE_NULL)
+    booted = NULL;
+  if (timeout != NULL && timeout->kind == VAB_NODE_NULL)
+    timeout = NULL;
+  step->booted = (p->flags & VAB_STEP_BOOTED) != 0;
+  if (booted != NULL && vab_node_bool(s->ctx, booted, "booted",
+                                      &step->booted) < 0) {
+    fail(s);
+    return;
+  }
+  step->timeout_ms = p->booted_timeout_ms ? p->booted_timeout_ms
+                                          : STEP_DEFAULT_TIMEOUT_MS;
+  if (!step->booted) {
+    step->timeout_ms = 0;
+    if (timeout != NULL) {
+      vab_error_at(s->ctx, VAB_E_SCHEMA, &timeout->mark,
+                   "timeout applies to a booted step only; this '%s' step "
+                   "runs in the builder VM",
+                   p->name);
+      vab_diag_hint(s->ctx, "add 'booted: true' to run it in the booted "
+                            "appliance, or remove 'timeout'");
+      fail(s);
+    }
+    return;
+  }
+  if (timeout != NULL) {
+    if (vab_node_duration(s->ctx, timeout, "timeout", &step->timeout_ms) < 0) {
+      fail(s);
+      return;
+    }
+    if (step->timeout_ms < 1000 || step->timeout_ms > 24ull * 3600 * 1000) {
+      vab_error_at(s->ctx, VAB_E_SCHEMA, &timeout->mark,
+                   "timeout must be from 1s to 24h, not '%.200s'",
+                   timeout->scalar);
+      fail(s);
+      return;
+    }
+  }
+  char text[32];
+  if (step->timeout_ms % 1000 == 0)
+    snprintf(text, sizeof text, "%llus",
+             (unsigned long long)(step->timeout_ms / 1000));
+  else
+    snprintf(text, sizeof text, "%llums",
+             (unsigned long long)step->timeout_ms);
+  if (p->flags & VAB_STEP_MAY_BOOT) {
+    struct vab_node *yes = node_scalar(s->l, "true",
+                                       booted ? &booted->mark : &item->mark);
+    if (yes == NULL) {
+      fail(s);
+      return;
+    }
+    put(s, canon, "booted", vab_node_key_mark(item, "booted"), yes);
+  }
+  struct vab_node *t = node_scalar(s->l, text,
+                                   timeout ? &timeout->mark : &item->mark);
+  if (t == NULL) {
+    fail(s);
+    return;
+  }
+  put(s, canon, "timeout", vab_node_key_mark(item, "timeout"), t);
+}
+
 static struct vab_node *schema_step(struct schema *s,
                                     const struct vab_node *item,
                                     struct vab_step *step) {
@@ -627,13 +702,21 @@ static struct vab_node *schema_step(struct schema *s,
   size_t n_keys = 0;
   while (p->keys[n_keys] != NULL)
     n_keys++;
-  const char **allowed = arena_alloc(s->l->arena, (n_keys + 2) * sizeof *allowed);
+  /* The loader owns `booted` and `timeout` (vab/step.h): type, the type's
+   * keys, then those two where the type may boot or always boots. */
+  const char **allowed = arena_alloc(s->l->arena, (n_keys + 4) * sizeof *allowed);
   if (allowed == NULL) {
     nomem(s);
     return NULL;
   }
   allowed[0] = "type";
   memcpy(allowed + 1, p->keys, n_keys * sizeof *allowed);
+  size_t n_allowed = n_keys + 1;
+  if (p->flags & VAB_STEP_MAY_BOOT)
+    allowed[n_allowed++] = "booted";
+  if (p->flags & (VAB_STEP_MAY_BOOT | VAB_STEP_BOOTED))
+    allowed[n_allowed++] = "timeout";
+  allowed[n_allowed] = NULL;
   char what[64];
   snprintf(what, sizeof what, "'%s' step", p->name);
   if (vab_node_check_keys(s->ctx, item, what, allowed) < 0) {
@@ -641,9 +724,9 @@ static struct vab_node *schema_step(struct schema *s,
     return NULL;
   }
   /* The canonical step: type first, then the provisioner's keys in the
-   * order it lists them. */
+   * order it lists them; `booted` and `timeout` follow, see step_booted. */
   struct vab_node *canon = new_map(s, &item->mark);
-  for (size_t i = 0; allowed[i] != NULL; i++) {
+  for (size_t i = 0; i < n_keys + 1; i++) {
     const struct vab_node *value = vab_node_get(item, allowed[i]);
     for (size_t k = 0; p->path_keys != NULL && p->path_keys[k] != NULL; k++)
       if (strcmp(p->path_keys[k], allowed[i]) == 0)
@@ -654,6 +737,7 @@ static struct vab_node *schema_step(struct schema *s,
   }
   if (canon == NULL)
     return NULL;
+  step_booted(s, item, canon, step);
   step->spec = canon;
   if (p->config(s->ctx, canon, s->dir, &step->config) < 0 ||
       p->check(s->ctx, step->config) < 0)

@@ -398,6 +398,58 @@ static void test_missing_input(void **state) {
   remove_project(dir);
 }
 
+/* Where a step runs and its timeout are part of its key (issue 13); an
+ * explicit `booted: false` is the offline step's key. */
+static void test_booted_and_timeout_in_key(void **state) {
+  (void)state;
+  static const char *const variants[][2] = {
+    {"    inline: [\"echo STEP2\"]\n",
+     "    inline: [\"echo STEP2\"]\n    booted: true\n"},
+    {"    inline: [\"echo STEP2\"]\n",
+     "    inline: [\"echo STEP2\"]\n    booted: true\n    timeout: 5m\n"},
+  };
+  char d0[64];
+  struct loaded base;
+  plan_text(&base, d0, sizeof d0, template_text, "<h1>hello</h1>\n");
+  for (size_t v = 0; v < 2; v++) {
+    char d1[64];
+    struct loaded b;
+    char *changed = replace(template_text, variants[v][0], variants[v][1]);
+    plan_text(&b, d1, sizeof d1, changed, "<h1>hello</h1>\n");
+    expect_changed_from(&base.plan, &b.plan, 3, 8);
+    free(changed);
+    unload(&b);
+    remove_project(d1);
+  }
+  /* booted: true with and without the default timeout spelled out. */
+  char d1[64], d2[64];
+  struct loaded a, b;
+  char *one = replace(template_text, variants[0][0], variants[0][1]);
+  char *two = replace(template_text, variants[0][0],
+                      "    inline: [\"echo STEP2\"]\n    booted: true\n"
+                      "    timeout: 30m\n");
+  plan_text(&a, d1, sizeof d1, one, "<h1>hello</h1>\n");
+  plan_text(&b, d2, sizeof d2, two, "<h1>hello</h1>\n");
+  expect_changed_from(&a.plan, &b.plan, 99, 99);
+  free(one);
+  free(two);
+  unload(&a);
+  unload(&b);
+  remove_project(d1);
+  remove_project(d2);
+  char d3[64];
+  struct loaded c;
+  char *off = replace(template_text, variants[0][0],
+                      "    inline: [\"echo STEP2\"]\n    booted: false\n");
+  plan_text(&c, d3, sizeof d3, off, "<h1>hello</h1>\n");
+  expect_changed_from(&base.plan, &c.plan, 99, 99);
+  free(off);
+  unload(&c);
+  remove_project(d3);
+  unload(&base);
+  remove_project(d0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_steps_and_labels),
@@ -410,6 +462,7 @@ int main(void) {
       cmocka_unit_test(test_rootfs_bytes),
       cmocka_unit_test(test_key_matches_sha256sum),
       cmocka_unit_test(test_missing_input),
+      cmocka_unit_test(test_booted_and_timeout_in_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -257,8 +257,9 @@ static void test_nul_in_keys_and_values(void **state) {
 static void test_loads_example_files(void **state) {
   (void)state;
   static const char *const examples[] = {"web.yaml", "minimal.yaml",
-                                         "base.yaml", "web-extended.yaml"};
-  for (size_t i = 0; i < 4; i++) {
+                                         "base.yaml", "web-extended.yaml",
+                                         "booted.yaml"};
+  for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
     struct vab_ctx *ctx = vab_ctx_new();
     char path[512];
     snprintf(path, sizeof path, "%s/%s", EXAMPLES_DIR, examples[i]);

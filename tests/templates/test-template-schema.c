@@ -629,6 +629,97 @@ static void test_password_is_never_printed(void **state) {
   vab_ctx_free(ctx);
 }
 
+/* `booted` and `timeout` (issue 13): the loader owns them for the types
+ * that may boot; the canonical spec, and so the step key, holds them only
+ * for a booted step. */
+static void test_booted_steps(void **state) {
+  (void)state;
+  struct vab_ctx *ctx = vab_ctx_new();
+  struct vab_template *t = load_text(ctx, HEAD
+      "provisioners:\n"
+      "  - {type: shell, inline: [a], booted: true}\n"
+      "  - {type: shell, inline: [a], booted: true, timeout: 90s}\n"
+      "  - {type: file, content: x, destination: /x, booted: yes,"
+      " timeout: 1500ms}\n"
+      "  - {type: shell, inline: [a], booted: false}\n"
+      "  - {type: shell, inline: [a]}\n", NULL);
+  if (t == NULL)
+    dump_diags(ctx);
+  assert_non_null(t);
+  assert_int_equal(t->n_steps, 5);
+  assert_true(t->steps[0].booted);
+  assert_int_equal(t->steps[0].timeout_ms, 30ull * 60 * 1000);
+  assert_true(t->steps[1].booted);
+  assert_int_equal(t->steps[1].timeout_ms, 90000);
+  assert_true(t->steps[2].booted);
+  assert_int_equal(t->steps[2].timeout_ms, 1500);
+  assert_false(t->steps[3].booted);
+  assert_int_equal(t->steps[3].timeout_ms, 0);
+  assert_false(t->steps[4].booted);
+  char *yaml = vab_node_to_yaml(ctx, t->steps[0].spec);
+  assert_string_equal(yaml, "type: shell\ninline:\n- a\nbooted: true\n"
+                            "timeout: 1800s\n");
+  free(yaml);
+  yaml = vab_node_to_yaml(ctx, t->steps[2].spec);
+  assert_non_null(strstr(yaml, "booted: true\ntimeout: 1500ms\n"));
+  free(yaml);
+  /* booted: false keys as the step without it. */
+  char *off = vab_node_to_yaml(ctx, t->steps[3].spec);
+  char *plain = vab_node_to_yaml(ctx, t->steps[4].spec);
+  assert_string_equal(off, plain);
+  assert_string_equal(plain, "type: shell\ninline:\n- a\n");
+  free(off);
+  free(plain);
+  vab_template_free(t);
+
+  /* timeout on an offline step, at the value's file:line:column. */
+  assert_null(load_text(ctx, HEAD
+      "provisioners:\n"
+      "  - {type: shell, inline: [a], timeout: 5m}\n", NULL));
+  assert_int_equal(vab_error_count(ctx), 1);
+  expect_diag(ctx, 0, VAB_SEV_ERROR, "t.yaml", 5, 41,
+              "timeout applies to a booted step only; this 'shell' step "
+              "runs in the builder VM",
+              "add 'booted: true' to run it in the booted appliance, or "
+              "remove 'timeout'");
+  vab_diag_clear(ctx);
+  assert_null(load_text(ctx, HEAD
+      "provisioners:\n"
+      "  - {type: shell, inline: [a], booted: false, timeout: 5m}\n", NULL));
+  assert_int_equal(vab_error_count(ctx), 1);
+  vab_diag_clear(ctx);
+  /* A bad bool, a bad or out-of-range duration. */
+  assert_null(load_text(ctx, HEAD
+      "provisioners:\n"
+      "  - {type: shell, inline: [a], booted: maybe}\n", NULL));
+  assert_int_equal(vab_error_count(ctx), 1);
+  assert_int_equal(vab_diag_get(ctx, 0)->line, 5);
+  assert_int_equal(vab_diag_get(ctx, 0)->column, 40);
+  vab_diag_clear(ctx);
+  assert_null(load_text(ctx, HEAD
+      "provisioners:\n"
+      "  - {type: shell, inline: [a], booted: true, timeout: soon}\n", NULL));
+  assert_int_equal(vab_error_count(ctx), 1);
+  vab_diag_clear(ctx);
+  assert_null(load_text(ctx, HEAD
+      "provisioners:\n"
+      "  - {type: shell, inline: [a], booted: true, timeout: 25h}\n", NULL));
+  expect_diag(ctx, 0, VAB_SEV_ERROR, "t.yaml", 5, 55,
+              "timeout must be from 1s to 24h, not '25h'", NULL);
+  vab_diag_clear(ctx);
+  /* Types that cannot boot do not take the keys. */
+  assert_null(load_text(ctx, HEAD
+      "provisioners:\n"
+      "  - {type: hostname, hostname: web, booted: true}\n", NULL));
+  assert_int_equal(vab_error_count(ctx), 1);
+  vab_diag_clear(ctx);
+  assert_null(load_text(ctx, HEAD
+      "provisioners:\n"
+      "  - {type: hostname, hostname: web, timeout: 5m}\n", NULL));
+  assert_int_equal(vab_error_count(ctx), 1);
+  vab_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_each_diagnostic),
@@ -640,6 +731,7 @@ int main(void) {
     cmocka_unit_test(test_provisioner_inputs),
     cmocka_unit_test(test_canonical_round_trip),
     cmocka_unit_test(test_password_is_never_printed),
+    cmocka_unit_test(test_booted_steps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
