@@ -171,7 +171,7 @@ static const struct diag_case cases[] = {
    "galaxy_file: nope.yml}]\n", 4, 73,
    "galaxy_file 'nope.yml' cannot be read: No such file or directory", NULL},
   {HEAD "provisioners: [{type: reboot, force: true}]\n", 4, 31,
-   "unknown key 'force' in 'reboot' step", "expected one of: type"},
+   "unknown key 'force' in 'reboot' step", "expected one of: type, timeout"},
   {HEAD "sysprep: maybe\n", 4, 10, "'sysprep' must be true or false, not "
    "'maybe'", "write 'sysprep: false' to turn it off, or a mapping with "
    "'operations' and 'keep'"},
