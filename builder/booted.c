@@ -208,22 +208,9 @@ static void tail_collect(struct vab_booted *b) {
 /* Guest output: to the build log as it comes, the last lines kept. */
 static void output_line(void *opaque, const char *line) {
   struct vab_booted *b = opaque;
-  size_t len = strlen(line);
-  char *clean = malloc(len + 1);
+  char *clean = text_plain_copy(line);
   if (clean == NULL)
     return;
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (line[i] == '\033' && i + 1 < len && line[i + 1] == '[') {
-      i += 2;
-      while (i < len && !(line[i] >= '@' && line[i] <= '~'))
-        i++;
-      continue;
-    }
-    if (line[i] != '\r')
-      clean[n++] = line[i];
-  }
-  clean[n] = '\0';
   vab_log(b->ctx, VAB_LOG_DEBUG, "guest: %s", clean);
   tail_push(b, clean);
   free(clean);

@@ -115,24 +115,10 @@ static void tail_reset(struct guest_session *g) {
 }
 
 static void console_line(struct guest_session *g, const char *line) {
-  /* Keep the log plain text: drop carriage returns and terminal colour
-   * sequences (ESC [ ... letter) that systemd and apt print. */
-  size_t len = strlen(line);
-  char *clean = malloc(len + 1);
+  /* Keep the log plain text. */
+  char *clean = text_plain_copy(line);
   if (clean == NULL)
     return;
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (line[i] == '\033' && i + 1 < len && line[i + 1] == '[') {
-      i += 2;
-      while (i < len && !(line[i] >= '@' && line[i] <= '~'))
-        i++;
-      continue;
-    }
-    if (line[i] != '\r')
-      clean[n++] = line[i];
-  }
-  clean[n] = '\0';
   vab_log(g->base.ctx, VAB_LOG_DEBUG, "guest: %s", clean);
   if (g->capture_tail)
     tail_push(g, clean);

@@ -101,3 +101,24 @@ void text_keep_tail(char *out, size_t size, const char *line) {
   memcpy(out + have, line, add);
   out[have + add] = '\0';
 }
+
+char *text_plain_copy(const char *line) {
+  size_t len = strlen(line);
+  char *plain = malloc(len + 1);
+  if (plain == NULL)
+    return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (line[i] == '\033' && i + 1 < len && line[i + 1] == '[') {
+      /* Parameters and intermediates, up to the final byte @ to ~. */
+      i += 2;
+      while (i < len && !(line[i] >= '@' && line[i] <= '~'))
+        i++;
+      continue;
+    }
+    if (line[i] != '\r')
+      plain[n++] = line[i];
+  }
+  plain[n] = '\0';
+  return plain;
+}

@@ -40,4 +40,9 @@ void buf_release(struct buf *b);
  * without any allocation. */
 void text_keep_tail(char *out, size_t size, const char *line);
 
+/* A malloc'd copy of a console line as plain text for a log: carriage
+ * returns and terminal control sequences (ESC [ ... final byte, which
+ * systemd and apt print) dropped.  NULL when out of memory. */
+char *text_plain_copy(const char *line);
+
 #endif

@@ -50,6 +50,24 @@ static void test_detach_empty_is_empty_string(void **state) {
   free(s);
 }
 
+/* text_plain_copy: no CR, no colour or cursor sequences; other bytes
+ * kept, a lone ESC too; a sequence cut off at the end is dropped. */
+static void test_plain_copy(void **state) {
+  (void)state;
+  char *p = text_plain_copy("\033[0;32m  OK  \033[0m Started nginx\r");
+  assert_non_null(p);
+  assert_string_equal(p, "  OK   Started nginx");
+  free(p);
+  p = text_plain_copy("a\033b\033[1");
+  assert_non_null(p);
+  assert_string_equal(p, "a\033b");
+  free(p);
+  p = text_plain_copy("");
+  assert_non_null(p);
+  assert_string_equal(p, "");
+  free(p);
+}
+
 /* text_keep_tail: lines joined by newlines; a line that does not fit
  * starts the text over; one longer than the buffer is cut. */
 static void test_keep_tail(void **state) {
@@ -70,6 +88,7 @@ int main(void) {
     cmocka_unit_test(test_cap),
     cmocka_unit_test(test_detach_empty_is_empty_string),
     cmocka_unit_test(test_keep_tail),
+    cmocka_unit_test(test_plain_copy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
