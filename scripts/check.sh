@@ -48,8 +48,10 @@ sanitized_checks() {
   fi
   meson compile -C build-asan || exit 1
   step "tests under ASan+UBSan (fast suites)"
+  # Tests that bound a command's CPU time allow the sanitizers' cost.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  VAB_TEST_CPU_FACTOR=5 \
     meson test -C build-asan --print-errorlogs --num-processes 2 \
       --no-suite slow
   count_meson build-asan
