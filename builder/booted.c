@@ -15,6 +15,7 @@
 #include "builder/ssh.h"
 #include "builder/vm.h"
 #include "common/buf.h"
+#include "common/size.h"
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/io.h"
@@ -223,12 +224,7 @@ static uint64_t remaining_ms(const struct vab_booted *b) {
 
 static int timed_out(struct vab_booted *b, const char *what) {
   char limit[32];
-  if (b->step_timeout_ms % 1000 == 0)
-    snprintf(limit, sizeof limit, "%llus",
-             (unsigned long long)(b->step_timeout_ms / 1000));
-  else
-    snprintf(limit, sizeof limit, "%llums",
-             (unsigned long long)b->step_timeout_ms);
+  vab_format_duration_ms(limit, sizeof limit, b->step_timeout_ms);
   return vab_error(b->ctx, VAB_E_PROVISION,
                    "%s: %s did not finish within the step's timeout (%s)",
                    b->step ? b->step : "booted step", what, limit);

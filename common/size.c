@@ -1,4 +1,5 @@
 /* Sizes: see size.h for the grammar. */
+#include <stdio.h>
 #include <ctype.h>
 #include <string.h>
 
@@ -87,4 +88,11 @@ int vab_parse_duration_ms(const char *text, uint64_t *out_ms) {
   }
   *out_ms = total;
   return 0;
+}
+
+void vab_format_duration_ms(char *out, size_t size, uint64_t ms) {
+  if (ms % 1000 == 0)
+    snprintf(out, size, "%llus", (unsigned long long)(ms / 1000));
+  else
+    snprintf(out, size, "%llums", (unsigned long long)ms);
 }

@@ -18,4 +18,8 @@ int vab_parse_size(const char *text, uint64_t *out);
  * Returns 0 with milliseconds in *out_ms, or -1 with *out_ms untouched. */
 int vab_parse_duration_ms(const char *text, uint64_t *out_ms);
 
+/* ms as the duration grammar writes it back: "30s" for whole seconds,
+ * else "1500ms".  out holds at least 24 bytes. */
+void vab_format_duration_ms(char *out, size_t size, uint64_t ms);
+
 #endif

@@ -634,12 +634,7 @@ static void step_booted(struct schema *s, const struct vab_node *item,
     }
   }
   char text[32];
-  if (step->timeout_ms % 1000 == 0)
-    snprintf(text, sizeof text, "%llus",
-             (unsigned long long)(step->timeout_ms / 1000));
-  else
-    snprintf(text, sizeof text, "%llums",
-             (unsigned long long)step->timeout_ms);
+  vab_format_duration_ms(text, sizeof text, step->timeout_ms);
   if (p->flags & VAB_STEP_MAY_BOOT) {
     struct vab_node *yes = node_scalar(s->l, "true",
                                        booted ? &booted->mark : &item->mark);
